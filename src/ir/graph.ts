@@ -1,0 +1,47 @@
+import type { Expr } from "./expr.js";
+
+/** Element types of query/key/value. */
+export type TensorDType = "float32" | "bfloat16" | "float16";
+/** Element types of captured buffers. */
+export type BufferDType = "float32" | "int32" | "int64" | "bool";
+
+export interface TensorSpec {
+  /** [B, H, L, D]; with a paged cache, key/value are the page pool [numPages, Hkv, pageSize, D]. */
+  readonly shape: readonly [number, number, number, number];
+  readonly dtype: TensorDType;
+}
+
+export interface BufferSpec {
+  /** Default shape, used when inputs are generated; the rank and dtype are compile-time, the sizes are not. */
+  readonly shape: readonly number[];
+  readonly dtype: BufferDType;
+}
+
+export type TemplateName = "flash_attention" | "flash_decoding";
+
+export interface KernelOptions {
+  readonly PARTITION_SIZE?: number;
+  readonly template?: TemplateName;
+  readonly policy?: "auto" | "pytorch";
+}
+
+/** One FlexAttention computation, validated and with its mods parsed, typed and simplified. */
+export interface AttentionGraph {
+  readonly name: string;
+  readonly query: TensorSpec;
+  readonly key: TensorSpec;
+  readonly value: TensorSpec;
+  /** Multiplies q.k before score_mod; default 1/sqrt(E). */
+  readonly scale: number;
+  /** Typed float32 expression over score, b, h, q_idx, kv_idx and the buffers; `score` when omitted. */
+  readonly scoreMod: Expr;
+  /** Typed bool expression; constant true when omitted. */
+  readonly maskMod: Expr;
+  /** Captured buffers in declaration order; generated code refers to them by position only. */
+  readonly buffers: ReadonlyArray<{ readonly name: string } & BufferSpec>;
+  /** [SPARSE_Q_BLOCK_SIZE, SPARSE_KV_BLOCK_SIZE]. */
+  readonly blockSize: readonly [number, number];
+  readonly kvCache?: { readonly pageSize: number };
+  readonly returnLse: boolean;
+  readonly kernelOptions: KernelOptions;
+}

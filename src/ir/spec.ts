@@ -1,0 +1,161 @@
+import { z } from "zod";
+import type { Ast } from "./ast.js";
+import { SpecError } from "./errors.js";
+import { constant } from "./expr.js";
+import type { AttentionGraph, BufferDType, TensorDType } from "./graph.js";
+import { inferTypes } from "./inferTypes.js";
+import { FUNCTIONS, VARS } from "./ops.js";
+import { parseExpr } from "./parseExpr.js";
+import { simplify } from "./simplify.js";
+
+/** Names that reach file names and messages: letters, digits, `_` and `-`, starting with a letter. */
+export const SPEC_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+/** Buffer names: identifiers of the mod language that are not already taken by it. */
+export const BUFFER_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+const RESERVED = new Set<string>([...VARS, ...Object.keys(FUNCTIONS), "clamp", "inf", "nan", "true", "false", "True", "False"]);
+
+const MAX_DIM = 2 ** 31 - 1;
+const dim = z.number().int("must be an integer").positive("must be positive").max(MAX_DIM, `must be at most ${MAX_DIM}`);
+const tensorDType = z.enum(["float32", "bfloat16", "float16"]);
+const tensorSpec = z.strictObject({
+  shape: z.tuple([dim, dim, dim, dim], { error: "must be a 4-D shape [B, H, L, D]" }),
+  dtype: tensorDType,
+});
+const blockDim = z.number().int("must be an integer").min(16, "must be at least 16").max(1024, "must be at most 1024")
+  .refine((n) => n % 16 === 0, "must be a multiple of 16");
+
+export const specSchema = z.strictObject({
+  name: z.string().regex(SPEC_NAME, "must start with a letter and hold only letters, digits, '_' and '-' (at most 64)"),
+  query: tensorSpec,
+  key: tensorSpec,
+  value: tensorSpec,
+  scale: z.number().refine(Number.isFinite, "must be a finite number").optional(),
+  scoreMod: z.string().max(4096, "is longer than 4096 characters").optional(),
+  maskMod: z.string().max(4096, "is longer than 4096 characters").optional(),
+  buffers: z.record(
+    z.string().regex(BUFFER_NAME, "buffer names must be identifiers (letters, digits, '_', starting with a letter)")
+      .refine((n) => !RESERVED.has(n), "is a reserved name of the mod language"),
+    z.strictObject({
+      shape: z.array(dim).min(1, "must have 1 or 2 dims").max(2, "must have 1 or 2 dims"),
+      dtype: z.enum(["float32", "int32", "int64", "bool"]),
+    }),
+  ).optional(),
+  blockSize: z.tuple([blockDim, blockDim]).optional(),
+  kvCache: z.strictObject({ pageSize: z.number().int("must be an integer").min(1, "must be positive").max(4096, "must be at most 4096") }).optional(),
+  returnLse: z.boolean().optional(),
+  kernelOptions: z.strictObject({
+    PARTITION_SIZE: z.number().int("must be an integer").positive("must be positive").max(1 << 20, "must be at most 2^20").optional(),
+    template: z.enum(["flash_attention", "flash_decoding"]).optional(),
+    policy: z.enum(["auto", "pytorch"]).optional(),
+  }).optional(),
+});
+
+export type Spec = z.infer<typeof specSchema>;
+
+/** Parses and validates a spec given as JSON text or an already parsed object. */
+export function parseSpec(input: string | unknown): AttentionGraph {
+  let raw: unknown = input;
+  if (typeof input === "string") {
+    try {
+      raw = JSON.parse(input);
+    } catch (e) {
+      throw new SpecError(`malformed JSON: ${(e as Error).message}`, { field: "(spec)" }, "check the file is valid JSON");
+    }
+  }
+  const parsed = specSchema.safeParse(raw);
+  if (!parsed.success) throw zodToSpecError(parsed.error);
+  const spec = parsed.data;
+  const mods = {
+    scoreMod: spec.scoreMod === undefined ? undefined : parseExpr(spec.scoreMod, "scoreMod"),
+    maskMod: spec.maskMod === undefined ? undefined : parseExpr(spec.maskMod, "maskMod"),
+  };
+  return buildGraph(spec, mods, { scoreMod: spec.scoreMod, maskMod: spec.maskMod });
+}
+
+/**
+ * Checks what a schema cannot (relations between fields), types and simplifies the mods, and returns the graph.
+ * Both the JSON path and the TypeScript builder end here, so both give the same graph for the same formula.
+ */
+export function buildGraph(
+  spec: Omit<Spec, "scoreMod" | "maskMod">,
+  mods: { scoreMod?: Ast; maskMod?: Ast },
+  sources: { scoreMod?: string; maskMod?: string } = {},
+): AttentionGraph {
+  const { query, key, value } = spec;
+  const fail = (field: string, problem: string, hint?: string): never => {
+    throw new SpecError(problem, { field }, hint);
+  };
+  if (key.dtype !== query.dtype) fail("key.dtype", `is ${key.dtype} but query.dtype is ${query.dtype}; query, key and value share one dtype`);
+  if (value.dtype !== query.dtype) fail("value.dtype", `is ${value.dtype} but query.dtype is ${query.dtype}; query, key and value share one dtype`);
+  const [, hq, , qkDim] = query.shape;
+  const [kvBatch, hkv, kvLen, kDim] = key.shape;
+  if (hq % hkv !== 0) fail("key.shape[1]", `query heads (${hq}) must be a multiple of key/value heads (${hkv})`);
+  if (kDim !== qkDim) fail("key.shape[3]", `head dim ${kDim} differs from query's ${qkDim}`);
+  for (const i of [0, 1, 2] as const) {
+    if (value.shape[i] !== key.shape[i]) fail(`value.shape[${i}]`, `is ${value.shape[i]} but key.shape[${i}] is ${key.shape[i]}`);
+  }
+  if (spec.kvCache) {
+    if (kvLen !== spec.kvCache.pageSize) {
+      fail("key.shape[2]", `with kvCache, key is the page pool [numPages, Hkv, pageSize, D]: its dim 2 (${kvLen}) must equal kvCache.pageSize (${spec.kvCache.pageSize})`);
+    }
+  } else if (kvBatch !== query.shape[0]) {
+    fail("key.shape[0]", `batch ${kvBatch} differs from query's ${query.shape[0]}`);
+  }
+  for (const [field, t] of [["query", query], ["key", key], ["value", value]] as const) {
+    checkBytes(field, t.shape, t.dtype === "float32" ? 4 : 2);
+  }
+  const buffers = Object.entries(spec.buffers ?? {}).map(([name, b]) => {
+    checkBytes(`buffers.${name}`, b.shape, b.dtype === "int64" ? 8 : b.dtype === "bool" ? 1 : 4);
+    return { name, shape: b.shape, dtype: b.dtype as BufferDType };
+  });
+  const scope = (kind: "scoreMod" | "maskMod") => ({
+    kind,
+    buffers: buffers.map((b) => ({ name: b.name, dtype: b.dtype, rank: b.shape.length })),
+    source: sources[kind],
+  });
+  const options = spec.kernelOptions ?? {};
+  const blockSize = (spec.blockSize ?? [128, 128]) as [number, number];
+  if (options.PARTITION_SIZE !== undefined && options.PARTITION_SIZE % blockSize[1] !== 0) {
+    fail("kernelOptions.PARTITION_SIZE", `${options.PARTITION_SIZE} is not a multiple of the kv block size ${blockSize[1]}`);
+  }
+  return {
+    name: spec.name,
+    query: { shape: [...query.shape], dtype: query.dtype as TensorDType },
+    key: { shape: [...key.shape], dtype: key.dtype as TensorDType },
+    value: { shape: [...value.shape], dtype: value.dtype as TensorDType },
+    scale: spec.scale ?? 1 / Math.sqrt(qkDim),
+    scoreMod: simplify(mods.scoreMod ? inferTypes(mods.scoreMod, scope("scoreMod")) : inferTypes({ kind: "name", name: "score", pos: -1 }, scope("scoreMod"))),
+    maskMod: simplify(mods.maskMod ? inferTypes(mods.maskMod, scope("maskMod")) : constant(true, "bool")),
+    buffers,
+    blockSize,
+    kvCache: spec.kvCache ? { pageSize: spec.kvCache.pageSize } : undefined,
+    returnLse: spec.returnLse ?? false,
+    kernelOptions: { ...options },
+  };
+}
+
+/** Refuses tensors whose byte count cannot be represented exactly (and so could never be allocated). */
+function checkBytes(field: string, shape: readonly number[], bytesPerElement: number): void {
+  const bytes = shape.reduce((a, b) => a * b, bytesPerElement);
+  if (!Number.isSafeInteger(bytes)) {
+    throw new SpecError(`shape [${shape.join(", ")}] is ${bytes.toExponential(2)} bytes, too large to allocate`, { field: `${field}.shape` });
+  }
+}
+
+export function zodToSpecError(error: z.ZodError): SpecError {
+  const issue = error.issues[0];
+  const field = formatPath(issue.path);
+  let problem = issue.message;
+  if (issue.code === "unrecognized_keys") {
+    problem = `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `'${k}'`).join(", ")}`;
+  } else if (issue.code === "invalid_value" && "values" in issue) {
+    problem = `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+  } else if (issue.code === "invalid_type" && /received undefined/.test(issue.message)) {
+    problem = "is required";
+  }
+  return new SpecError(problem, { field: field || "(spec)" });
+}
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join("");
+}
