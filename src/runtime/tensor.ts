@@ -1,0 +1,152 @@
+/**
+ * The runtime's tensor: a contiguous row-major typed array with a shape and a dtype. 16-bit floats are
+ * stored as bit patterns (see dtypes.ts), int64 as BigInt64Array, bool as Uint8Array of 0/1.
+ */
+import { f16BitsToF32, bf16BitsToF32, toBfloat16, toFloat16 } from "./dtypes.js";
+
+export type DType = "float32" | "bfloat16" | "float16" | "int32" | "int64" | "bool";
+
+export type TensorData = Float32Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array;
+
+export interface Tensor {
+  data: TensorData;
+  shape: number[];
+  dtype: DType;
+}
+
+/** Maps each dtype to its storage, so `tensor()` and readers can be typed precisely. */
+export interface DataOf {
+  float32: Float32Array;
+  bfloat16: Uint16Array;
+  float16: Uint16Array;
+  int32: Int32Array;
+  int64: BigInt64Array;
+  bool: Uint8Array;
+}
+
+type TypedArrayConstructor<A> = { new (length: number): A; readonly BYTES_PER_ELEMENT: number };
+
+const STORAGE: { [D in DType]: TypedArrayConstructor<DataOf[D]> } = {
+  float32: Float32Array,
+  bfloat16: Uint16Array,
+  float16: Uint16Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  bool: Uint8Array,
+};
+
+export const DTYPES: readonly DType[] = Object.keys(STORAGE) as DType[];
+
+export function isDType(name: string): name is DType {
+  return Object.hasOwn(STORAGE, name);
+}
+
+/** The typed-array constructor that stores `dtype`. */
+export function typedArrayFor<D extends DType>(dtype: D): TypedArrayConstructor<DataOf[D]> {
+  if (!isDType(dtype)) throw new TypeError(`unknown dtype '${String(dtype)}'`);
+  return STORAGE[dtype];
+}
+
+/** Element count of `shape`; the empty shape is a scalar (1 element). */
+export function numel(shape: readonly number[]): number {
+  let count = 1;
+  for (let axis = 0; axis < shape.length; axis++) {
+    const dim = shape[axis];
+    if (!Number.isSafeInteger(dim) || dim < 0) {
+      throw new RangeError(`shape [${shape.join(", ")}]: dim ${axis} is ${dim}, expected a non-negative integer`);
+    }
+    count *= dim;
+  }
+  if (!Number.isSafeInteger(count)) {
+    throw new RangeError(`shape [${shape.join(", ")}]: element count ${count} is not a safe integer`);
+  }
+  return count;
+}
+
+/** Throws unless `data` is the storage of `dtype` and holds exactly numel(shape) elements. */
+export function checkTensorData(dtype: DType, shape: readonly number[], data: TensorData): void {
+  const storage = typedArrayFor(dtype);
+  if (!(data instanceof storage)) {
+    throw new TypeError(`a ${dtype} tensor is stored in a ${storage.name}, got ${data.constructor.name}`);
+  }
+  const count = numel(shape);
+  if (data.length !== count) {
+    throw new RangeError(`shape [${shape.join(", ")}] has ${count} elements, data has ${data.length}`);
+  }
+}
+
+/** A tensor of `dtype` and `shape`, zero-filled unless `data` (used as is, not copied) is given. */
+export function tensor<D extends DType>(dtype: D, shape: readonly number[], data?: DataOf[D]): Tensor {
+  const storage = typedArrayFor(dtype);
+  const dims = [...shape];
+  if (data === undefined) return { dtype, shape: dims, data: new storage(numel(dims)) };
+  checkTensorData(dtype, dims, data);
+  return { dtype, shape: dims, data };
+}
+
+/** Every element as a float64 (int64 beyond 2^53 loses precision, like `Number(bigint)`). */
+export function toFloat64(t: Tensor): Float64Array {
+  checkTensorData(t.dtype, t.shape, t.data);
+  const out = new Float64Array(t.data.length);
+  const data = t.data;
+  switch (t.dtype) {
+    case "bfloat16":
+      for (let i = 0; i < out.length; i++) out[i] = bf16BitsToF32(data[i] as number);
+      break;
+    case "float16":
+      for (let i = 0; i < out.length; i++) out[i] = f16BitsToF32(data[i] as number);
+      break;
+    case "int64":
+      for (let i = 0; i < out.length; i++) out[i] = Number(data[i]);
+      break;
+    default:
+      for (let i = 0; i < out.length; i++) out[i] = data[i] as number;
+  }
+  return out;
+}
+
+/** Integers of `bits` bits span [-2^(bits-1), 2^(bits-1)); both bounds are exact doubles. */
+function integerAt(values: ArrayLike<number>, i: number, dtype: DType, bits: number): number {
+  const v = values[i];
+  if (!Number.isInteger(v) || v < -(2 ** (bits - 1)) || v >= 2 ** (bits - 1)) {
+    throw new RangeError(`value ${v} at index ${i} is not representable as ${dtype}`);
+  }
+  return v;
+}
+
+/**
+ * A tensor of `dtype` holding `values` rounded to it: float32 and the 16-bit floats round to nearest even
+ * (through float32, as a C++ float would); integers must be exact and in range; bool is `value != 0`
+ * (NaN is true, as in C++ and PyTorch).
+ */
+export function fromFloat64(values: ArrayLike<number>, dtype: DType, shape: readonly number[]): Tensor {
+  const count = numel(shape);
+  if (values.length !== count) {
+    throw new RangeError(`shape [${shape.join(", ")}] has ${count} elements, got ${values.length} values`);
+  }
+  switch (dtype) {
+    case "float32":
+      return tensor(dtype, shape, Float32Array.from(values));
+    case "bfloat16":
+      return tensor(dtype, shape, toBfloat16(values));
+    case "float16":
+      return tensor(dtype, shape, toFloat16(values));
+    case "int32": {
+      const data = new Int32Array(count);
+      for (let i = 0; i < count; i++) data[i] = integerAt(values, i, dtype, 32);
+      return tensor(dtype, shape, data);
+    }
+    case "int64": {
+      const data = new BigInt64Array(count);
+      for (let i = 0; i < count; i++) data[i] = BigInt(integerAt(values, i, dtype, 64));
+      return tensor(dtype, shape, data);
+    }
+    case "bool": {
+      const data = new Uint8Array(count);
+      for (let i = 0; i < count; i++) data[i] = values[i] !== 0 ? 1 : 0;
+      return tensor(dtype, shape, data);
+    }
+    default:
+      throw new TypeError(`unknown dtype '${String(dtype)}'`);
+  }
+}

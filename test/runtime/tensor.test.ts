@@ -1,0 +1,100 @@
+import { describe, expect, it } from "vitest";
+import { DTYPES, fromFloat64, numel, tensor, toFloat64, typedArrayFor } from "../../src/runtime/tensor.js";
+
+describe("numel", () => {
+  it("multiplies the dims; the empty shape is a scalar", () => {
+    expect(numel([])).toBe(1);
+    expect(numel([2, 3, 4])).toBe(24);
+    expect(numel([5, 0, 7])).toBe(0);
+  });
+
+  it("throws a RangeError naming the bad dim", () => {
+    expect(() => numel([2, -1])).toThrow(RangeError);
+    expect(() => numel([2, -1])).toThrow(/dim 1 is -1/);
+    expect(() => numel([1.5])).toThrow(/dim 0 is 1.5/);
+    expect(() => numel([NaN])).toThrow(/non-negative integer/);
+  });
+
+  it("throws a RangeError when the count is not a safe integer", () => {
+    expect(() => numel([2 ** 30, 2 ** 30, 2 ** 30])).toThrow(RangeError);
+    expect(() => numel([2 ** 30, 2 ** 30, 2 ** 30])).toThrow(/not a safe integer/);
+  });
+});
+
+describe("tensor", () => {
+  it("allocates zeroed storage of the dtype's typed array", () => {
+    const storage = {
+      float32: Float32Array,
+      bfloat16: Uint16Array,
+      float16: Uint16Array,
+      int32: Int32Array,
+      int64: BigInt64Array,
+      bool: Uint8Array,
+    };
+    for (const dtype of DTYPES) {
+      expect(typedArrayFor(dtype)).toBe(storage[dtype]);
+      const t = tensor(dtype, [2, 3]);
+      expect(t.data).toBeInstanceOf(storage[dtype]);
+      expect(t.data.length).toBe(6);
+      expect(t.shape).toEqual([2, 3]);
+      expect([...toFloat64(t)]).toEqual([0, 0, 0, 0, 0, 0]);
+    }
+  });
+
+  it("takes data of the right kind and length, and rejects anything else", () => {
+    const data = new Int32Array([1, 2, 3]);
+    expect(tensor("int32", [3], data).data).toBe(data);
+    expect(() => tensor("int32", [4], data)).toThrow(/has 4 elements, data has 3/);
+    expect(() => tensor("float32", [3], new Float64Array(3) as never)).toThrow(TypeError);
+    expect(() => tensor("float16", [3], new Int16Array(3) as never)).toThrow(/Uint16Array/);
+    expect(() => typedArrayFor("float64" as never)).toThrow(/unknown dtype 'float64'/);
+  });
+
+  it("copies the shape so later edits of the caller's array do not leak in", () => {
+    const shape = [2, 2];
+    const t = tensor("float32", shape);
+    shape[0] = 9;
+    expect(t.shape).toEqual([2, 2]);
+  });
+});
+
+describe("toFloat64 / fromFloat64", () => {
+  it("round-trips values exactly representable in every dtype", () => {
+    const values = [0, 1, -2, 0.5, 3, -0.25];
+    for (const dtype of ["float32", "bfloat16", "float16"] as const) {
+      expect([...toFloat64(fromFloat64(values, dtype, [2, 3]))]).toEqual(values);
+    }
+    const ints = [0, 1, -7, 2 ** 31 - 1, -(2 ** 31), 42];
+    expect([...toFloat64(fromFloat64(ints, "int32", [6]))]).toEqual(ints);
+    expect([...toFloat64(fromFloat64([2 ** 53, -(2 ** 60)], "int64", [2]))]).toEqual([2 ** 53, -(2 ** 60)]);
+    expect(fromFloat64([2 ** 60], "int64", [1]).data).toEqual(new BigInt64Array([2n ** 60n]));
+  });
+
+  it("rounds floats to the dtype, to nearest even", () => {
+    expect(toFloat64(fromFloat64([0.1], "float32", [1]))[0]).toBe(Math.fround(0.1));
+    expect(fromFloat64([1 + 2 ** -8, 1 + 3 * 2 ** -8], "bfloat16", [2]).data).toEqual(new Uint16Array([0x3f80, 0x3f82]));
+    expect(fromFloat64([1 + 2 ** -11, 65520, 2 ** -25], "float16", [3]).data).toEqual(new Uint16Array([0x3c00, 0x7c00, 0]));
+  });
+
+  it("turns values into bools as C++ does (non-zero, including NaN, is true)", () => {
+    expect(fromFloat64([0, 1, -3, NaN, -0], "bool", [5]).data).toEqual(new Uint8Array([0, 1, 1, 1, 0]));
+  });
+
+  it("rejects integers that are fractional or out of range, naming the index", () => {
+    expect(() => fromFloat64([1, 2.5], "int32", [2])).toThrow(/value 2.5 at index 1 is not representable as int32/);
+    expect(() => fromFloat64([2 ** 31], "int32", [1])).toThrow(RangeError);
+    expect(() => fromFloat64([2 ** 63], "int64", [1])).toThrow(/int64/);
+    expect(() => fromFloat64([NaN], "int64", [1])).toThrow(RangeError);
+  });
+
+  it("checks the number of values against the shape", () => {
+    expect(() => fromFloat64([1, 2, 3], "float32", [2, 2])).toThrow(/has 4 elements, got 3 values/);
+  });
+
+  it("decodes 16-bit floats and int64 to float64", () => {
+    expect([...toFloat64(tensor("bfloat16", [2], new Uint16Array([0x4049, 0xff80])))]).toEqual([3.140625, -Infinity]);
+    expect([...toFloat64(tensor("float16", [2], new Uint16Array([0x3555, 0x0001])))]).toEqual([0.333251953125, 2 ** -24]);
+    expect([...toFloat64(tensor("int64", [1], new BigInt64Array([-5n])))]).toEqual([-5]);
+    expect([...toFloat64(tensor("bool", [2], new Uint8Array([1, 0])))]).toEqual([1, 0]);
+  });
+});
