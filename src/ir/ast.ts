@@ -19,11 +19,18 @@ export type BinaryOperator =
   | "==" | "!=" | "<" | "<=" | ">" | ">="
   | "&" | "|" | "^" | "&&" | "||";
 
-/** Binding power of each binary operator (higher binds tighter); `**` is right-associative. */
+/**
+ * Binding power of each binary operator (higher binds tighter). As in Python, where mods are usually first
+ * written, `&`, `|` and `^` bind tighter than comparisons, so `(a & 1) == 0` needs no parentheses but
+ * `(q_idx >= kv_idx) & (h < 4)` does. Comparisons do not chain (`a < b < c` is refused: Python and C
+ * disagree on its meaning). `**` is right-associative.
+ */
 export const BINARY_PRECEDENCE: Readonly<Record<BinaryOperator, number>> = {
-  "||": 1, "&&": 2, "|": 3, "^": 4, "&": 5,
-  "==": 6, "!=": 6, "<": 7, "<=": 7, ">": 7, ">=": 7,
+  "||": 1, "&&": 2,
+  "==": 3, "!=": 3, "<": 3, "<=": 3, ">": 3, ">=": 3,
+  "|": 4, "^": 5, "&": 6,
   "+": 9, "-": 9, "*": 10, "/": 10, "//": 10, "%": 10, "**": 12,
 };
+export const COMPARISON_PRECEDENCE = 3;
 /** Prefix operators bind tighter than every binary operator except `**` (so `-x ** 2` is `-(x ** 2)`). */
 export const UNARY_PRECEDENCE = 11;

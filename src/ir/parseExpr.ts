@@ -1,4 +1,4 @@
-import { type Ast, type BinaryOperator, BINARY_PRECEDENCE, UNARY_PRECEDENCE, type UnaryOperator } from "./ast.js";
+import { type Ast, type BinaryOperator, BINARY_PRECEDENCE, COMPARISON_PRECEDENCE, UNARY_PRECEDENCE, type UnaryOperator } from "./ast.js";
 import { SpecError } from "./errors.js";
 
 /**
@@ -62,6 +62,8 @@ function tokenize(source: string, field: string): Token[] {
 class Parser {
   private readonly tokens: Token[];
   private at = 0;
+  /** Nodes written inside parentheses, which may stand anywhere. */
+  private readonly parenthesised = new Set<Ast>();
 
   constructor(private readonly source: string, private readonly field: string) {
     if (source.trim() === "") this.fail("the expression is empty", 0);
@@ -89,6 +91,9 @@ class Parser {
       }
       const precedence = BINARY_PRECEDENCE[t.text as BinaryOperator];
       if (precedence === undefined || precedence <= minPrecedence) break;
+      if (precedence === COMPARISON_PRECEDENCE && left.kind === "binary" && BINARY_PRECEDENCE[left.op] === COMPARISON_PRECEDENCE && !this.parenthesised.has(left)) {
+        this.fail("comparisons do not chain; write (a < b) && (b < c)", t.pos);
+      }
       this.next();
       // `**` is right-associative: its right side may contain another `**`.
       const right = this.expression(t.text === "**" ? precedence - 1 : precedence);
@@ -106,6 +111,7 @@ class Parser {
     if (t.kind === "punct" && t.text === "(") {
       const inner = this.expression(0);
       this.expect(")");
+      this.parenthesised.add(inner);
       return inner;
     }
     if (t.kind === "number") {

@@ -66,6 +66,8 @@ describe("parser", () => {
     ["true ? 1 : 2", "1"],
     ["~5", "-6"],
     ["6 & 3 | 8", "10"],
+    ["5 & 1 == 1", "true"],
+    ["1 | 2 > 2", "true"],
     ["1 / 4", "0.25"],
   ])("folds %s to %s", (source, expected) => {
     const kind = expected === "true" ? "maskMod" : "scoreMod";
@@ -88,6 +90,7 @@ describe("parser", () => {
     ["q_idx >= kv_idx", "scoreMod:7: a score_mod must produce a number"],
     ["score & 1", "scoreMod:7: and(float32, int64): bitwise operators need bool or integer operands, not float32"],
     ["", "scoreMod:1: the expression is empty"],
+    ["q_idx < kv_idx < 3", "scoreMod:16: comparisons do not chain"],
   ])("rejects %j", (source, message) => {
     expect(() => typed(source)).toThrow(SpecError);
     expect(() => typed(source)).toThrow(message);
