@@ -1,0 +1,76 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { execa } from "execa";
+import { CACHE_FORMAT_VERSION, sha256 } from "./cacheKey.js";
+import type { CompilerInfo } from "./compilerInfo.js";
+import type { EntryContents } from "./diskCache.js";
+import { fileChecksum } from "./diskCache.js";
+import {
+  HEADER_FILE,
+  LIBRARY_FILE,
+  MANIFEST_FILE,
+  type Manifest,
+  SOURCE_FILE,
+  failedDir,
+  tempPrefix,
+} from "./entryLayout.js";
+import { CompileError, CompilerNotFoundError } from "./errors.js";
+
+/** The compiler command line, identical on every machine: it runs inside the build dir with relative names. */
+export function compilerArgv(cxx: string, cxxflags: readonly string[]): string[] {
+  return [cxx, ...cxxflags, "-o", LIBRARY_FILE, SOURCE_FILE];
+}
+
+/**
+ * Compiles into a fresh temp dir of the cache and writes the manifest last; returns the finished dir, ready to
+ * be renamed into place. A process killed here leaves only a temp dir, which no lookup ever reads.
+ */
+export async function buildEntry(
+  cacheDir: string,
+  wanted: EntryContents,
+  argv: string[],
+  compiler: CompilerInfo,
+): Promise<string> {
+  const started = performance.now();
+  const dir = await mkdtemp(tempPrefix(cacheDir, wanted.key));
+  try {
+    await writeFile(join(dir, SOURCE_FILE), wanted.source);
+    if (wanted.header !== undefined) await writeFile(join(dir, HEADER_FILE), wanted.header);
+    const result = await execa(argv[0], argv.slice(1), { cwd: dir, reject: false, stdin: "ignore" });
+    if (result.code === "ENOENT" || result.code === "EACCES") throw new CompilerNotFoundError(argv[0]);
+    if (result.failed) {
+      const kept = await keepFailedSource(cacheDir, wanted);
+      throw new CompileError(result.stderr || result.message || "", kept, argv, result.exitCode);
+    }
+    const library = await fileChecksum(join(dir, LIBRARY_FILE));
+    if (library === undefined) {
+      const kept = await keepFailedSource(cacheDir, wanted);
+      throw new CompileError(`the compiler exited 0 but wrote no ${LIBRARY_FILE}\n${result.stderr}`, kept, argv, 0);
+    }
+    const checksums: Record<string, string> = { [SOURCE_FILE]: sha256(wanted.source), [LIBRARY_FILE]: library };
+    if (wanted.header !== undefined) checksums[HEADER_FILE] = sha256(wanted.header);
+    const manifest: Manifest = {
+      formatVersion: CACHE_FORMAT_VERSION,
+      key: wanted.key,
+      argv,
+      compilerVersion: compiler.version,
+      cpuFeatures: compiler.cpuFeatures,
+      checksums,
+      compileMs: Math.round(performance.now() - started),
+      createdAt: new Date().toISOString(),
+    };
+    await writeFile(join(dir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+    return dir;
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function keepFailedSource(cacheDir: string, wanted: EntryContents): Promise<string> {
+  await mkdir(failedDir(cacheDir), { recursive: true });
+  const sourcePath = join(failedDir(cacheDir), `${wanted.key}.cpp`);
+  await writeFile(sourcePath, wanted.source);
+  if (wanted.header !== undefined) await writeFile(join(failedDir(cacheDir), `${wanted.key}.h`), wanted.header);
+  return sourcePath;
+}

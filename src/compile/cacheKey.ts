@@ -1,0 +1,24 @@
+import { createHash } from "node:crypto";
+
+/** Bump when the entry layout or manifest changes, so old entries are never misread. */
+export const CACHE_FORMAT_VERSION = 1;
+
+/**
+ * The content address of a compiled kernel: everything that can change the bytes of the .so.
+ * `header` is part of it because it is written beside the source and the source may include it.
+ */
+export function cacheKey(
+  source: string,
+  argv: string[],
+  compilerVersion: string,
+  cpuFeatures: string,
+  header?: string,
+): string {
+  // JSON framing keeps the fields unambiguous (no concatenation collisions between fields).
+  const fields = JSON.stringify([CACHE_FORMAT_VERSION, source, argv, compilerVersion, cpuFeatures, header ?? null]);
+  return sha256(fields);
+}
+
+export function sha256(data: string | Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}

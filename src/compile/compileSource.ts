@@ -1,0 +1,119 @@
+import { access } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { buildEntry, compilerArgv } from "./buildEntry.js";
+import { cacheKey } from "./cacheKey.js";
+import { type CompilerInfo, compilerInfo } from "./compilerInfo.js";
+import { type EntryContents, discardDir, inspectEntry, publishEntry } from "./diskCache.js";
+import { HEADER_FILE, LIBRARY_FILE, SOURCE_FILE, entryDir, lockDir } from "./entryLayout.js";
+import { withLock } from "./lock.js";
+import { type CompileOptions, type CompileProgressEvent, defaultCacheDir, defaultCxx, defaultCxxflags } from "./options.js";
+import { _forgetCacheDirsForTests, usableCacheDir } from "./usableCacheDir.js";
+
+export interface CompiledLibrary {
+  key: string;
+  soPath: string;
+  sourcePath: string;
+  headerPath?: string;
+  fromCache: "memory" | "disk" | "compiled";
+  /** Wall time this call spent, lookups included; the g++ time of the original build is in the manifest. */
+  compileMs: number;
+}
+
+/** In-flight and finished builds of this process by (requested cache dir, key): a repeat call runs no g++. */
+const builds = new Map<string, Promise<CompiledLibrary>>();
+
+/** Compiles `source` to a shared library, or returns the cached one for the same source, flags and machine. */
+export async function compileSource(source: string, opts: CompileOptions & { header?: string } = {}): Promise<CompiledLibrary> {
+  const started = performance.now();
+  const cxx = opts.cxx ?? defaultCxx();
+  const cxxflags = opts.cxxflags ?? defaultCxxflags();
+  const argv = compilerArgv(cxx, cxxflags);
+  const compiler = await compilerInfo(cxx, cxxflags);
+  const wanted: EntryContents = {
+    key: cacheKey(source, argv, compiler.version, compiler.cpuFeatures, opts.header),
+    source,
+    header: opts.header,
+  };
+  // Absolute, so the paths handed to the loader do not depend on a later chdir.
+  const requestedDir = resolve(opts.cacheDir ?? defaultCacheDir());
+  const buildId = `${requestedDir}\0${wanted.key}`;
+  const progress = (phase: CompileProgressEvent["phase"]) => opts.onProgress?.({ phase, key: wanted.key });
+  const elapsed = () => performance.now() - started;
+
+  const known = builds.get(buildId);
+  if (known) {
+    // A build in flight is shared, its failure included; failed builds leave the map, so a later call retries.
+    const library = await known;
+    // Existence is the cheap check; a library removed by clearCache since is rebuilt below.
+    if (await exists(library.soPath)) {
+      progress("cache-hit-memory");
+      progress("done");
+      return { ...library, fromCache: "memory", compileMs: elapsed() };
+    }
+  }
+  const build = findOrBuild(requestedDir, wanted, argv, compiler, progress, elapsed);
+  builds.set(buildId, build);
+  build.catch(() => {
+    if (builds.get(buildId) === build) builds.delete(buildId);
+  });
+  const library = await build;
+  progress("done");
+  return library;
+}
+
+/** Forgets every build and cache-dir decision of this process, so a test can observe the disk cache again. */
+export function _resetMemoryCacheForTests(): void {
+  builds.clear();
+  _forgetCacheDirsForTests();
+}
+
+async function findOrBuild(
+  requestedDir: string,
+  wanted: EntryContents,
+  argv: string[],
+  compiler: CompilerInfo,
+  progress: (phase: CompileProgressEvent["phase"]) => void,
+  elapsed: () => number,
+): Promise<CompiledLibrary> {
+  const cacheDir = await usableCacheDir(requestedDir);
+  const library = (fromCache: CompiledLibrary["fromCache"]) => describe(cacheDir, wanted, fromCache, elapsed());
+
+  if ((await inspectEntry(cacheDir, wanted)).status === "valid") {
+    progress("cache-hit-disk");
+    return library("disk");
+  }
+  return withLock(lockDir(cacheDir, wanted.key), async () => {
+    // Whoever held the lock before us may have just published this very key.
+    const state = await inspectEntry(cacheDir, wanted);
+    if (state.status === "valid") {
+      progress("cache-hit-disk");
+      return library("disk");
+    }
+    if (state.status === "corrupt") await discardDir(cacheDir, entryDir(cacheDir, wanted.key));
+    progress("compiling");
+    const built = await buildEntry(cacheDir, wanted, argv, compiler);
+    const outcome = await publishEntry(cacheDir, built, wanted);
+    return library(outcome === "ours" ? "compiled" : "disk");
+  });
+}
+
+function describe(cacheDir: string, wanted: EntryContents, fromCache: CompiledLibrary["fromCache"], ms: number): CompiledLibrary {
+  const dir = entryDir(cacheDir, wanted.key);
+  return {
+    key: wanted.key,
+    soPath: join(dir, LIBRARY_FILE),
+    sourcePath: join(dir, SOURCE_FILE),
+    ...(wanted.header === undefined ? {} : { headerPath: join(dir, HEADER_FILE) }),
+    fromCache,
+    compileMs: ms,
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,62 @@
+import { execa } from "execa";
+import { CompilerNotFoundError, CompilerProbeError } from "./errors.js";
+import { defaultCxxflags } from "./options.js";
+
+export interface CompilerInfo {
+  /** The full `cxx --version` text, so a compiler upgrade changes every cache key. */
+  version: string;
+  /** Sorted ISA feature macros the flags enable, e.g. `__AVX2__ __F16C__ __FMA__ ...`. */
+  cpuFeatures: string;
+}
+
+/**
+ * Macros that name an instruction-set feature or the target architecture. `-march=native` is the same argv on
+ * every machine, so these macros are what tells an AVX2 build apart from an AVX-512 one in the cache key.
+ */
+const FEATURE_MACRO =
+  /^__(?:(?:SSE\w*|SSSE3|AVX\w*|FMA4?|F16C|BMI2?|POPCNT|LZCNT|ABM|ADX|AES|PCLMUL|VPCLMULQDQ|VAES|SHA|GFNI|MOVBE|AMX\w*)__|ARM_NEON|ARM_FEATURE_\w+|ARM_ARCH|x86_64__|aarch64__|riscv_\w+)$/;
+
+/** Memoised per (cxx, flags) for the life of the process: a compiler does not change under a running program. */
+const infoByCompiler = new Map<string, Promise<CompilerInfo>>();
+
+export function compilerInfo(cxx: string, cxxflags: readonly string[] = defaultCxxflags()): Promise<CompilerInfo> {
+  const memoKey = JSON.stringify([cxx, cxxflags]);
+  let info = infoByCompiler.get(memoKey);
+  if (!info) {
+    info = probeCompiler(cxx, cxxflags);
+    // A failed probe (e.g. compiler not installed yet) must not stick for the rest of the process.
+    info.catch(() => infoByCompiler.delete(memoKey));
+    infoByCompiler.set(memoKey, info);
+  }
+  return info;
+}
+
+async function probeCompiler(cxx: string, cxxflags: readonly string[]): Promise<CompilerInfo> {
+  const version = (await runProbe(cxx, ["--version"])).trim();
+  const macros = await runProbe(cxx, [...macroProbeFlags(cxxflags), "-dM", "-E", "-x", "c++", "/dev/null"]);
+  return { version, cpuFeatures: featureMacros(macros).join(" ") };
+}
+
+/** Output and link flags make no sense for `-E`; everything else (notably -m*, -march) can change the macros. */
+function macroProbeFlags(cxxflags: readonly string[]): string[] {
+  return cxxflags.filter((flag) => flag !== "-shared" && !flag.startsWith("-Wl,"));
+}
+
+/** The feature macro names defined by a `-dM -E` dump, sorted so the string is stable. */
+export function featureMacros(dump: string): string[] {
+  const names = new Set<string>();
+  for (const line of dump.split("\n")) {
+    const match = /^#define\s+(\S+)/.exec(line);
+    if (match && FEATURE_MACRO.test(match[1])) names.add(match[1]);
+  }
+  return [...names].sort();
+}
+
+async function runProbe(cxx: string, args: string[]): Promise<string> {
+  const result = await execa(cxx, args, { reject: false, stdin: "ignore" });
+  if (result.code === "ENOENT" || result.code === "EACCES") throw new CompilerNotFoundError(cxx);
+  if (result.failed) {
+    throw new CompilerProbeError([cxx, ...args], result.stderr || result.message || "");
+  }
+  return result.stdout;
+}

@@ -1,0 +1,122 @@
+import { mkdir, mkdtemp, readFile, rename, rm, stat } from "node:fs/promises";
+import { basename, dirname } from "node:path";
+import { CACHE_FORMAT_VERSION, sha256 } from "./cacheKey.js";
+import {
+  HEADER_FILE,
+  LIBRARY_FILE,
+  MANIFEST_FILE,
+  type Manifest,
+  SOURCE_FILE,
+  entryDir,
+  tempPrefix,
+} from "./entryLayout.js";
+
+/** What a build must reproduce; an entry is only as good as its match with these. */
+export interface EntryContents {
+  key: string;
+  source: string;
+  header?: string;
+}
+
+export type EntryState =
+  | { status: "absent" }
+  | { status: "corrupt"; reason: string }
+  | { status: "valid"; dir: string; manifest: Manifest };
+
+/**
+ * Reads an entry and checks every file against the manifest and the manifest against what was asked for.
+ * A truncated or edited .so, source or header makes the entry corrupt, never half-trusted.
+ */
+export async function inspectEntry(cacheDir: string, wanted: EntryContents): Promise<EntryState> {
+  const dir = entryDir(cacheDir, wanted.key);
+  let manifestText: string;
+  try {
+    manifestText = await readFile(`${dir}/${MANIFEST_FILE}`, "utf8");
+  } catch (error) {
+    if (isMissing(error)) return (await exists(dir)) ? { status: "corrupt", reason: "no manifest" } : { status: "absent" };
+    throw error;
+  }
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(manifestText) as Manifest;
+  } catch {
+    return { status: "corrupt", reason: "manifest is not JSON" };
+  }
+  if (manifest.formatVersion !== CACHE_FORMAT_VERSION || manifest.key !== wanted.key) {
+    return { status: "corrupt", reason: "manifest belongs to another key or format" };
+  }
+  const expected: Record<string, string | undefined> = {
+    [SOURCE_FILE]: sha256(wanted.source),
+    [HEADER_FILE]: wanted.header === undefined ? undefined : sha256(wanted.header),
+    [LIBRARY_FILE]: manifest.checksums?.[LIBRARY_FILE],
+  };
+  for (const [file, checksum] of Object.entries(expected)) {
+    if (checksum === undefined) continue;
+    if (manifest.checksums?.[file] !== checksum) return { status: "corrupt", reason: `manifest checksum of ${file} differs` };
+    const actual = await fileChecksum(`${dir}/${file}`);
+    if (actual !== checksum) return { status: "corrupt", reason: `${file} ${actual === undefined ? "is missing" : "was altered"}` };
+  }
+  if (expected[LIBRARY_FILE] === undefined) return { status: "corrupt", reason: `manifest has no checksum of ${LIBRARY_FILE}` };
+  return { status: "valid", dir, manifest };
+}
+
+export type PublishOutcome = "ours" | "theirs";
+
+/**
+ * Moves a finished build (manifest already written) into place with one rename, so readers see either no
+ * entry or a complete one. If another process published the same key first, a valid entry of theirs wins.
+ */
+export async function publishEntry(cacheDir: string, buildDir: string, wanted: EntryContents): Promise<PublishOutcome> {
+  const dir = entryDir(cacheDir, wanted.key);
+  await mkdir(dirname(dir), { recursive: true });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await rename(buildDir, dir);
+      return "ours";
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== "ENOTEMPTY" && code !== "EEXIST") throw error;
+    }
+    if ((await inspectEntry(cacheDir, wanted)).status === "valid") {
+      await rm(buildDir, { recursive: true, force: true });
+      return "theirs";
+    }
+    if (attempt > 0) throw new Error(`cannot publish cache entry '${dir}': it keeps being replaced by a corrupt one`);
+    await discardDir(cacheDir, dir);
+  }
+}
+
+/** Renames a directory into tmp/ before deleting it, so no reader ever sees it half-deleted. */
+export async function discardDir(cacheDir: string, dir: string): Promise<void> {
+  const trash = await mkdtemp(tempPrefix(cacheDir, `trash.${basename(dir)}`));
+  try {
+    await rename(dir, `${trash}/${basename(dir)}`);
+  } catch (error) {
+    if (!isMissing(error)) throw error;
+  }
+  await rm(trash, { recursive: true, force: true });
+}
+
+export async function fileChecksum(path: string): Promise<string | undefined> {
+  try {
+    return sha256(await readFile(path));
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (error) {
+    if (isMissing(error)) return false;
+    throw error;
+  }
+}
+
+export function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "ENOENT" || code === "ENOTDIR";
+}

@@ -1,0 +1,19 @@
+/** The compile stage: generated C++ in, a verified shared library on disk out, cached by content. */
+export { compileSource, _resetMemoryCacheForTests, type CompiledLibrary } from "./compileSource.js";
+export { cacheKey, CACHE_FORMAT_VERSION } from "./cacheKey.js";
+export { compilerInfo, type CompilerInfo } from "./compilerInfo.js";
+export { listCache, clearCache, type CacheEntrySummary } from "./cacheMaintenance.js";
+export {
+  defaultCacheDir,
+  DEFAULT_CXXFLAGS,
+  type CompileOptions,
+  type CompileProgressEvent,
+} from "./options.js";
+export { CACHE_FALLBACK_WARNING_CODE } from "./usableCacheDir.js";
+export {
+  CompileError,
+  CompilerNotFoundError,
+  CompilerProbeError,
+  CacheDirError,
+  CacheLockTimeoutError,
+} from "./errors.js";

@@ -1,0 +1,117 @@
+import { mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { execa } from "execa";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type CompiledLibrary, _resetMemoryCacheForTests, clearCache, compileSource, listCache } from "../../src/compile/index.js";
+import { answerSource, callAnswer, freshDir, writeCompilerWrapper } from "./helpers.js";
+
+/*
+ * Other processes run the compile stage as plain JavaScript: it is built once from the current sources into a
+ * private dir inside the checkout (so `execa` resolves from the project's node_modules, and a stale or missing
+ * dist/ cannot make these tests pass or fail).
+ */
+const repoRoot = join(import.meta.dirname, "..", "..");
+const buildDir = join(repoRoot, ".cache", `compile-test-build-${process.pid}`);
+let moduleUrl: string;
+
+beforeAll(async () => {
+  await mkdir(buildDir, { recursive: true });
+  const tsconfig = {
+    extends: "../../tsconfig.json",
+    compilerOptions: { rootDir: "../../src", outDir: "out", declaration: false, sourceMap: false },
+    include: ["../../src/compile/**/*.ts"],
+  };
+  await writeFile(join(buildDir, "tsconfig.json"), JSON.stringify(tsconfig));
+  await execa(join(repoRoot, "node_modules", ".bin", "tsc"), ["-p", join(buildDir, "tsconfig.json")]);
+  moduleUrl = pathToFileURL(join(buildDir, "out", "compile", "index.js")).href;
+  await writeFile(
+    join(buildDir, "child.mjs"),
+    `const [moduleUrl, cacheDir, cxx, source] = process.argv.slice(2);
+const { compileSource } = await import(moduleUrl);
+const library = await compileSource(source, { cacheDir, cxx });
+process.stdout.write(JSON.stringify(library));
+`,
+  );
+});
+afterAll(() => rm(buildDir, { recursive: true, force: true }));
+
+let root: string;
+let cacheDir: string;
+let cxx: string;
+let cleanup: () => Promise<void>;
+beforeEach(async () => {
+  ({ dir: root, cleanup } = await freshDir("procs"));
+  cacheDir = join(root, "cache");
+  cxx = await writeCompilerWrapper(root);
+  _resetMemoryCacheForTests();
+});
+afterEach(() => cleanup());
+
+function child(source: string, env: Record<string, string> = {}) {
+  return execa(process.execPath, [join(buildDir, "child.mjs"), moduleUrl, cacheDir, cxx, source], { env });
+}
+
+async function builds(countFile: string): Promise<number> {
+  const text = await readFile(countFile, "utf8").catch(() => "");
+  return text.split("\n").filter(Boolean).length;
+}
+
+async function waitForFile(path: string, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await readFile(path, "utf8").catch(() => undefined);
+    if (text?.trim()) return text.trim();
+    if (Date.now() > deadline) throw new Error(`${path} did not appear within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe("the disk cache across processes", () => {
+  it("serves another process's build from disk", async () => {
+    const countFile = join(root, "count");
+    const parent = await compileSource(answerSource(41), { cacheDir, cxx });
+    const result = await child(answerSource(41), { MD_TEST_COUNT: countFile });
+    const fromChild = JSON.parse(result.stdout) as CompiledLibrary;
+    expect(parent.fromCache).toBe("compiled");
+    expect(fromChild).toMatchObject({ fromCache: "disk", key: parent.key, soPath: parent.soPath });
+    expect(await builds(countFile)).toBe(0);
+  });
+
+  it("builds once when two processes ask for the same kernel at the same time", async () => {
+    const countFile = join(root, "count");
+    // The slow build keeps the first process inside the lock while the second arrives.
+    const env = { MD_TEST_COUNT: countFile, MD_TEST_SLEEP: "1" };
+    const [a, b] = await Promise.all([child(answerSource(42), env), child(answerSource(42), env)]);
+    const libraries = [JSON.parse(a.stdout), JSON.parse(b.stdout)] as CompiledLibrary[];
+    expect(libraries.map((l) => l.fromCache).sort()).toEqual(["compiled", "disk"]);
+    expect(libraries[0].soPath).toBe(libraries[1].soPath);
+    expect(await builds(countFile)).toBe(1);
+    expect((await listCache(cacheDir)).map((e) => e.key)).toEqual([libraries[0].key]);
+    expect(await readdir(join(cacheDir, libraries[0].key.slice(0, 2)))).toEqual([libraries[0].key]);
+    expect(await readdir(join(cacheDir, "tmp"))).toEqual([]);
+    expect(callAnswer(libraries[0].soPath)).toBe(42);
+  });
+
+  it("leaves nothing loadable when a build is killed, and the next run rebuilds", async () => {
+    const hangFile = join(root, "hang-pid");
+    const doomed = child(answerSource(43), { MD_TEST_HANG: hangFile });
+    const compilerPid = Number(await waitForFile(hangFile, 30_000));
+    process.kill(compilerPid, "SIGKILL");
+    doomed.kill("SIGKILL");
+    await doomed.catch(() => undefined);
+
+    expect(await listCache(cacheDir)).toEqual([]);
+    const abandoned = await readdir(join(cacheDir, "tmp"));
+    expect(abandoned).toHaveLength(1);
+
+    // Same compiler, flags and source: the same key, with the dead process's lock still in the way.
+    const library = await compileSource(answerSource(43), { cacheDir, cxx });
+    expect(library.fromCache).toBe("compiled");
+    expect(callAnswer(library.soPath)).toBe(43);
+    await expect(stat(`${join(cacheDir, library.key.slice(0, 2), library.key)}.lock`)).rejects.toThrow();
+
+    expect(await clearCache(cacheDir)).toBe(1);
+    expect(await readdir(join(cacheDir, "tmp"))).toEqual([]);
+  });
+});
