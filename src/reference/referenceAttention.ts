@@ -1,0 +1,144 @@
+import { compileEvaluator, type BufferValues, type EvalEnv } from "../ir/evalExpr.js";
+import { varName } from "../ir/expr.js";
+import type { AttentionGraph } from "../ir/graph.js";
+import { type Tensor, toFloat64 } from "../runtime/tensor.js";
+
+/** What the reference reads: the same tensors a kernel call takes. */
+export interface ReferenceInputs {
+  query: Tensor;
+  key: Tensor;
+  value: Tensor;
+  buffers?: Record<string, Tensor>;
+  pageTable?: Tensor;
+  seqLens?: Tensor;
+  /** A block mask restricts attention further: blocks it omits are masked, its full blocks skip mask_mod. */
+  blockMask?: {
+    batch: number; heads: number; qBlocks: number; kvBlocks: number; qBlockSize: number; kvBlockSize: number;
+    kvNumBlocks: Int32Array; kvIndices: Int32Array; fullKvNumBlocks: Int32Array | null; fullKvIndices: Int32Array | null;
+  };
+}
+
+export interface ReferenceOutputs {
+  /** [B, Hq, Lq, Dv] */
+  out: Float64Array;
+  /** [B, Hq, Lq], natural log; -inf for a fully masked row. */
+  lse: Float64Array;
+  shape: [number, number, number, number];
+}
+
+/**
+ * FlexAttention evaluated in float64, one query row at a time, written to be obviously right rather than fast:
+ * score = scale * q.k, then score_mod, then mask_mod (masked -> -inf), softmax over the row, times V. A row whose
+ * every position is masked gives zeros and lse = -inf. GQA maps query head h to kv head h / (Hq / Hkv); with a
+ * paged cache, logical position p of sequence b is row p % pageSize of page pageTable[b][p / pageSize].
+ */
+export function referenceAttention(graph: AttentionGraph, inputs: ReferenceInputs): ReferenceOutputs {
+  const [B, Hq, Lq, E] = inputs.query.shape;
+  const Hkv = inputs.key.shape[1];
+  const Dv = inputs.value.shape[3];
+  const group = Hq / Hkv;
+  const q = toFloat64(inputs.query);
+  const k = toFloat64(inputs.key);
+  const v = toFloat64(inputs.value);
+  const paged = graph.kvCache !== undefined;
+  const pageSize = graph.kvCache?.pageSize ?? 0;
+  const pageTable = inputs.pageTable ? toFloat64(inputs.pageTable) : undefined;
+  const maxPages = inputs.pageTable?.shape[1] ?? 0;
+  const seqLens = inputs.seqLens ? toFloat64(inputs.seqLens) : undefined;
+  const unpagedLen = paged ? 0 : inputs.key.shape[2];
+
+  /** Offset of the K row (or V row, with its own dim) of logical position p. */
+  const rowOffset = (b: number, hkv: number, p: number, dim: number): number => {
+    if (!paged) return ((b * Hkv + hkv) * unpagedLen + p) * dim;
+    const page = pageTable![b * maxPages + Math.floor(p / pageSize)];
+    return ((page * Hkv + hkv) * pageSize + (p % pageSize)) * dim;
+  };
+
+  const buffers: BufferValues[] = graph.buffers.map((spec) => {
+    const t = inputs.buffers?.[spec.name];
+    if (!t) throw new Error(`buffer '${spec.name}' is missing`);
+    const values = spec.dtype === "bool" ? Array.from(t.data as Uint8Array, Boolean) : Array.from(toFloat64(t));
+    return { values, shape: t.shape };
+  });
+  const scoreIsIdentity = varName(graph.scoreMod) === "score";
+  const scoreMod = compileEvaluator(graph.scoreMod);
+  const maskMod = compileEvaluator(graph.maskMod);
+  const env: EvalEnv = { score: 0, b: 0, h: 0, q_idx: 0, kv_idx: 0, buffers };
+  const blockState = blockStateLookup(inputs.blockMask);
+
+  const out = new Float64Array(B * Hq * Lq * Dv);
+  const lse = new Float64Array(B * Hq * Lq);
+  for (let b = 0; b < B; b++) {
+    const kvLen = paged ? seqLens![b] : unpagedLen;
+    const scores = new Float64Array(kvLen);
+    for (let h = 0; h < Hq; h++) {
+      const hkv = Math.floor(h / group);
+      for (let i = 0; i < Lq; i++) {
+        const qOff = ((b * Hq + h) * Lq + i) * E;
+        env.b = b;
+        env.h = h;
+        env.q_idx = i;
+        let max = -Infinity;
+        for (let j = 0; j < kvLen; j++) {
+          const state = blockState(b, h, i, j);
+          if (state === "absent") {
+            scores[j] = -Infinity;
+            continue;
+          }
+          const kOff = rowOffset(b, hkv, j, E);
+          let dot = 0;
+          for (let d = 0; d < E; d++) dot += q[qOff + d] * k[kOff + d];
+          env.kv_idx = j;
+          env.score = dot * graph.scale;
+          const s = scoreIsIdentity ? env.score : (scoreMod(env) as number);
+          const keep = state === "full" || (maskMod(env) as boolean);
+          scores[j] = keep ? s : -Infinity;
+          if (scores[j] > max) max = scores[j];
+        }
+        const row = (b * Hq + h) * Lq + i;
+        if (max === -Infinity) {
+          lse[row] = -Infinity;
+          continue;
+        }
+        let sum = 0;
+        const outOff = row * Dv;
+        for (let j = 0; j < kvLen; j++) {
+          if (scores[j] === -Infinity) continue;
+          const p = Math.exp(scores[j] - max);
+          sum += p;
+          const vOff = rowOffset(b, hkv, j, Dv);
+          for (let d = 0; d < Dv; d++) out[outOff + d] += p * v[vOff + d];
+        }
+        for (let d = 0; d < Dv; d++) out[outOff + d] /= sum;
+        lse[row] = max + Math.log(sum);
+      }
+    }
+  }
+  return { out, lse, shape: [B, Hq, Lq, Dv] };
+}
+
+type BlockState = "absent" | "partial" | "full";
+
+/** Per-position lookup of the block mask's verdict; without a mask every position is partial (mask_mod decides). */
+function blockStateLookup(mask: ReferenceInputs["blockMask"]): (b: number, h: number, i: number, j: number) => BlockState {
+  if (!mask) return () => "partial";
+  const { batch, heads, qBlocks, kvBlocks } = mask;
+  const states = new Map<number, Uint8Array>();
+  const rowStates = (mb: number, mh: number, qb: number): Uint8Array => {
+    const row = (mb * heads + mh) * qBlocks + qb;
+    let s = states.get(row);
+    if (!s) {
+      s = new Uint8Array(kvBlocks);
+      for (let n = 0; n < mask.kvNumBlocks[row]; n++) s[mask.kvIndices[row * kvBlocks + n]] = 1;
+      if (mask.fullKvNumBlocks && mask.fullKvIndices) {
+        for (let n = 0; n < mask.fullKvNumBlocks[row]; n++) s[mask.fullKvIndices[row * kvBlocks + n]] = 2;
+      }
+      states.set(row, s);
+    }
+    return s;
+  };
+  return (b, h, i, j) => {
+    const s = rowStates(batch === 1 ? 0 : b, heads === 1 ? 0 : h, Math.floor(i / mask.qBlockSize))[Math.floor(j / mask.kvBlockSize)];
+    return s === 2 ? "full" : s === 1 ? "partial" : "absent";
+  };
+}
