@@ -1,0 +1,66 @@
+/** Builds a block mask natively: `md_build_block_mask` evaluates mask_mod per block of the call's grid. */
+import type { AttentionGraph } from "../ir/graph.js";
+import { type BlockMask, allocateBlockMask, blocksFor, validateBlockMask } from "./blockMask.js";
+import { throwOnStatus } from "./errors.js";
+import type { NativeArgs, NativeLibrary } from "./nativeLibrary.js";
+import { encodeArgs } from "./prepareCall.js";
+import { resolveRunOptions } from "./runOptions.js";
+import { type KernelInputs, validateInputs } from "./validateInputs.js";
+
+/**
+ * Mask dims to build; both default to the full size. Pass 1 when mask_mod does not read `b` (or `h`), so the
+ * mask is evaluated once and broadcast.
+ */
+export interface BlockMaskGeometry {
+  batch?: number;
+  heads?: number;
+}
+
+const ENTRY = "md_build_block_mask";
+
+/** The block mask of `graph`'s mask_mod for these inputs' lengths (inputs.blockMask is ignored). */
+export function buildBlockMask(
+  lib: NativeLibrary,
+  graph: AttentionGraph,
+  inputs: KernelInputs,
+  geometry: BlockMaskGeometry = {},
+): BlockMask {
+  const { args, mask } = prepareBuild(graph, inputs, geometry);
+  throwOnStatus(lib.buildBlockMask(args), ENTRY);
+  return mask;
+}
+
+/** `buildBlockMask` on a worker thread. */
+export async function buildBlockMaskAsync(
+  lib: NativeLibrary,
+  graph: AttentionGraph,
+  inputs: KernelInputs,
+  geometry: BlockMaskGeometry = {},
+): Promise<BlockMask> {
+  const { args, mask } = prepareBuild(graph, inputs, geometry);
+  throwOnStatus(await lib.buildBlockMaskAsync(args), ENTRY);
+  return mask;
+}
+
+function prepareBuild(
+  graph: AttentionGraph,
+  inputs: KernelInputs,
+  geometry: BlockMaskGeometry,
+): { args: NativeArgs; mask: BlockMask } {
+  const withoutMask = { ...inputs, blockMask: undefined };
+  const shape = validateInputs(graph, withoutMask);
+  const [qBlockSize, kvBlockSize] = graph.blockSize;
+  const heads = graph.query.shape[1];
+  const mask = allocateBlockMask({
+    batch: geometry.batch ?? shape.batch,
+    heads: geometry.heads ?? heads,
+    qBlocks: blocksFor(shape.qLen, qBlockSize),
+    kvBlocks: blocksFor(shape.kvLen, kvBlockSize),
+    qBlockSize,
+    kvBlockSize,
+  });
+  // The zeroed mask is valid exactly when its geometry is, so this checks the requested broadcast dims.
+  validateBlockMask(mask, { batch: shape.batch, heads, qLen: shape.qLen, kvLen: shape.kvLen, qBlockSize, kvBlockSize });
+  const args = encodeArgs(graph, withoutMask, shape, resolveRunOptions(graph), mask);
+  return { args, mask };
+}

@@ -1,0 +1,52 @@
+/** One kernel call: resolve the block mask, validate and encode, call the entry point, map its status. */
+import type { AttentionGraph } from "../ir/graph.js";
+import type { BlockMask } from "./blockMask.js";
+import { buildBlockMask, buildBlockMaskAsync } from "./buildBlockMask.js";
+import { throwOnStatus } from "./errors.js";
+import type { EntryPoint, NativeLibrary } from "./nativeLibrary.js";
+import { type KernelOutputs, prepareCall } from "./prepareCall.js";
+import { type RunOptions, type RunTemplate, resolveRunOptions } from "./runOptions.js";
+import type { KernelInputs } from "./validateInputs.js";
+
+const ENTRIES: Record<RunTemplate, { entry: EntryPoint; symbol: string }> = {
+  flash_attention: { entry: "flashAttention", symbol: "md_flash_attention" },
+  flash_decoding: { entry: "flashDecoding", symbol: "md_flash_decoding" },
+  naive: { entry: "naive", symbol: "md_naive_attention" },
+};
+
+/**
+ * Runs the kernel synchronously. The mask is `blockMask`, else `inputs.blockMask`, else one built natively
+ * from mask_mod (the naive template ignores masks, so it gets none).
+ */
+export function runKernel(
+  lib: NativeLibrary,
+  graph: AttentionGraph,
+  inputs: KernelInputs,
+  blockMask?: BlockMask,
+  options: RunOptions = {},
+): KernelOutputs {
+  const { template } = resolveRunOptions(graph, options);
+  let mask = blockMask ?? inputs.blockMask;
+  if (!mask && template !== "naive") mask = buildBlockMask(lib, graph, inputs);
+  const call = prepareCall(graph, { ...inputs, blockMask: mask }, options);
+  const { entry, symbol } = ENTRIES[call.template];
+  throwOnStatus(lib.call(entry, call.args), symbol);
+  return call.outputs;
+}
+
+/** `runKernel` with the native work on koffi's worker threads, so the event loop stays free meanwhile. */
+export async function runKernelAsync(
+  lib: NativeLibrary,
+  graph: AttentionGraph,
+  inputs: KernelInputs,
+  blockMask?: BlockMask,
+  options: RunOptions = {},
+): Promise<KernelOutputs> {
+  const { template } = resolveRunOptions(graph, options);
+  let mask = blockMask ?? inputs.blockMask;
+  if (!mask && template !== "naive") mask = await buildBlockMaskAsync(lib, graph, inputs);
+  const call = prepareCall(graph, { ...inputs, blockMask: mask }, options);
+  const { entry, symbol } = ENTRIES[call.template];
+  throwOnStatus(await lib.callAsync(entry, call.args), symbol);
+  return call.outputs;
+}

@@ -1,0 +1,94 @@
+import { rm } from "node:fs/promises";
+import { dirname } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LibraryError } from "../../src/runtime/errors.js";
+import { MD_ABI_VERSION, mdArgsLayout, openLibrary } from "../../src/runtime/nativeLibrary.js";
+import { prepareCall } from "../../src/runtime/prepareCall.js";
+import { HKV, HQ, PAGE_SIZE, Q_DIM, V_DIM, makeGraph, makeInputs } from "./fixtures.js";
+import { ENTRY_IDS, FIELD_ORDER, StubControl, type StubConfig, compileStub } from "./stubLibrary.js";
+
+const CONFIG: StubConfig = { elemBytes: 4, hq: HQ, hkv: HKV, qDim: Q_DIM, vDim: V_DIM, pageSize: PAGE_SIZE, abi: MD_ABI_VERSION };
+
+let stubPath: string;
+let otherAbiPath: string;
+let withoutNaivePath: string;
+
+beforeAll(async () => {
+  [stubPath, otherAbiPath, withoutNaivePath] = await Promise.all([
+    compileStub(CONFIG),
+    compileStub({ ...CONFIG, abi: MD_ABI_VERSION + 41 }, "other_abi"),
+    compileStub({ ...CONFIG, withoutNaive: true }, "without_naive"),
+  ]);
+});
+
+// Loaded libraries stay mapped after their files are removed.
+afterAll(async () => {
+  await Promise.all([stubPath, otherAbiPath, withoutNaivePath].map((path) => rm(dirname(path), { recursive: true, force: true })));
+});
+
+describe("md_args layout", () => {
+  it("matches the C compiler's layout field by field", () => {
+    const native = new StubControl(stubPath).layout();
+    const bound = mdArgsLayout();
+    expect(bound.size).toBe(native.size);
+    expect(Object.keys(bound.offsets)).toEqual([...FIELD_ORDER]);
+    expect(bound.offsets).toEqual(native.offsets);
+    // docs/abi.md: 22 eight-byte fields, then num_threads and status share the last eight bytes.
+    expect(native.size).toBe(192);
+  });
+});
+
+describe("openLibrary", () => {
+  it("loads a library once per path and reports its ABI version", () => {
+    const lib = openLibrary(stubPath);
+    expect(lib.abiVersion).toBe(MD_ABI_VERSION);
+    expect(openLibrary(stubPath)).toBe(lib);
+    expect(openLibrary(`${stubPath}/../stub.so`)).toBe(lib);
+  });
+
+  it("refuses a library of another ABI version", () => {
+    expect(() => openLibrary(otherAbiPath)).toThrow(LibraryError);
+    expect(() => openLibrary(otherAbiPath)).toThrow(/speaks ABI version 42, this runtime speaks 1; recompile it/);
+  });
+
+  it("names a missing entry point", () => {
+    expect(() => openLibrary(withoutNaivePath)).toThrow(/does not export md_naive_attention/);
+  });
+
+  it("names a library that cannot be loaded", () => {
+    const error = (() => {
+      try {
+        openLibrary(`${stubPath}.missing`);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(LibraryError);
+    expect((error as LibraryError).message).toMatch(/cannot load kernel library .*stub\.so\.missing/);
+  });
+
+  it("routes every entry point to its symbol, synchronously and asynchronously", async () => {
+    const lib = openLibrary(stubPath);
+    const control = new StubControl(stubPath);
+    control.set();
+    const { args } = prepareCall(makeGraph(), makeInputs());
+    const routes = [
+      [lib.flashAttention, ENTRY_IDS.flash_attention],
+      [lib.flashDecoding, ENTRY_IDS.flash_decoding],
+      [lib.naive, ENTRY_IDS.naive],
+    ] as const;
+    for (const [entry, id] of routes) {
+      expect(entry(args)).toBe(0);
+      expect(control.echo().entry).toBe(id);
+    }
+    const asyncRoutes = [
+      [lib.flashAttentionAsync, ENTRY_IDS.flash_attention],
+      [lib.flashDecodingAsync, ENTRY_IDS.flash_decoding],
+      [lib.naiveAsync, ENTRY_IDS.naive],
+    ] as const;
+    for (const [entry, id] of asyncRoutes) {
+      expect(await entry(args)).toBe(0);
+      expect(control.echo().entry).toBe(id);
+    }
+  });
+});
