@@ -163,7 +163,7 @@ export function castTo(e: Expr, dtype: DType): Expr {
 }
 
 /** "did you mean" for a misspelt name, by edit distance. */
-function suggest(name: string, candidates: readonly string[]): string | undefined {
+export function suggest(name: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const c of candidates) {

@@ -3,7 +3,7 @@ import type { Ast } from "./ast.js";
 import { SpecError } from "./errors.js";
 import { constant } from "./expr.js";
 import type { AttentionGraph, BufferDType, TensorDType } from "./graph.js";
-import { inferTypes } from "./inferTypes.js";
+import { inferTypes, suggest } from "./inferTypes.js";
 import { FUNCTIONS, VARS } from "./ops.js";
 import { parseExpr } from "./parseExpr.js";
 import { simplify } from "./simplify.js";
@@ -146,14 +146,27 @@ export function zodToSpecError(error: z.ZodError): SpecError {
   const issue = error.issues[0];
   const field = formatPath(issue.path);
   let problem = issue.message;
+  let hint: string | undefined;
   if (issue.code === "unrecognized_keys") {
     problem = `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `'${k}'`).join(", ")}`;
+    hint = suggest(issue.keys[0], knownFields(issue.path));
+  } else if (issue.code === "invalid_key") {
+    problem = `key ${JSON.stringify(String(issue.path[issue.path.length - 1]))} ${issue.issues[0]?.message ?? "is not allowed"}`;
   } else if (issue.code === "invalid_value" && "values" in issue) {
     problem = `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
   } else if (issue.code === "invalid_type" && /received undefined/.test(issue.message)) {
     problem = "is required";
   }
-  return new SpecError(problem, { field: field || "(spec)" });
+  return new SpecError(problem, { field: field || "(spec)" }, hint);
+}
+
+/** The field names allowed at a path of the spec, for "did you mean" hints. */
+function knownFields(path: ReadonlyArray<PropertyKey>): string[] {
+  const top = Object.keys(specSchema.shape);
+  if (path.length === 0) return top;
+  if (path[0] === "kernelOptions") return ["PARTITION_SIZE", "template", "policy"];
+  if (path[0] === "kvCache") return ["pageSize"];
+  return ["shape", "dtype"];
 }
 
 function formatPath(path: ReadonlyArray<PropertyKey>): string {
