@@ -1,7 +1,10 @@
 import { Command, CommanderError } from "commander";
 import { firstLine } from "../ir/errors.js";
+import { registerCache } from "./commands/cache.js";
+import { registerCompile } from "./commands/compile.js";
 import { registerExplain } from "./commands/explain.js";
 import { registerReference } from "./commands/reference.js";
+import { registerRun } from "./commands/run.js";
 import { isUserError, UserError } from "./errors.js";
 import { type CliIO, processIO } from "./io.js";
 
@@ -18,6 +21,9 @@ export function buildProgram(io: CliIO): Command {
     .showHelpAfterError("(run with --help for usage)");
   registerExplain(program, io);
   registerReference(program, io);
+  registerCompile(program, io);
+  registerRun(program, io);
+  registerCache(program, io);
   return program;
 }
 

@@ -1,0 +1,70 @@
+import type { BufferValues } from "./ir/evalExpr.js";
+import { freeVars, readsBuffers } from "./ir/expr.js";
+import type { AttentionGraph } from "./ir/graph.js";
+import type { BlockMask } from "./runtime/blockMask.js";
+import { buildBlockMask } from "./runtime/buildBlockMask.js";
+import { createBlockMask } from "./runtime/createBlockMask.js";
+import type { NativeLibrary } from "./runtime/nativeLibrary.js";
+import { type Tensor, toFloat64 } from "./runtime/tensor.js";
+import type { CallShape, KernelInputs } from "./runtime/validateInputs.js";
+
+/**
+ * The block masks `run()` builds for itself, reused while they stay valid. An index-only mask is classified by
+ * intervals over whole blocks (lengths rounded up to the block sizes): a block full or empty over all its
+ * positions is so over any prefix of them, and the kernel masks positions past the real lengths itself, so one
+ * mask serves every call with the same numbers of blocks (a decode loop rebuilds it once per kv block, not once
+ * per token). A mask that reads buffers is evaluated natively at the exact lengths (padding positions could
+ * index its buffers out of range) and rebuilt when the lengths or the buffers' contents change.
+ */
+export class BlockMaskCache {
+  private entry: { key: string; buffers: Tensor["data"][]; mask: BlockMask } | undefined;
+  private readonly readsBatch: boolean;
+  private readonly readsBuffers: boolean;
+
+  constructor(private readonly graph: AttentionGraph, private readonly native: NativeLibrary) {
+    this.readsBatch = freeVars(graph.maskMod).has("b");
+    this.readsBuffers = readsBuffers(graph.maskMod);
+  }
+
+  /** The mask for a validated call, from the cache when its block counts and mask buffers are unchanged. */
+  get(shape: CallShape, inputs: KernelInputs): BlockMask {
+    const [qb, kb] = this.graph.blockSize;
+    const qBlocks = Math.ceil(shape.qLen / qb);
+    const kvBlocks = Math.ceil(shape.kvLen / kb);
+    const key = this.readsBuffers
+      ? `exact/${shape.batch}/${shape.qLen}/${shape.kvLen}`
+      : `blocks/${this.readsBatch ? shape.batch : 1}/${qBlocks}/${kvBlocks}`;
+    const buffers = this.readsBuffers
+      ? [...this.graph.buffers.map((b) => inputs.buffers![b.name].data), ...(inputs.seqLens ? [inputs.seqLens.data] : [])]
+      : [];
+    if (this.entry && this.entry.key === key && sameContents(this.entry.buffers, buffers)) return this.entry.mask;
+    const mask = this.readsBuffers
+      ? createBlockMask(this.graph, shape.batch, shape.qLen, shape.kvLen, {
+        // Paged sequences have their own lengths, so a native mask is never broadcast over the batch then.
+        nativeBuild: (request) =>
+          buildBlockMask(this.native, this.graph, inputs, { batch: this.graph.kvCache ? shape.batch : request.batch, heads: request.heads }),
+      })
+      : createBlockMask(this.graph, shape.batch, qBlocks * qb, kvBlocks * kb);
+    this.entry = { key, buffers: buffers.map((d) => d.slice()), mask };
+    return mask;
+  }
+
+  /** A mask for explicit lengths (the public `createBlockMask`), evaluating buffer-reading masks in TypeScript. */
+  build(batch: number, qLen: number, kvLen: number, buffers?: Record<string, Tensor>, seqLens?: Tensor): BlockMask {
+    const values: BufferValues[] | undefined = buffers
+      ? this.graph.buffers.map((b) => ({ values: b.dtype === "bool" ? Array.from(buffers[b.name].data as Uint8Array, Boolean) : Array.from(toFloat64(buffers[b.name])), shape: buffers[b.name].shape }))
+      : undefined;
+    return createBlockMask(this.graph, batch, qLen, kvLen, { buffers: values, seqLens: seqLens?.data as Int32Array | undefined });
+  }
+}
+
+function sameContents(a: readonly Tensor["data"][], b: readonly Tensor["data"][]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x.length !== y.length) return false;
+    for (let j = 0; j < x.length; j++) if (x[j] !== y[j]) return false;
+  }
+  return true;
+}

@@ -1,0 +1,64 @@
+/**
+ * minductor's public API. The pipeline, in order:
+ *   parseSpec / flexAttention   spec or TS builder -> typed, simplified AttentionGraph      (src/ir)
+ *   generate                    graph -> C++ source + C header (mods, templates)           (src/codegen)
+ *   compile                     source -> cached shared library, loaded -> Kernel           (src/compile, src/runtime)
+ *   kernel.run                  inputs -> validated -> template chosen per call -> outputs (src/select, src/runtime)
+ */
+import { type CompileOptions, compileSource } from "./compile/index.js";
+import { renderKernel, type KernelSource } from "./codegen/renderKernel.js";
+import { renderMods } from "./codegen/renderMods.js";
+import type { AttentionGraph } from "./ir/graph.js";
+import { parseSpec } from "./ir/spec.js";
+import { Kernel } from "./kernel.js";
+import { openLibrary } from "./runtime/nativeLibrary.js";
+
+/** The C++ of a graph: a self-contained source exporting the C ABI of docs/abi.md, and its header. */
+export function generate(graph: AttentionGraph): KernelSource {
+  return renderKernel(graph, renderMods(graph));
+}
+
+/**
+ * Generates, compiles (or finds in the cache) and loads the kernel of a graph. A spec object or JSON text is
+ * accepted too and validated first.
+ */
+export async function compile(spec: AttentionGraph | string | object, options: CompileOptions = {}): Promise<Kernel> {
+  const graph = isGraph(spec) ? spec : parseSpec(spec);
+  const { cpp, header } = generate(graph);
+  const library = await compileSource(cpp, { ...options, header });
+  return new Kernel(graph, cpp, header, library, openLibrary(library.soPath));
+}
+
+function isGraph(x: unknown): x is AttentionGraph {
+  return typeof x === "object" && x !== null && "scoreMod" in x && typeof (x as AttentionGraph).scoreMod === "object" && "hash" in (x as AttentionGraph).scoreMod;
+}
+
+export { Kernel, type RunOptions, type CallShapeOverrides, defaultThreads } from "./kernel.js";
+export type { KernelSource } from "./codegen/renderKernel.js";
+export type { CompileOptions, CompiledLibrary } from "./compile/index.js";
+export { CompileError, CompilerNotFoundError } from "./compile/index.js";
+export { listCache, clearCache, defaultCacheDir } from "./compile/index.js";
+
+export { parseSpec, type Spec } from "./ir/spec.js";
+export { flexAttention, type FlexAttentionOptions } from "./ir/flexAttention.js";
+export { buffer, where, minimum, maximum, clamp, Sym, type SymLike, type ScoreModFn, type MaskModFn } from "./ir/trace.js";
+export type { AttentionGraph, TensorSpec, BufferSpec, KernelOptions, TemplateName } from "./ir/graph.js";
+export type { Expr } from "./ir/expr.js";
+export { printExpr } from "./ir/printExpr.js";
+export { describeGraph } from "./ir/describeGraph.js";
+export { SpecError } from "./ir/errors.js";
+
+export { selectTemplate, autoPartitionSize } from "./select/selectTemplate.js";
+export { callFeatures, type CallFeatures, type Choice, type Clause } from "./select/features.js";
+
+export { createBlockMask } from "./runtime/createBlockMask.js";
+export type { BlockMask } from "./runtime/blockMask.js";
+export type { KernelInputs } from "./runtime/validateInputs.js";
+export type { KernelOutputs } from "./runtime/prepareCall.js";
+export { InputError, KernelRuntimeError } from "./runtime/errors.js";
+export { tensor, toFloat64, fromFloat64, type Tensor, type DType } from "./runtime/tensor.js";
+export { toBfloat16, fromBfloat16, toFloat16, fromFloat16 } from "./runtime/dtypes.js";
+
+export { referenceAttention, type ReferenceInputs, type ReferenceOutputs } from "./reference/referenceAttention.js";
+export { generateInputs, type GeneratedInputs } from "./io/generateInputs.js";
+export { readNpy, readNpyAs, writeNpy } from "./io/npy.js";
