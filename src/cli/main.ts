@@ -3,6 +3,7 @@ import { firstLine } from "../ir/errors.js";
 import { registerCache } from "./commands/cache.js";
 import { registerCompile } from "./commands/compile.js";
 import { registerExplain } from "./commands/explain.js";
+import { registerGolden } from "./commands/golden.js";
 import { registerReference } from "./commands/reference.js";
 import { registerRun } from "./commands/run.js";
 import { isUserError, UserError } from "./errors.js";
@@ -24,6 +25,7 @@ export function buildProgram(io: CliIO): Command {
   registerCompile(program, io);
   registerRun(program, io);
   registerCache(program, io);
+  registerGolden(program, io);
   return program;
 }
 

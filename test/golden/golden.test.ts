@@ -1,0 +1,51 @@
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { main } from "../../src/cli/main.js";
+import { goldenCheck, goldenUpdate } from "../../src/golden/golden.js";
+
+const root = join(import.meta.dirname, "..", "..");
+const quiet = { out: () => {}, err: () => {}, interactive: false };
+
+describe("golden snapshots of the example specs (test/golden: generated C++ and outputs)", () => {
+  it("match what the code generates and computes today", async () => {
+    const results = await goldenCheck(join(root, "examples", "specs"), { goldenDir: join(root, "test", "golden") });
+    const bad = results.filter((r) => r.status !== "ok");
+    // To accept a deliberate change: node bin/minductor.js golden update examples/specs --golden-dir test/golden
+    expect(bad.map((r) => `${r.spec}: ${r.status}\n${r.sourceDiff ?? ""}`)).toEqual([]);
+    expect(results).toHaveLength(10);
+  });
+});
+
+describe("minductor golden check catches a changed mod", () => {
+  it("reports the source diff and the drift, and exits 1", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "minductor-golden-"));
+    cpSync(join(root, "examples", "specs", "alibi.json"), join(dir, "alibi.json"));
+    await goldenUpdate(dir);
+    expect((await goldenCheck(dir)).map((r) => r.status)).toEqual(["ok"]);
+
+    const spec = JSON.parse(readFileSync(join(dir, "alibi.json"), "utf8"));
+    spec.scoreMod = "score + slopes[h] * (kv_idx - q_idx) * 1.5";
+    writeFileSync(join(dir, "alibi.json"), JSON.stringify(spec));
+    const [result] = await goldenCheck(dir);
+    expect(result.status).toBe("drift");
+    expect(result.sourceDiff).toMatch(/^\+.*0x3p-1f/m); // 1.5, printed exactly
+    expect(result.out!.ok).toBe(false);
+
+    let stdout = "";
+    let stderr = "";
+    const code = await main(["node", "minductor", "golden", "check", dir], { out: (s) => void (stdout += s), err: (s) => void (stderr += s), interactive: false });
+    expect(code).toBe(1);
+    expect(stdout).toContain("drift   alibi");
+    expect(stderr).toContain("1 of 1 golden snapshot(s) differ: alibi (drift)");
+    expect(await main(["node", "minductor", "golden", "update", dir], quiet)).toBe(0);
+    expect(await main(["node", "minductor", "golden", "check", dir], quiet)).toBe(0);
+  });
+
+  it("a spec without snapshots is reported missing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "minductor-golden-"));
+    cpSync(join(root, "examples", "specs", "causal.json"), join(dir, "causal.json"));
+    expect((await goldenCheck(dir)).map((r) => r.status)).toEqual(["missing"]);
+  });
+});
