@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { firstLine } from "../ir/errors.js";
 import { registerCache } from "./commands/cache.js";
 import { registerCompile } from "./commands/compile.js";
+import { registerDemo } from "./commands/demo.js";
 import { registerExplain } from "./commands/explain.js";
 import { registerGolden } from "./commands/golden.js";
 import { registerReference } from "./commands/reference.js";
@@ -26,6 +27,7 @@ export function buildProgram(io: CliIO): Command {
   registerRun(program, io);
   registerCache(program, io);
   registerGolden(program, io);
+  registerDemo(program, io);
   return program;
 }
 

@@ -1,0 +1,186 @@
+import { compile, type Kernel } from "../index.js";
+import { rng } from "../io/random.js";
+import type { AttentionGraph } from "../ir/graph.js";
+import { flexAttention } from "../ir/flexAttention.js";
+import { compareOutputs, TOLERANCE } from "../reference/compareOutputs.js";
+import { referenceAttention } from "../reference/referenceAttention.js";
+import { f32ToBf16Bits } from "../runtime/dtypes.js";
+import { type Tensor, tensor, toFloat64 } from "../runtime/tensor.js";
+import type { Choice } from "../select/features.js";
+
+/** The demo's model: one Llama-style attention layer (GQA 32/8 heads, head dim 128, bf16) over a paged KV cache. */
+export const DEMO = { hq: 32, hkv: 8, dim: 128, promptLen: 1024, decodeSteps: 128, pageSize: 64, poolPages: 24, seed: 7 } as const;
+
+export interface DemoReporter {
+  phase(name: string, detail: string): void;
+  progress(done: number, total: number, label: string): void;
+  line(text: string): void;
+}
+
+export interface DemoMachine {
+  readBandwidthGBs: number;
+  fmaPeakGflops: number;
+}
+
+export interface DemoResult {
+  prefill: { ms: number; gflops: number; choice: Choice };
+  decode: { tokensPerSecond: number; medianMs: number; gbs: number; choice: Choice; compiles: number };
+  checks: Array<{ what: string; maxAbs: number; ok: boolean }>;
+}
+
+/**
+ * One compiled kernel serves both phases: its mask `q_idx + offset[0] >= kv_idx` is causal for the prompt
+ * (offset 0) and lets a decode step at absolute position p see the whole cache (offset p), and its lengths are
+ * runtime values, so the decode loop never recompiles.
+ */
+export function demoGraph(): AttentionGraph {
+  const { hq, hkv, dim, pageSize, poolPages } = DEMO;
+  return flexAttention({
+    name: "llama_layer",
+    query: { shape: [1, hq, DEMO.promptLen, dim], dtype: "bfloat16" },
+    key: { shape: [poolPages, hkv, pageSize, dim], dtype: "bfloat16" },
+    value: { shape: [poolPages, hkv, pageSize, dim], dtype: "bfloat16" },
+    maskMod: "q_idx + offset[0] >= kv_idx",
+    buffers: { offset: { shape: [1], dtype: "int32" } },
+    kvCache: { pageSize },
+    returnLse: true,
+  });
+}
+
+/** Random bf16 data, as a projection of hidden states would produce (seeded, so runs are comparable). */
+function randomBf16(r: ReturnType<typeof rng>, shape: number[]): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const bits = new Uint16Array(n);
+  for (let i = 0; i < n; i++) bits[i] = f32ToBf16Bits(r.normal(0, 1));
+  return tensor("bfloat16", shape, bits);
+}
+
+/** Writes token `pos`'s K and V rows (one per kv head) into the page pool through the page table. */
+function appendToCache(pool: { key: Tensor; value: Tensor }, table: Int32Array, pos: number, k: Uint16Array, v: Uint16Array): void {
+  const { hkv, dim, pageSize } = DEMO;
+  const page = table[Math.floor(pos / pageSize)];
+  for (let h = 0; h < hkv; h++) {
+    const at = ((page * hkv + h) * pageSize + (pos % pageSize)) * dim;
+    (pool.key.data as Uint16Array).set(k.subarray(h * dim, (h + 1) * dim), at);
+    (pool.value.data as Uint16Array).set(v.subarray(h * dim, (h + 1) * dim), at);
+  }
+}
+
+export async function runDemo(report: DemoReporter, machine?: DemoMachine): Promise<DemoResult> {
+  const { hq, hkv, dim, promptLen, decodeSteps, pageSize, poolPages } = DEMO;
+  const graph = demoGraph();
+  const r = rng(DEMO.seed);
+  report.phase("compile", "one kernel for prefill and decode (bf16, GQA 32/8, D = 128, paged, page size 64)");
+  const kernel = await compile(graph);
+  report.line(`  kernel ${kernel.library.key.slice(0, 12)} ${kernel.library.fromCache === "compiled" ? `compiled in ${(kernel.library.compileMs / 1000).toFixed(1)} s` : `loaded from the ${kernel.library.fromCache} cache`}`);
+
+  // The page pool, and a shuffled page table: the kernel follows it natively.
+  const pool = { key: tensor("bfloat16", [poolPages, hkv, pageSize, dim]), value: tensor("bfloat16", [poolPages, hkv, pageSize, dim]) };
+  const maxPages = Math.ceil((promptLen + decodeSteps) / pageSize);
+  const table = r.shuffle(Int32Array.from({ length: poolPages }, (_, i) => i)).slice(0, maxPages);
+  const pageTable = tensor("int32", [1, maxPages], table);
+  const promptK = randomBf16(r, [promptLen, hkv * dim]);
+  const promptV = randomBf16(r, [promptLen, hkv * dim]);
+  for (let p = 0; p < promptLen; p++) {
+    const row = (t: Tensor) => (t.data as Uint16Array).subarray(p * hkv * dim, (p + 1) * hkv * dim);
+    appendToCache(pool, table, p, row(promptK), row(promptV));
+  }
+
+  // Prefill: the whole prompt, causal.
+  const query = randomBf16(r, [1, hq, promptLen, dim]);
+  const prefillInputs = {
+    query, ...pool, pageTable,
+    seqLens: tensor("int32", [1], Int32Array.of(promptLen)),
+    buffers: { offset: tensor("int32", [1], Int32Array.of(0)) },
+  };
+  const prefillChoice = kernel.choiceFor(prefillInputs);
+  report.phase("prefill", `${promptLen} tokens, causal: ${prefillChoice.template} (${prefillChoice.reasons.join("; ")})`);
+  kernel.run(prefillInputs); // warm-up: page in the pool, build the block mask
+  const started = performance.now();
+  const prefillOut = kernel.run(prefillInputs);
+  const prefillMs = performance.now() - started;
+  // Useful work of a causal prefill: query row i attends to i + 1 keys, 2 * D FLOPs for QK and 2 * D for PV each.
+  const prefillFlops = 4 * hq * dim * ((promptLen * (promptLen + 1)) / 2);
+  const prefillGflops = prefillFlops / prefillMs / 1e6;
+  report.line(`  ${prefillMs.toFixed(1)} ms, ${prefillGflops.toFixed(1)} GFLOP/s${machine ? ` (${((100 * prefillGflops) / machine.fmaPeakGflops).toFixed(0)}% of the measured fp32 FMA peak ${machine.fmaPeakGflops.toFixed(0)} GFLOP/s)` : ""}`);
+
+  // Decode: one token at a time, appended to the cache before it attends.
+  const stepMs: number[] = [];
+  const kept = new Map<number, { inputs: typeof prefillInputs; out: Tensor }>();
+  const sampled = new Set([0, Math.floor(decodeSteps / 2), decodeSteps - 1]);
+  let decodeChoice: Choice | undefined;
+  for (let step = 0; step < decodeSteps; step++) {
+    const pos = promptLen + step;
+    appendToCache(pool, table, pos, randomBf16(r, [hkv * dim]).data as Uint16Array, randomBf16(r, [hkv * dim]).data as Uint16Array);
+    const inputs = {
+      query: randomBf16(r, [1, hq, 1, dim]), ...pool, pageTable,
+      seqLens: tensor("int32", [1], Int32Array.of(pos + 1)),
+      buffers: { offset: tensor("int32", [1], Int32Array.of(pos)) },
+    };
+    decodeChoice ??= kernel.choiceFor(inputs);
+    if (step === 0) report.phase("decode", `${decodeSteps} steps: ${decodeChoice.template}, partition ${decodeChoice.partitionSize} (${decodeChoice.reasons.join("; ")})`);
+    const t0 = performance.now();
+    const out = kernel.run(inputs);
+    stepMs.push(performance.now() - t0);
+    if (sampled.has(step)) kept.set(step, { inputs: { ...inputs, key: copy(pool.key), value: copy(pool.value) }, out: out.out });
+    report.progress(step + 1, decodeSteps, "decode");
+  }
+  const sorted = [...stepMs].sort((a, b) => a - b);
+  const medianMs = sorted[Math.floor(sorted.length / 2)];
+  const totalMs = stepMs.reduce((a, b) => a + b, 0);
+  const meanLen = promptLen + (decodeSteps + 1) / 2;
+  const kvBytes = hkv * meanLen * 2 * dim * 2; // K and V, bf16, each kv head read once
+  const gbs = kvBytes / (totalMs / decodeSteps) / 1e6;
+  report.line(`  ${(decodeSteps / (totalMs / 1000)).toFixed(0)} tokens/s, median step ${medianMs.toFixed(3)} ms, ${gbs.toFixed(1)} GB/s of K/V${machine ? ` (${((100 * gbs) / machine.readBandwidthGBs).toFixed(0)}% of the measured read bandwidth ${machine.readBandwidthGBs.toFixed(0)} GB/s; a ${((2 * kvBytes) / 2 ** 20).toFixed(1)} MiB cache can sit in the CPU's caches)` : ""}`);
+  report.line(`  one compiled kernel served the prefill and all ${decodeSteps} decode steps (lengths are runtime values)`);
+
+  // Check sampled steps, and the last prompt rows, against the float64 reference.
+  report.phase("check", "sampled outputs against the float64 reference");
+  const checks: DemoResult["checks"] = [];
+  const tol = TOLERANCE.bfloat16;
+  for (const [step, { inputs, out }] of kept) {
+    const ref = referenceAttention(graph, inputs);
+    const c = compareOutputs(toFloat64(out), ref.out, tol);
+    checks.push({ what: `decode step ${step}`, maxAbs: c.maxAbs, ok: c.ok });
+  }
+  checks.push(checkPrefillRows(graph, prefillInputs, prefillOut.out, promptLen - 16, promptLen));
+  for (const c of checks) report.line(`  ${c.ok ? "ok  " : "FAIL"} ${c.what}: max abs error ${c.maxAbs.toExponential(2)} (bf16 tolerance ${tol.atol} + ${tol.rtol} x |ref|)`);
+  return {
+    prefill: { ms: prefillMs, gflops: prefillGflops, choice: prefillChoice },
+    decode: { tokensPerSecond: decodeSteps / (totalMs / 1000), medianMs, gbs, choice: decodeChoice!, compiles: 1 },
+    checks,
+  };
+}
+
+const copy = (t: Tensor): Tensor => tensor(t.dtype, t.shape, (t.data as Uint16Array).slice());
+
+/**
+ * The reference for query rows [from, to) only: with the offset buffer set to `from`, rows 0.. of the slice see
+ * exactly what rows from.. of the prompt saw, so the full prompt need not be recomputed in float64.
+ */
+function checkPrefillRows(
+  graph: AttentionGraph,
+  inputs: { query: Tensor; key: Tensor; value: Tensor; pageTable: Tensor; seqLens: Tensor },
+  out: Tensor,
+  from: number,
+  to: number,
+): DemoResult["checks"][number] {
+  const { hq, dim, promptLen } = DEMO;
+  const rows = to - from;
+  const q = new Uint16Array(hq * rows * dim);
+  const got = new Float64Array(hq * rows * dim);
+  const all = toFloat64(out);
+  for (let h = 0; h < hq; h++) {
+    q.set((inputs.query.data as Uint16Array).subarray((h * promptLen + from) * dim, (h * promptLen + to) * dim), h * rows * dim);
+    got.set(all.subarray((h * promptLen + from) * dim, (h * promptLen + to) * dim), h * rows * dim);
+  }
+  const ref = referenceAttention(graph, {
+    ...inputs,
+    query: tensor("bfloat16", [1, hq, rows, dim], q),
+    buffers: { offset: tensor("int32", [1], Int32Array.of(from)) },
+  });
+  const c = compareOutputs(got, ref.out, TOLERANCE.bfloat16);
+  return { what: `prefill rows ${from}..${to - 1}`, maxAbs: c.maxAbs, ok: c.ok };
+}
+
+export type { Kernel };
