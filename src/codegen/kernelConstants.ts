@@ -1,0 +1,99 @@
+import type { AttentionGraph, TensorDType } from "../ir/graph.js";
+import { cppFloat } from "./cppLiteral.js";
+import { KERNEL_ABI_VERSION } from "./kernelAbi.js";
+import { KernelRenderError } from "./kernelRenderError.js";
+
+/** Every value the kernel templates read: plain numbers, booleans and fixed C tokens, never user text. */
+export interface KernelConstants {
+  readonly abi_version: number;
+  readonly hq: number;
+  readonly hkv: number;
+  /** Query heads per kv head (GQA group size). */
+  readonly g: number;
+  readonly q_dim: number;
+  readonly v_dim: number;
+  readonly q_block: number;
+  readonly kv_block: number;
+  /** Query rows per tile inside a q block. */
+  readonly q_tile: number;
+  /** kv positions per packed K/V tile inside a kv block. */
+  readonly kv_tile: number;
+  readonly paged: boolean;
+  /** 0 when unpaged. */
+  readonly page_size: number;
+  readonly num_buffers: number;
+  /** The scale as an exact float literal. */
+  readonly scale: string;
+  readonly dtype_name: TensorDType;
+  readonly dtype_enum: string;
+  readonly elem_type: string;
+}
+
+const DTYPE_C: Readonly<Record<TensorDType, { enumName: string; elemType: string }>> = {
+  float32: { enumName: "MD_FLOAT32", elemType: "float" },
+  bfloat16: { enumName: "MD_BFLOAT16", elemType: "uint16_t" },
+  float16: { enumName: "MD_FLOAT16", elemType: "uint16_t" },
+};
+
+/**
+ * Largest tiles inside a sparse block. 128 x 128 keeps one task's fp32 working set (Q, K^T, V, S, O tiles at
+ * D = 128) near 320 KB, inside a per-core L2, while amortising the K/V packing over 128 query rows; bigger blocks
+ * are walked in tiles of this size.
+ */
+const MAX_Q_TILE = 128;
+const MAX_KV_TILE = 128;
+
+/** Sizes beyond this make int64 index arithmetic in the kernel or its scratch sizes unreasonable. */
+const MAX_DIM = 1 << 16;
+
+function positiveInt(field: string, value: number, max = MAX_DIM): number {
+  if (!Number.isSafeInteger(value) || value <= 0 || value > max) {
+    throw new KernelRenderError(field, `expected an integer in [1, ${max}], got ${value}`);
+  }
+  return value;
+}
+
+/** The template constants of a graph; validates what the kernel relies on and computes everything derived. */
+export function kernelConstants(graph: AttentionGraph): KernelConstants {
+  const fail = (field: string, problem: string): never => {
+    throw new KernelRenderError(field, problem);
+  };
+  const dtype = graph.query.dtype;
+  if (!(dtype in DTYPE_C)) fail("query.dtype", `unsupported dtype ${String(dtype)}`);
+  if (graph.key.dtype !== dtype) fail("key.dtype", `${graph.key.dtype} differs from query.dtype ${dtype}`);
+  if (graph.value.dtype !== dtype) fail("value.dtype", `${graph.value.dtype} differs from query.dtype ${dtype}`);
+
+  const hq = positiveInt("query.shape[1]", graph.query.shape[1]);
+  const hkv = positiveInt("key.shape[1]", graph.key.shape[1]);
+  if (graph.value.shape[1] !== hkv) fail("value.shape[1]", `value has ${graph.value.shape[1]} heads, key has ${hkv}`);
+  if (hq % hkv !== 0) fail("query.shape[1]", `${hq} query heads are not a multiple of ${hkv} kv heads`);
+  const qDim = positiveInt("query.shape[3]", graph.query.shape[3]);
+  if (graph.key.shape[3] !== qDim) fail("key.shape[3]", `key head dim ${graph.key.shape[3]} differs from query head dim ${qDim}`);
+  const vDim = positiveInt("value.shape[3]", graph.value.shape[3]);
+
+  const qBlock = positiveInt("blockSize[0]", graph.blockSize[0]);
+  const kvBlock = positiveInt("blockSize[1]", graph.blockSize[1]);
+  const pageSize = graph.kvCache ? positiveInt("kvCache.pageSize", graph.kvCache.pageSize) : 0;
+
+  if (!Number.isFinite(Math.fround(graph.scale))) fail("scale", `expected a finite float32, got ${graph.scale}`);
+
+  return {
+    abi_version: KERNEL_ABI_VERSION,
+    hq,
+    hkv,
+    g: hq / hkv,
+    q_dim: qDim,
+    v_dim: vDim,
+    q_block: qBlock,
+    kv_block: kvBlock,
+    q_tile: Math.min(qBlock, MAX_Q_TILE),
+    kv_tile: Math.min(kvBlock, MAX_KV_TILE),
+    paged: graph.kvCache !== undefined,
+    page_size: pageSize,
+    num_buffers: graph.buffers.length,
+    scale: cppFloat(graph.scale),
+    dtype_name: dtype,
+    dtype_enum: DTYPE_C[dtype].enumName,
+    elem_type: DTYPE_C[dtype].elemType,
+  };
+}

@@ -1,0 +1,551 @@
+/*
+ * minductor.h: the fixed C++ helpers every generated kernel is built from.
+ *
+ * This is a real header: it compiles on its own (g++ -std=gnu++17 -fsyntax-only minductor.h) and knows nothing
+ * about a particular spec. The generated kernel pastes it at its top, so a kernel source stays one self-contained
+ * file. Everything that depends on the spec (head counts, dims, dtype, paging, the mods) lives in the templates.
+ *
+ * Layout conventions shared by the helpers:
+ *   - tiles are fp32, row-major, with a leading dimension (ld) padded to the SIMD width;
+ *   - K tiles are transposed (kt[d * ld + j] = key row j, element d) so QK^T broadcasts q and loads K^T rows;
+ *   - V and output accumulators are [rows][ld] with ld a multiple of MD_W.
+ */
+#ifndef MINDUCTOR_H
+#define MINDUCTOR_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define MD_INLINE static inline __attribute__((always_inline))
+
+/* Element types of query/key/value; bf16 and fp16 travel as uint16_t bit patterns. */
+enum md_dtype { MD_FLOAT32 = 0, MD_BFLOAT16 = 1, MD_FLOAT16 = 2 };
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* SIMD width and register blocking. MD_MR rows x 2 vectors of accumulators must fit the register file with room
+ * for two B loads and one broadcast: 6x2+3 = 15 of 16 ymm, 12x2+3 = 27 of 32 zmm. */
+#if defined(__AVX512F__)
+#define MD_W 16
+#define MD_MR 12
+#elif defined(__AVX2__) && defined(__FMA__)
+#define MD_W 8
+#define MD_MR 6
+#else
+#define MD_W 1
+#define MD_MR 4
+#endif
+
+MD_INLINE constexpr int64_t md_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+MD_INLINE constexpr int64_t md_min(int64_t a, int64_t b) { return a < b ? a : b; }
+MD_INLINE constexpr int64_t md_max(int64_t a, int64_t b) { return a > b ? a : b; }
+
+#if MD_W == 16
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+/* GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized on their own `__Y = __Y` placeholders (GCC PR105593). */
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+typedef __m512 md_vf;
+MD_INLINE md_vf md_vload(const float* p) { return _mm512_loadu_ps(p); }
+MD_INLINE void md_vstore(float* p, md_vf v) { _mm512_storeu_ps(p, v); }
+MD_INLINE md_vf md_vset1(float x) { return _mm512_set1_ps(x); }
+MD_INLINE md_vf md_vfma(md_vf a, md_vf b, md_vf c) { return _mm512_fmadd_ps(a, b, c); }
+MD_INLINE md_vf md_vmul(md_vf a, md_vf b) { return _mm512_mul_ps(a, b); }
+MD_INLINE md_vf md_vadd(md_vf a, md_vf b) { return _mm512_add_ps(a, b); }
+MD_INLINE md_vf md_vsub(md_vf a, md_vf b) { return _mm512_sub_ps(a, b); }
+MD_INLINE md_vf md_vmax(md_vf a, md_vf b) { return _mm512_max_ps(a, b); }
+MD_INLINE float md_vhsum(md_vf v) { return _mm512_reduce_add_ps(v); }
+MD_INLINE float md_vhmax(md_vf v) { return _mm512_reduce_max_ps(v); }
+#elif MD_W == 8
+typedef __m256 md_vf;
+MD_INLINE md_vf md_vload(const float* p) { return _mm256_loadu_ps(p); }
+MD_INLINE void md_vstore(float* p, md_vf v) { _mm256_storeu_ps(p, v); }
+MD_INLINE md_vf md_vset1(float x) { return _mm256_set1_ps(x); }
+MD_INLINE md_vf md_vfma(md_vf a, md_vf b, md_vf c) { return _mm256_fmadd_ps(a, b, c); }
+MD_INLINE md_vf md_vmul(md_vf a, md_vf b) { return _mm256_mul_ps(a, b); }
+MD_INLINE md_vf md_vadd(md_vf a, md_vf b) { return _mm256_add_ps(a, b); }
+MD_INLINE md_vf md_vsub(md_vf a, md_vf b) { return _mm256_sub_ps(a, b); }
+MD_INLINE md_vf md_vmax(md_vf a, md_vf b) { return _mm256_max_ps(a, b); }
+MD_INLINE float md_vhsum(md_vf v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+MD_INLINE float md_vhmax(md_vf v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+#else
+typedef float md_vf;
+MD_INLINE md_vf md_vload(const float* p) { return *p; }
+MD_INLINE void md_vstore(float* p, md_vf v) { *p = v; }
+MD_INLINE md_vf md_vset1(float x) { return x; }
+MD_INLINE md_vf md_vfma(md_vf a, md_vf b, md_vf c) { return fmaf(a, b, c); }
+MD_INLINE md_vf md_vmul(md_vf a, md_vf b) { return a * b; }
+MD_INLINE md_vf md_vadd(md_vf a, md_vf b) { return a + b; }
+MD_INLINE md_vf md_vsub(md_vf a, md_vf b) { return a - b; }
+MD_INLINE md_vf md_vmax(md_vf a, md_vf b) { return a > b ? a : b; }
+MD_INLINE float md_vhsum(md_vf v) { return v; }
+MD_INLINE float md_vhmax(md_vf v) { return v; }
+#endif
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* exp. Range-reduced polynomial (Cody-Waite split of ln 2, Cephes degree-6 minimax on [-ln2/2, ln2/2]), about
+ * 1 ulp. The input is clamped to [-110, 89] first; 2^n is applied as two factors 2^(n/2) * 2^(n-n/2) so the
+ * clamped range needs no special cases: exp(-inf) and anything below about -103.9 round to exactly 0, subnormal
+ * results are produced by one final rounding, and inputs above ln(FLT_MAX) give +inf. NaN propagates. */
+#define MD_EXP_LO (-110.0f)
+#define MD_EXP_HI (89.0f)
+#define MD_LOG2E 1.44269504088896341f
+#define MD_LN2_HI 0.693359375f
+#define MD_LN2_LO (-2.12194440e-4f)
+#define MD_EXP_P0 1.9875691500e-4f
+#define MD_EXP_P1 1.3981999507e-3f
+#define MD_EXP_P2 8.3334519073e-3f
+#define MD_EXP_P3 4.1665795894e-2f
+#define MD_EXP_P4 1.6666665459e-1f
+#define MD_EXP_P5 5.0000001201e-1f
+
+MD_INLINE float md_exp_scalar(float x) {
+  /* max/min written so that a NaN input survives the clamp */
+  x = x < MD_EXP_LO ? MD_EXP_LO : x;
+  x = x > MD_EXP_HI ? MD_EXP_HI : x;
+  const float n = nearbyintf(x * MD_LOG2E);
+  float r = fmaf(-n, MD_LN2_HI, x);
+  r = fmaf(-n, MD_LN2_LO, r);
+  float p = MD_EXP_P0;
+  p = fmaf(p, r, MD_EXP_P1);
+  p = fmaf(p, r, MD_EXP_P2);
+  p = fmaf(p, r, MD_EXP_P3);
+  p = fmaf(p, r, MD_EXP_P4);
+  p = fmaf(p, r, MD_EXP_P5);
+  const float y = fmaf(p, r * r, r) + 1.0f;
+  if (n != n) return n; /* NaN */
+  const int32_t ni = (int32_t)n;
+  const int32_t h = ni >> 1;
+  const int32_t bits1 = (h + 127) << 23, bits2 = (ni - h + 127) << 23;
+  float s1, s2;
+  memcpy(&s1, &bits1, 4);
+  memcpy(&s2, &bits2, 4);
+  return y * s1 * s2;
+}
+
+#if MD_W == 16
+MD_INLINE md_vf md_vexp(md_vf x) {
+  x = _mm512_max_ps(_mm512_set1_ps(MD_EXP_LO), x);
+  x = _mm512_min_ps(_mm512_set1_ps(MD_EXP_HI), x);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(MD_LOG2E)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(MD_LN2_HI), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(MD_LN2_LO), r);
+  __m512 p = _mm512_set1_ps(MD_EXP_P0);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(MD_EXP_P1));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(MD_EXP_P2));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(MD_EXP_P3));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(MD_EXP_P4));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(MD_EXP_P5));
+  const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+  const __m512i ni = _mm512_cvtps_epi32(n);
+  const __m512i h = _mm512_srai_epi32(ni, 1);
+  const __m512i bias = _mm512_set1_epi32(127);
+  const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(h, bias), 23));
+  const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_sub_epi32(ni, h), bias), 23));
+  return _mm512_mul_ps(_mm512_mul_ps(y, s1), s2);
+}
+#elif MD_W == 8
+MD_INLINE md_vf md_vexp(md_vf x) {
+  x = _mm256_max_ps(_mm256_set1_ps(MD_EXP_LO), x);
+  x = _mm256_min_ps(_mm256_set1_ps(MD_EXP_HI), x);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(MD_LOG2E)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(MD_LN2_HI), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(MD_LN2_LO), r);
+  __m256 p = _mm256_set1_ps(MD_EXP_P0);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(MD_EXP_P1));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(MD_EXP_P2));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(MD_EXP_P3));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(MD_EXP_P4));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(MD_EXP_P5));
+  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i h = _mm256_srai_epi32(ni, 1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, bias), 23));
+  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, h), bias), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
+}
+#else
+MD_INLINE md_vf md_vexp(md_vf x) { return md_exp_scalar(x); }
+#endif
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* dtype conversions. bf16 -> f32 is exact (bits << 16); f32 -> bf16/fp16 round to nearest even; NaN stays a
+ * quiet NaN. fp16 uses F16C when available and an exact bit-level fallback otherwise. */
+MD_INLINE float md_f32_from_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+MD_INLINE uint32_t md_bits_from_f32(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+
+MD_INLINE float md_bf16_to_f32(uint16_t h) { return md_f32_from_bits((uint32_t)h << 16); }
+MD_INLINE uint16_t md_f32_to_bf16(float f) {
+  const uint32_t u = md_bits_from_f32(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u);
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+MD_INLINE float md_f16_to_f32_exact(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+  if (exp == 0x1f) return md_f32_from_bits(sign | 0x7f800000u | (man << 13));
+  if (exp != 0) return md_f32_from_bits(sign | ((exp + 112u) << 23) | (man << 13));
+  /* zero or subnormal: man * 2^-24, exact in fp32 */
+  const float mag = (float)man * 5.9604644775390625e-8f;
+  return sign ? -mag : mag;
+}
+MD_INLINE uint16_t md_f32_to_f16_exact(float f) {
+  const uint32_t u = md_bits_from_f32(f);
+  const uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+  const uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu));
+  if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds to >= 65520: inf */
+  if (a >= 0x38800000u) {                                   /* normal fp16 */
+    const uint32_t r = a + 0xfffu + ((a >> 13) & 1u) - (112u << 23);
+    return (uint16_t)(sign | (r >> 13));
+  }
+  if (a < 0x33000000u) return sign; /* below half the smallest subnormal: +-0 */
+  /* subnormal fp16: shift the full significand, round to nearest even on the dropped bits */
+  const uint32_t e = a >> 23, m = (a & 0x7fffffu) | 0x800000u;
+  const uint32_t shift = 126u - e; /* 14..24 */
+  const uint32_t q = m >> shift, rem = m & ((1u << shift) - 1u), half = 1u << (shift - 1u);
+  const uint32_t rounded = q + ((rem > half || (rem == half && (q & 1u))) ? 1u : 0u);
+  return (uint16_t)(sign | rounded);
+}
+#if defined(__F16C__)
+MD_INLINE float md_f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+MD_INLINE uint16_t md_f32_to_f16(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
+#else
+MD_INLINE float md_f16_to_f32(uint16_t h) { return md_f16_to_f32_exact(h); }
+MD_INLINE uint16_t md_f32_to_f16(float f) { return md_f32_to_f16_exact(f); }
+#endif
+
+template <int DT> MD_INLINE float md_load_elem(const void* p, int64_t i) {
+  if constexpr (DT == MD_FLOAT32) return ((const float*)p)[i];
+  else if constexpr (DT == MD_BFLOAT16) return md_bf16_to_f32(((const uint16_t*)p)[i]);
+  else return md_f16_to_f32(((const uint16_t*)p)[i]);
+}
+template <int DT> MD_INLINE void md_store_elem(void* p, int64_t i, float x) {
+  if constexpr (DT == MD_FLOAT32) ((float*)p)[i] = x;
+  else if constexpr (DT == MD_BFLOAT16) ((uint16_t*)p)[i] = md_f32_to_bf16(x);
+  else ((uint16_t*)p)[i] = md_f32_to_f16(x);
+}
+
+#if defined(__AVX2__)
+/* Eight consecutive elements of a row as fp32. */
+template <int DT> MD_INLINE __m256 md_load8(const void* p, int64_t i) {
+  if constexpr (DT == MD_FLOAT32) return _mm256_loadu_ps((const float*)p + i);
+  else if constexpr (DT == MD_BFLOAT16) {
+    const __m128i h = _mm_loadu_si128((const __m128i*)((const uint16_t*)p + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  } else {
+#if defined(__F16C__)
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)((const uint16_t*)p + i)));
+#else
+    float t[8];
+    for (int k = 0; k < 8; ++k) t[k] = md_f16_to_f32_exact(((const uint16_t*)p)[i + k]);
+    return _mm256_loadu_ps(t);
+#endif
+  }
+}
+
+/* In-register transpose of the 8x8 block r[0..8). */
+MD_INLINE void md_transpose8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+#endif
+
+/* dst[0..n) = src[0..n) as fp32. */
+template <int DT> MD_INLINE void md_load_row(const void* src, float* dst, int64_t n) {
+#if defined(__AVX2__)
+  const int64_t n8 = n / 8 * 8;
+  for (int64_t d = 0; d < n8; d += 8) _mm256_storeu_ps(dst + d, md_load8<DT>(src, d));
+#else
+  const int64_t n8 = 0;
+#endif
+  for (int64_t d = n8; d < n; ++d) dst[d] = md_load_elem<DT>(src, d);
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Packing. Rows arrive as pointers (the generated kernel resolves batch, head, paging and tails into them); a NULL
+ * row reads as zeros. That keeps paged and dense caches, and every dtype, on one code path.
+ *
+ * Packed B operands use a panel layout: the columns (ncols, a multiple of MD_W) are cut into strips of 2W (the
+ * last one W wide when ncols % 2W == W), each strip stored row-major [k][width] after the previous one. A strip is
+ * then one contiguous stream for the micro-kernel: no cache-set aliasing from power-of-two row strides, and the
+ * hardware prefetcher sees a single sequential walk. */
+MD_INLINE int64_t md_panel_index(int64_t row, int64_t col, int64_t k, int64_t ncols) {
+  const int64_t c0 = col / (2 * MD_W) * (2 * MD_W);
+  const int64_t width = md_min(2 * MD_W, ncols - c0);
+  return c0 * k + row * width + (col - c0);
+}
+
+/* V-style packing: row j of the panel matrix [n x LD] is row_j[0..DIM) followed by zeros up to LD (LD a multiple
+ * of MD_W), so padded columns of the product stay finite. */
+template <int DT, int64_t DIM, int64_t LD>
+MD_INLINE void md_pack_rows(const void* const* rows, int64_t n, float* dst) {
+  static_assert(LD % MD_W == 0 && LD >= DIM, "LD must be DIM rounded up to the SIMD width");
+  for (int64_t j = 0; j < n; ++j) {
+    const void* src = rows[j];
+    int64_t d = 0;
+    if (src) {
+#if defined(__AVX2__)
+      for (; d + 8 <= DIM; d += 8) _mm256_storeu_ps(dst + md_panel_index(j, d, n, LD), md_load8<DT>(src, d));
+#endif
+      for (; d < DIM; ++d) dst[md_panel_index(j, d, n, LD)] = md_load_elem<DT>(src, d);
+    }
+    for (; d < LD; ++d) dst[md_panel_index(j, d, n, LD)] = 0.0f;
+  }
+}
+
+/* K-style packing, transposed: the panel matrix [DIM x ncols] holds row_j[d] at (d, j) for j < n and zeros for
+ * n <= j < ncols (ncols = n rounded up to MD_W), the B operand of S = Q K^T. */
+template <int DT, int64_t DIM>
+MD_INLINE void md_pack_rows_transposed(const void* const* rows, int64_t n, float* dst) {
+  const int64_t ncols = md_round_up(n, MD_W);
+  int64_t j = 0;
+#if defined(__AVX2__)
+  for (; j + 8 <= n; j += 8) {
+    bool dense = true;
+    for (int k = 0; k < 8; ++k) dense = dense && rows[j + k] != nullptr;
+    if (!dense) break;
+    int64_t d = 0;
+    for (; d + 8 <= DIM; d += 8) {
+      __m256 r[8];
+      for (int k = 0; k < 8; ++k) r[k] = md_load8<DT>(rows[j + k], d);
+      md_transpose8(r);
+      for (int k = 0; k < 8; ++k) _mm256_storeu_ps(dst + md_panel_index(d + k, j, DIM, ncols), r[k]);
+    }
+    for (; d < DIM; ++d)
+      for (int k = 0; k < 8; ++k) dst[md_panel_index(d, j + k, DIM, ncols)] = md_load_elem<DT>(rows[j + k], d);
+  }
+#endif
+  for (; j < n; ++j) {
+    const void* src = rows[j];
+    for (int64_t d = 0; d < DIM; ++d) dst[md_panel_index(d, j, DIM, ncols)] = src ? md_load_elem<DT>(src, d) : 0.0f;
+  }
+  for (; j < ncols; ++j)
+    for (int64_t d = 0; d < DIM; ++d) dst[md_panel_index(d, j, DIM, ncols)] = 0.0f;
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Register-blocked micro-GEMM: C[MR x NV*W] = (row_scale ? C * row_scale[r] : 0) + A[MR x k] * B[k x NV*W].
+ * A is row-major (lda), broadcast one element at a time; B is one panel strip (row stride NV*W). Used for both
+ * S = Q K^T (A = Q, B = K^T, overwrite) and O = O * alpha + P V (A = P, B = V, rescale-accumulate). */
+template <int MR, int NV>
+MD_INLINE void md_micro_gemm(const float* __restrict a, int64_t lda, const float* __restrict b, float* __restrict c,
+                             int64_t ldc, int64_t k, const float* __restrict row_scale) {
+  md_vf acc[MR][NV];
+  if (row_scale) {
+    for (int r = 0; r < MR; ++r) {
+      const md_vf s = md_vset1(row_scale[r]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = md_vmul(md_vload(c + r * ldc + v * MD_W), s);
+    }
+  } else {
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV; ++v) acc[r][v] = md_vset1(0.0f);
+  }
+  for (int64_t p = 0; p < k; ++p) {
+    md_vf bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = md_vload(b + p * (NV * MD_W) + v * MD_W);
+    for (int r = 0; r < MR; ++r) {
+      const md_vf av = md_vset1(a[r * lda + p]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = md_vfma(av, bv[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) md_vstore(c + r * ldc + v * MD_W, acc[r][v]);
+}
+
+/* Rows m % MD_MR left over after the full MR blocks, dispatched to a micro-kernel of exactly that height. */
+template <int NV, int R = MD_MR - 1>
+MD_INLINE void md_micro_gemm_tail(int rows, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                                  int64_t k, const float* row_scale) {
+  if constexpr (R > 0) {
+    if (rows == R) md_micro_gemm<R, NV>(a, lda, b, c, ldc, k, row_scale);
+    else md_micro_gemm_tail<NV, R - 1>(rows, a, lda, b, c, ldc, k, row_scale);
+  }
+}
+
+template <int NV>
+MD_INLINE void md_gemm_strip(const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t m, int64_t k,
+                             const float* row_scale) {
+  int64_t i = 0;
+  for (; i + MD_MR <= m; i += MD_MR)
+    md_micro_gemm<MD_MR, NV>(a + i * lda, lda, b, c + i * ldc, ldc, k, row_scale ? row_scale + i : nullptr);
+  if (i < m)
+    md_micro_gemm_tail<NV>((int)(m - i), a + i * lda, lda, b, c + i * ldc, ldc, k, row_scale ? row_scale + i : nullptr);
+}
+
+/* C[m x ncols] = (row_scale ? C * row_scale : 0) + A[m x k] B[k x ncols], B packed as panels, ncols a multiple of
+ * MD_W. Strips outermost: one strip of B (k x 2W) stays in L1 while all row blocks of A stream past it. */
+MD_INLINE void md_gemm(const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t m, int64_t ncols,
+                       int64_t k, const float* row_scale) {
+  int64_t c0 = 0;
+  for (; c0 + 2 * MD_W <= ncols; c0 += 2 * MD_W) md_gemm_strip<2>(a, lda, b + c0 * k, c + c0, ldc, m, k, row_scale);
+  if (c0 < ncols) md_gemm_strip<1>(a, lda, b + c0 * k, c + c0, ldc, m, k, row_scale);
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Row helpers of the online softmax. */
+
+MD_INLINE void md_scale_row(float* s, int64_t n, float scale) {
+  const md_vf sv = md_vset1(scale);
+  int64_t j = 0;
+  for (; j + MD_W <= n; j += MD_W) md_vstore(s + j, md_vmul(md_vload(s + j), sv));
+  for (; j < n; ++j) s[j] *= scale;
+}
+
+/* Online softmax update of one row against n new scores s[0..n) (masked = -inf). When SCALE_FIRST the values are
+ * raw q.k and are multiplied by scale here (the caller had nothing to apply between scaling and softmax); with a
+ * positive scale max(s * scale) == max(s) * scale exactly (rounding is monotonic), so the multiplication moves into
+ * the exp pass and the max pass only reads. On return s[0..n) holds p = exp(s - m_new), *m and *l are updated and
+ * the result is the factor exp(m_old - m_new) that the row's output accumulator must be multiplied by. A row that
+ * is still fully masked keeps m = -inf, l = 0, p = 0. */
+template <bool SCALE_FIRST>
+MD_INLINE float md_softmax_row(float* s, int64_t n, float scale, float* m, float* l) {
+  if (SCALE_FIRST && !(scale > 0.0f)) {
+    md_scale_row(s, n, scale);
+    return md_softmax_row<false>(s, n, 1.0f, m, l);
+  }
+  const int64_t nv = n / MD_W * MD_W;
+  md_vf vmax = md_vset1(-INFINITY);
+  for (int64_t j = 0; j < nv; j += MD_W) vmax = md_vmax(vmax, md_vload(s + j));
+  float row_max = md_vhmax(vmax);
+  for (int64_t j = nv; j < n; ++j) row_max = s[j] > row_max ? s[j] : row_max;
+  if (SCALE_FIRST) row_max *= scale;
+
+  const float m_old = *m;
+  const float m_new = row_max > m_old ? row_max : m_old;
+  if (m_new == -INFINITY) {
+    for (int64_t j = 0; j < n; ++j) s[j] = 0.0f;
+    return 1.0f;
+  }
+  const md_vf mv = md_vset1(m_new), sv = md_vset1(scale);
+  md_vf vsum = md_vset1(0.0f);
+  for (int64_t j = 0; j < nv; j += MD_W) {
+    md_vf x = md_vload(s + j);
+    if (SCALE_FIRST) x = md_vmul(x, sv);
+    const md_vf p = md_vexp(md_vsub(x, mv));
+    md_vstore(s + j, p);
+    vsum = md_vadd(vsum, p);
+  }
+  float sum = md_vhsum(vsum);
+  for (int64_t j = nv; j < n; ++j) {
+    const float p = md_exp_scalar((SCALE_FIRST ? s[j] * scale : s[j]) - m_new);
+    s[j] = p;
+    sum += p;
+  }
+  const float alpha = m_old == -INFINITY ? 0.0f : md_exp_scalar(m_old - m_new);
+  *l = *l * alpha + sum;
+  *m = m_new;
+  return alpha;
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Block iteration: the kv blocks of one (b, h, q block) in ascending order, merging the partial and full lists of
+ * the block mask. A NULL partial list with n_partial = N stands for blocks 0..N-1, all partial (no block mask). */
+struct md_block_cursor {
+  const int32_t* partial;
+  int64_t n_partial;
+  const int32_t* full;
+  int64_t n_full;
+  int64_t i_partial, i_full;
+};
+
+MD_INLINE md_block_cursor md_block_cursor_make(const int32_t* partial, int64_t n_partial, const int32_t* full,
+                                               int64_t n_full) {
+  md_block_cursor c = {partial, n_partial, full, n_full, 0, 0};
+  return c;
+}
+
+/* Next block (ascending); returns false when both lists are exhausted. With no list, blocks are 0..n_partial-1. */
+MD_INLINE bool md_block_next(md_block_cursor* c, int64_t* block, bool* is_full) {
+  const bool has_p = c->i_partial < c->n_partial, has_f = c->i_full < c->n_full;
+  if (!has_p && !has_f) return false;
+  const int64_t p = has_p ? (c->partial ? c->partial[c->i_partial] : c->i_partial) : INT64_MAX;
+  const int64_t f = has_f ? c->full[c->i_full] : INT64_MAX;
+  if (p <= f) { *block = p; *is_full = false; ++c->i_partial; }
+  else { *block = f; *is_full = true; ++c->i_full; }
+  return true;
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Output finalisation of one row: out = acc / l in the output dtype, lse = m + log(l); a row that never saw an
+ * unmasked position writes zeros and lse = -inf. */
+template <int DT>
+MD_INLINE void md_finalize_row(const float* acc, int64_t dim, float m, float l, void* out, float* lse) {
+  if (l > 0.0f) {
+    const float inv = 1.0f / l;
+    for (int64_t d = 0; d < dim; ++d) md_store_elem<DT>(out, d, acc[d] * inv);
+    if (lse) *lse = m + logf(l);
+  } else {
+    for (int64_t d = 0; d < dim; ++d) md_store_elem<DT>(out, d, 0.0f);
+    if (lse) *lse = -INFINITY;
+  }
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Scratch: one allocation per call, carved into per-thread slices aligned to 64 bytes (no false sharing). */
+MD_INLINE int64_t md_threads_for(int32_t requested) {
+#ifdef _OPENMP
+  return requested > 0 ? requested : omp_get_max_threads();
+#else
+  (void)requested;
+  return 1;
+#endif
+}
+
+MD_INLINE int md_thread_id(void) {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+MD_INLINE float* md_scratch_alloc(int64_t threads, int64_t floats_per_thread) {
+  const size_t bytes = (size_t)threads * (size_t)md_round_up(floats_per_thread, 16) * sizeof(float);
+  return (float*)aligned_alloc(64, md_round_up((int64_t)bytes, 64));
+}
+
+MD_INLINE float* md_scratch_slice(float* base, int64_t floats_per_thread, int thread) {
+  return base + (int64_t)thread * md_round_up(floats_per_thread, 16);
+}
+
+#endif /* MINDUCTOR_H */

@@ -1,0 +1,58 @@
+import { describe, it } from "vitest";
+import { buildKernel, type KernelConfig } from "./harness/buildKernel.js";
+import { expectAttention } from "./harness/compare.js";
+import { alibiCausalMods, type Mods, softcapShiftedMods } from "./harness/mods.js";
+import { openKernel, runAttention } from "./harness/native.js";
+import { makeProblem } from "./harness/problem.js";
+import { referenceAttention, referenceBlockMask } from "./harness/reference.js";
+
+/**
+ * The same kernels built for targets other than this machine's best: the scalar fallback (x86-64 baseline: no
+ * AVX, no FMA, no F16C, so the exact fp16 conversion) and AVX2 without F16C. Both must give the reference answer.
+ */
+const TARGETS: Record<string, string[]> = {
+  scalar: ["-O2", "-march=x86-64"],
+  "avx2 without f16c": ["-O2", "-march=haswell", "-mno-f16c"],
+};
+
+const cases: Array<{ name: string; config: KernelConfig; mods: Mods; paged?: boolean }> = [
+  {
+    name: "fp32 alibi",
+    config: { dtype: "float32", hq: 4, hkv: 2, qDim: 72, vDim: 72, blockSize: [32, 32], scale: 0.5, buffers: ["float32"] },
+    mods: alibiCausalMods,
+  },
+  {
+    name: "fp16 softcap",
+    config: { dtype: "float16", hq: 4, hkv: 1, qDim: 64, vDim: 40, blockSize: [16, 32] },
+    mods: softcapShiftedMods,
+  },
+  {
+    name: "fp32 tiny head dims and odd block sizes",
+    config: { dtype: "float32", hq: 3, hkv: 1, qDim: 5, vDim: 3, blockSize: [5, 11] },
+    mods: softcapShiftedMods,
+  },
+  {
+    name: "bf16 paged",
+    config: { dtype: "bfloat16", hq: 2, hkv: 2, qDim: 24, vDim: 24, blockSize: [16, 16], pageSize: 8 },
+    mods: softcapShiftedMods,
+    paged: true,
+  },
+];
+
+describe.each(Object.entries(TARGETS))("built for %s", (_target, flags) => {
+  it.each(cases)("$name matches the reference", async ({ config, mods, paged }) => {
+    const lib = openKernel(await buildKernel(config, mods.cpp, flags));
+    const p = makeProblem(config, {
+      batch: 2,
+      qLen: 37,
+      kvLen: 45,
+      seed: 21,
+      seqLens: paged ? [45, 20] : undefined,
+      buffers: config.buffers ? [Float32Array.from({ length: config.hq }, (_, h) => 2 ** -(h + 1))] : undefined,
+    });
+    const mask = referenceBlockMask(config, p, mods, { maskBatch: 2, maskHeads: config.hq });
+    const want = referenceAttention(config, p, mods, mask);
+    for (const entry of ["md_flash_attention", "md_naive_attention"] as const)
+      expectAttention(runAttention(lib, entry, config, p, { mask }), want, config.dtype, entry);
+  });
+});

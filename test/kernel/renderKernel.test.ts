@@ -1,0 +1,128 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { KERNEL_ABI_VERSION } from "../../src/codegen/kernelAbi.js";
+import { kernelConstants } from "../../src/codegen/kernelConstants.js";
+import { KernelRenderError } from "../../src/codegen/kernelRenderError.js";
+import { renderKernel } from "../../src/codegen/renderKernel.js";
+import { templatesDir } from "../../src/codegen/templatesDir.js";
+import { graphFor, type KernelConfig } from "./harness/buildKernel.js";
+import { causalMods, identityMods } from "./harness/mods.js";
+
+const run = promisify(execFile);
+
+const base: KernelConfig = { dtype: "float32", hq: 8, hkv: 2, qDim: 64, vDim: 72, blockSize: [64, 128] };
+
+/** Value of a float literal as the C++ compiler reads it: decimal, or hex `0x<hex>[.<hex>]p<exp>f`. */
+function parseFloatLiteral(text: string): number {
+  const t = text.replace(/[()]/g, "");
+  const neg = t.startsWith("-");
+  const body = neg ? t.slice(1) : t;
+  const hex = /^0x([0-9a-f]+)(?:\.([0-9a-f]*))?p([+-]?\d+)f$/i.exec(body);
+  let v: number;
+  if (hex) {
+    const frac = hex[2] ?? "";
+    v = Number.parseInt(hex[1] + frac, 16) * 2 ** (Number(hex[3]) - 4 * frac.length);
+  } else {
+    v = Number(body.replace(/f$/, ""));
+  }
+  return neg ? -v : v;
+}
+
+function scaleLiteral(cpp: string): string {
+  const m = /static constexpr float MD_SCALE = (.+);/.exec(cpp);
+  if (!m) throw new Error("no MD_SCALE in the kernel");
+  return m[1];
+}
+
+describe("renderKernel", () => {
+  it("is deterministic and never pastes the spec's name", () => {
+    const a = renderKernel(graphFor(base, "a_name_that_must_not_appear"), causalMods.cpp);
+    const b = renderKernel(graphFor(base, "another_name"), causalMods.cpp);
+    expect(a.cpp).toBe(b.cpp);
+    expect(a.header).toBe(b.header);
+    expect(a.cpp).not.toContain("a_name_that_must_not_appear");
+    expect(a.header).not.toContain("a_name_that_must_not_appear");
+  });
+
+  it("puts the mods between md_args and the templates, and the compile-time constants in the header", () => {
+    const { cpp, header } = renderKernel(graphFor({ ...base, pageSize: 16 }), causalMods.cpp);
+    const mods = cpp.indexOf(causalMods.cpp);
+    expect(mods).toBeGreaterThan(cpp.indexOf("} md_args;"));
+    expect(mods).toBeLessThan(cpp.indexOf("md_flash_attention_task"));
+    for (const line of ["#define MD_HQ 8", "#define MD_HKV 2", "#define MD_Q_DIM 64", "#define MD_V_DIM 72",
+      "#define MD_SPARSE_Q_BLOCK_SIZE 64", "#define MD_SPARSE_KV_BLOCK_SIZE 128", "#define MD_PAGE_SIZE 16",
+      `#define MD_ABI_VERSION ${KERNEL_ABI_VERSION}`]) expect(header).toContain(line);
+    expect(cpp).toContain(header);
+    expect(cpp).toContain("static constexpr int64_t MD_G = 4;");
+    expect(cpp).toContain("a->page_table[");
+    expect(renderKernel(graphFor(base), causalMods.cpp).cpp).not.toContain("a->page_table[");
+  });
+
+  it("prints the scale as an exact float32 literal", () => {
+    for (const scale of [1 / Math.sqrt(72), 0.125, 1 / 3, -2.5, 1e-40, 3e38, 1, 12345.678]) {
+      const literal = scaleLiteral(renderKernel(graphFor({ ...base, scale }), identityMods.cpp).cpp);
+      expect(parseFloatLiteral(literal), `${scale} -> ${literal}`).toBe(Math.fround(scale));
+    }
+  });
+
+  it("chooses tiles no larger than the blocks", () => {
+    expect(kernelConstants(graphFor({ ...base, blockSize: [32, 512] }))).toMatchObject({ q_tile: 32, kv_tile: 128 });
+    expect(kernelConstants(graphFor({ ...base, dtype: "bfloat16" }))).toMatchObject({ elem_type: "uint16_t", dtype_enum: "MD_BFLOAT16" });
+  });
+
+  it("rejects graphs the templates cannot serve with a KernelRenderError naming the field", () => {
+    const bad: Array<[KernelConfig & { scale?: number }, string]> = [
+      [{ ...base, hq: 6, hkv: 4 }, "query.shape[1]"],
+      [{ ...base, blockSize: [0, 64] }, "blockSize[0]"],
+      [{ ...base, pageSize: 0.5 }, "kvCache.pageSize"],
+      [{ ...base, scale: Number.POSITIVE_INFINITY }, "scale"],
+      [{ ...base, scale: 1e39 }, "scale"],
+    ];
+    for (const [config, field] of bad) {
+      const err = (() => {
+        try {
+          renderKernel(graphFor(config), identityMods.cpp);
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(err, field).toBeInstanceOf(KernelRenderError);
+      expect((err as KernelRenderError).field).toBe(field);
+      expect((err as Error).message).toContain(field);
+    }
+    const mixed = { ...graphFor(base), key: { shape: [1, 2, 16, 64], dtype: "float16" } } as const;
+    expect(() => renderKernel(mixed, identityMods.cpp)).toThrow(/key\.dtype/);
+  });
+});
+
+describe("the C/C++ sources compile on their own", () => {
+  const dir = mkdtempSync(join(tmpdir(), "md-render-"));
+
+  it("minductor.h is a standalone header for AVX-512, AVX2, AVX2 without F16C and scalar targets", async () => {
+    const header = join(templatesDir(), "minductor.h");
+    for (const march of [["-march=native"], ["-march=skylake-avx512"], ["-march=haswell", "-mno-f16c"], ["-march=x86-64"]])
+      await run("g++", ["-std=gnu++17", "-fopenmp", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-x", "c++", ...march, header]);
+  });
+
+  it("the public header is plain C", async () => {
+    const path = join(dir, "kernel.h");
+    writeFileSync(path, renderKernel(graphFor(base), identityMods.cpp).header);
+    await run("gcc", ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-x", "c", path]);
+  });
+
+  it("the kernel compiles warning-free for every target, including AVX-512 this machine cannot run", async () => {
+    const path = join(dir, "kernel.cpp");
+    writeFileSync(path, renderKernel(graphFor({ ...base, dtype: "bfloat16", pageSize: 16 }), causalMods.cpp).cpp);
+    await Promise.all(
+      [["-march=skylake-avx512"], ["-march=x86-64"]].map((march) =>
+        run("g++", ["-std=gnu++17", "-O2", "-fopenmp", "-fPIC", "-Wall", "-Wextra", "-Werror", "-c", ...march, path,
+          "-o", `${path}${march[0]}.o`]),
+      ),
+    );
+  });
+});
