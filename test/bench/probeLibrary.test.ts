@@ -1,0 +1,83 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa } from "execa";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isaOf } from "../../src/bench/machineIdentity.js";
+import { QUICK_SETTINGS, compileProbe, measureWithLibrary } from "../../src/bench/probeLibrary.js";
+import { templatesDir } from "../../src/codegen/templatesDir.js";
+import { compilerInfo } from "../../src/compile/index.js";
+import { defaultCxx, defaultCxxflags } from "../../src/compile/options.js";
+
+const x64 = process.arch === "x64";
+const probeCpp = () => join(templatesDir(), "probe.cpp");
+
+let cacheDir: string;
+beforeAll(async () => {
+  cacheDir = await mkdtemp(join(tmpdir(), "minductor-probe-lib-"));
+});
+afterAll(() => rm(cacheDir, { recursive: true, force: true }));
+
+/** The assembly g++ makes of probe.cpp with `flags` (a library flag set; -shared means nothing to -S). */
+async function assembly(flags: readonly string[]): Promise<string> {
+  const argv = [...flags.filter((flag) => flag !== "-shared"), "-S", "-o", "-", probeCpp()];
+  return (await execa(defaultCxx(), argv)).stdout;
+}
+
+const count = (text: string, pattern: RegExp) => text.match(new RegExp(pattern, "g"))?.length ?? 0;
+
+describe("probe.cpp assembly", () => {
+  it.skipIf(!x64)("keeps 12 independent FMA chains in vector registers for the machine's ISA", async () => {
+    const isa = isaOf((await compilerInfo(defaultCxx(), defaultCxxflags())).cpuFeatures);
+    const asm = await assembly(defaultCxxflags());
+    if (isa === "avx512f") expect(count(asm, /vfmadd\d{3}ps\s+%zmm\d+, %zmm\d+, %zmm\d+/)).toBeGreaterThanOrEqual(12);
+    if (isa === "avx2+fma") expect(count(asm, /vfmadd\d{3}ps\s+%ymm\d+, %ymm\d+, %ymm\d+/)).toBeGreaterThanOrEqual(12);
+  });
+
+  it.skipIf(!x64)("uses 512-bit FMAs and loads when AVX-512 is enabled", async () => {
+    const asm = await assembly([...defaultCxxflags(), "-mavx512f"]);
+    expect(count(asm, /vfmadd\d{3}ps\s+%zmm\d+, %zmm\d+, %zmm\d+/)).toBeGreaterThanOrEqual(12);
+    expect(count(asm, /vaddps\s+-?\d*\(%\w+(,%\w+,\d)?\), %zmm\d+, %zmm\d+/)).toBeGreaterThanOrEqual(8);
+  });
+
+  it.skipIf(!x64)("uses 256-bit FMAs and loads with AVX2 + FMA", async () => {
+    const asm = await assembly(["-O3", "-march=haswell", "-fopenmp", "-fPIC", "-std=gnu++17"]);
+    expect(count(asm, /vfmadd\d{3}ps\s+%ymm\d+, %ymm\d+, %ymm\d+/)).toBeGreaterThanOrEqual(12);
+    expect(count(asm, /vaddps\s+-?\d*\(%\w+(,%\w+,\d)?\), %ymm\d+, %ymm\d+/)).toBeGreaterThanOrEqual(8);
+    expect(asm).not.toMatch(/%zmm/);
+  });
+});
+
+describe("measureWithLibrary", () => {
+  it("runs the native build and reports the ISA the flags select", async () => {
+    const soPath = await compileProbe({ cacheDir });
+    const measured = await measureWithLibrary(soPath, QUICK_SETTINGS);
+    const isa = isaOf((await compilerInfo(defaultCxx(), defaultCxxflags())).cpuFeatures);
+    expect(measured.isa).toBe(isa);
+    expect(measured.fmaLanes).toBe({ avx512f: 16, "avx2+fma": 8, scalar: 1 }[isa]);
+    expect(measured.threads).toBeGreaterThanOrEqual(1);
+  }, 60_000);
+
+  it.skipIf(!x64)("falls back to scalar code on a baseline x86-64 build", async () => {
+    const cxxflags = ["-O3", "-march=x86-64", "-fopenmp", "-shared", "-fPIC", "-std=gnu++17"];
+    const measured = await measureWithLibrary(await compileProbe({ cacheDir, cxxflags }), QUICK_SETTINGS);
+    expect(measured.isa).toBe("scalar");
+    expect(measured.fmaLanes).toBe(1);
+    expect(measured.fmaPeakGflops.oneThread).toBeGreaterThan(0);
+    expect(measured.readBandwidthGBs.oneThread).toBeGreaterThan(0);
+  }, 60_000);
+
+  it("measures with one thread when built without OpenMP", async () => {
+    const cxxflags = ["-O3", "-march=native", "-shared", "-fPIC", "-std=gnu++17"];
+    const measured = await measureWithLibrary(await compileProbe({ cacheDir, cxxflags }), QUICK_SETTINGS);
+    expect(measured.threads).toBe(1);
+    expect(measured.readBandwidthGBs.allThreads).toBeGreaterThan(0);
+  }, 60_000);
+
+  it("refuses a bad setting with the probe's status instead of measuring nonsense", async () => {
+    const soPath = await compileProbe({ cacheDir });
+    await expect(measureWithLibrary(soPath, { ...QUICK_SETTINGS, readBytes: 100 })).rejects.toThrow(
+      /md_probe_read_bandwidth failed with status 2 \(bad argument\)/,
+    );
+  }, 60_000);
+});
