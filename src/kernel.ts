@@ -6,7 +6,7 @@ import type { BlockMask } from "./runtime/blockMask.js";
 import type { NativeLibrary } from "./runtime/nativeLibrary.js";
 import { type KernelOutputs } from "./runtime/prepareCall.js";
 import { runKernel, runKernelAsync } from "./runtime/runKernel.js";
-import { type KernelInputs, validateInputs } from "./runtime/validateInputs.js";
+import { type CallShape, type KernelInputs, validateInputs } from "./runtime/validateInputs.js";
 import { type CallFeatures, callFeatures, type Choice } from "./select/features.js";
 import { selectTemplate } from "./select/selectTemplate.js";
 import { BlockMaskCache } from "./blockMaskCache.js";
@@ -75,7 +75,7 @@ export class Kernel {
 
   /** The choice the selector makes for a call with these inputs. */
   choiceFor(inputs: KernelInputs, options: RunOptions = {}): Choice {
-    return this.choose(this.featuresOf(inputs, options), options.policy);
+    return this.choose(this.featuresOf(validateInputs(this.graph, inputs), options), options.policy);
   }
 
   /** The block mask of mask_mod for a call's lengths (PyTorch's layout), computed once and reusable across calls. */
@@ -91,7 +91,7 @@ export class Kernel {
 
   private plan(inputs: KernelInputs, options: RunOptions) {
     const shape = validateInputs(this.graph, inputs);
-    const choice = options.template === "naive" ? undefined : this.choose(this.featuresOf(inputs, options), options.policy);
+    const choice = options.template === "naive" ? undefined : this.choose(this.featuresOf(shape, options), options.policy);
     const template = options.template ?? choice!.template;
     const mask = options.blockMask ?? inputs.blockMask ?? (template === "naive" ? undefined : this.masks.get(shape, inputs));
     return {
@@ -108,8 +108,7 @@ export class Kernel {
     return selectTemplate(f, policy ?? this.graph.kernelOptions.policy ?? "auto");
   }
 
-  private featuresOf(inputs: KernelInputs, options: RunOptions): CallFeatures {
-    const shape = validateInputs(this.graph, inputs);
+  private featuresOf(shape: CallShape, options: RunOptions): CallFeatures {
     const kvTokens = shape.paged ? shape.paged.numPages * this.graph.kvCache!.pageSize : shape.kvLen;
     return callFeatures(this.graph, { batch: shape.batch, qLen: shape.qLen, kvLen: shape.kvLen, kvTokens, threads: options.numThreads || defaultThreads() });
   }
