@@ -12,6 +12,8 @@ import type { AttentionGraph } from "./ir/graph.js";
 import { parseSpec } from "./ir/spec.js";
 import { Kernel } from "./kernel.js";
 import { openLibrary } from "./runtime/nativeLibrary.js";
+import { BlockMaskCache } from "./blockMaskCache.js";
+import { loadTunedVariants } from "./tunedVariants.js";
 
 /** The C++ of a graph: a self-contained source exporting the C ABI of docs/abi.md, and its header. */
 export function generate(graph: AttentionGraph): KernelSource {
@@ -20,13 +22,17 @@ export function generate(graph: AttentionGraph): KernelSource {
 
 /**
  * Generates, compiles (or finds in the cache) and loads the kernel of a graph. A spec object or JSON text is
- * accepted too and validated first.
+ * accepted too and validated first. Choices `minductor tune` stored for this graph on this machine are loaded
+ * too (with their block-size variants) unless `tuning` is false.
  */
-export async function compile(spec: AttentionGraph | string | object, options: CompileOptions = {}): Promise<Kernel> {
+export async function compile(spec: AttentionGraph | string | object, options: CompileOptions & { tuning?: boolean } = {}): Promise<Kernel> {
   const graph = isGraph(spec) ? spec : parseSpec(spec);
   const { cpp, header } = generate(graph);
-  const library = await compileSource(cpp, { ...options, header });
-  return new Kernel(graph, cpp, header, library, openLibrary(library.soPath));
+  const { tuning, ...compileOptions } = options;
+  const library = await compileSource(cpp, { ...compileOptions, header });
+  const native = openLibrary(library.soPath);
+  const tuned = tuning === false ? undefined : await loadTunedVariants(graph, { graph, native, masks: new BlockMaskCache(graph, native) }, compileOptions);
+  return new Kernel(graph, cpp, header, library, native, tuned);
 }
 
 function isGraph(x: unknown): x is AttentionGraph {
@@ -62,3 +68,5 @@ export { toBfloat16, fromBfloat16, toFloat16, fromFloat16 } from "./runtime/dtyp
 export { referenceAttention, type ReferenceInputs, type ReferenceOutputs } from "./reference/referenceAttention.js";
 export { generateInputs, type GeneratedInputs } from "./io/generateInputs.js";
 export { readNpy, readNpyAs, writeNpy } from "./io/npy.js";
+export { compareOutputs, TOLERANCE, type Comparison } from "./reference/compareOutputs.js";
+export { rng } from "./io/random.js";
