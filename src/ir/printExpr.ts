@@ -31,7 +31,8 @@ function printConstant(e: Expr): string {
   const v = constValue(e);
   if (typeof v === "boolean") return v ? "true" : "false";
   const text = constantKey(v);
-  if (e.dtype === "float32" && Number.isFinite(v) && Number.isInteger(v)) return `${text}.0`;
+  // A float constant keeps a decimal point so it reads back as a float (`30.0`, not the integer `30`).
+  if (e.dtype === "float32" && Number.isFinite(v) && !/[.e]/.test(text)) return `${text}.0`;
   return text;
 }
 

@@ -26,7 +26,9 @@ const isInt = (e: Expr): boolean => e.dtype === "int64";
 function rewrite(e: Expr, src: readonly Expr[]): Expr {
   if (e.op === "var" || e.op === "const" || e.op === "load") return e;
   if (src.every((s) => s.op === "const")) {
-    return constant(applyOp(e, src.map(constValue), Math.fround), e.dtype);
+    const value = applyOp(e, src.map(constValue), Math.fround);
+    // Integers past 2^53 are not exact in JS: leave such a node to the kernel's int64 arithmetic.
+    if (e.dtype !== "int64" || Number.isSafeInteger(value)) return constant(value, e.dtype);
   }
   const [a, b, c] = src;
   const sameOperands = src.length === 2 && a === b;

@@ -61,3 +61,19 @@ describe("the simplifier is sound: same value before and after, in float32 arith
     expect(printExpr(e)).toBe(expected);
   });
 });
+
+describe("folding at the edges", () => {
+  it("leaves integer arithmetic past 2^53 unfolded instead of failing", () => {
+    const source = "9007199254740991 + 9007199254740991 > q_idx";
+    const e = simplify(inferTypes(parseExpr(source, "maskMod"), { kind: "maskMod", buffers: [], source }));
+    expect(printExpr(e)).toBe("((9007199254740991 + 9007199254740991) > q_idx)");
+  });
+  it("prints large float constants so they parse back as floats", () => {
+    const source = "score * 1e30";
+    const e = simplify(inferTypes(parseExpr(source, "scoreMod"), { kind: "scoreMod", buffers: [], source }));
+    const printed = printExpr(e);
+    expect(printed).toBe("(score * 1.0000000150474662e+30)");
+    const again = simplify(inferTypes(parseExpr(printed, "scoreMod"), { kind: "scoreMod", buffers: [], source: printed }));
+    expect(again).toBe(e);
+  });
+});
