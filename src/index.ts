@@ -12,7 +12,6 @@ import type { AttentionGraph } from "./ir/graph.js";
 import { parseSpec } from "./ir/spec.js";
 import { Kernel } from "./kernel.js";
 import { openLibrary } from "./runtime/nativeLibrary.js";
-import { BlockMaskCache } from "./blockMaskCache.js";
 import { loadTunedVariants } from "./tunedVariants.js";
 
 /** The C++ of a graph: a self-contained source exporting the C ABI of docs/abi.md, and its header. */
@@ -31,7 +30,7 @@ export async function compile(spec: AttentionGraph | string | object, options: C
   const { tuning, ...compileOptions } = options;
   const library = await compileSource(cpp, { ...compileOptions, header });
   const native = openLibrary(library.soPath);
-  const tuned = tuning === false ? undefined : await loadTunedVariants(graph, { graph, native, masks: new BlockMaskCache(graph, native) }, compileOptions);
+  const tuned = tuning === false ? undefined : await loadTunedVariants(graph, compileOptions);
   return new Kernel(graph, cpp, header, library, native, tuned);
 }
 

@@ -11,6 +11,8 @@ import { type CallFeatures, callFeatures, type Choice } from "./select/features.
 import { selectTemplate } from "./select/selectTemplate.js";
 import { BlockMaskCache } from "./blockMaskCache.js";
 import { describeChoice } from "./select/describeChoice.js";
+import type { TunedChoice } from "./select/tunedChoice.js";
+import type { KernelVariant, TunedVariants } from "./tunedVariants.js";
 
 export interface RunOptions {
   /** Force a template for this call (default: the selector's choice). `naive` is the materialising baseline. */
@@ -43,7 +45,7 @@ export function defaultThreads(): number {
  * Each call validates its inputs, picks a template from the call's shapes, and runs it.
  */
 export class Kernel {
-  private readonly masks: BlockMaskCache;
+  private readonly main: KernelVariant;
 
   constructor(
     readonly graph: AttentionGraph,
@@ -51,61 +53,92 @@ export class Kernel {
     readonly source: string,
     readonly header: string,
     readonly library: CompiledLibrary,
-    private readonly native: NativeLibrary,
+    native: NativeLibrary,
+    /** Choices `minductor tune` stored for this graph on this machine, with their libraries. */
+    private readonly tuning?: TunedVariants,
   ) {
-    this.masks = new BlockMaskCache(graph, native);
+    this.main = { graph, native, masks: new BlockMaskCache(graph, native) };
   }
 
   /** The template the selector picks for the spec's own shapes. */
   get template(): TemplateName {
-    return this.choose(this.defaultFeatures()).template;
+    const f = this.defaultFeatures();
+    return this.choose(f, undefined, this.tuning?.lookup(f)?.choice).template;
   }
 
   /** Runs the kernel on the calling thread. */
   run(inputs: KernelInputs, options: RunOptions = {}): KernelOutputs {
-    const { mask, runOptions } = this.plan(inputs, options);
-    return runKernel(this.native, this.graph, inputs, mask, runOptions);
+    const { target, mask, runOptions } = this.plan(inputs, options);
+    return runKernel(target.native, target.graph, inputs, mask, runOptions);
   }
 
   /** Runs the kernel on a worker thread, keeping the event loop free. */
   async runAsync(inputs: KernelInputs, options: RunOptions = {}): Promise<KernelOutputs> {
-    const { mask, runOptions } = this.plan(inputs, options);
-    return runKernelAsync(this.native, this.graph, inputs, mask, runOptions);
+    const { target, mask, runOptions } = this.plan(inputs, options);
+    return runKernelAsync(target.native, target.graph, inputs, mask, runOptions);
   }
 
   /** The choice the selector makes for a call with these inputs. */
   choiceFor(inputs: KernelInputs, options: RunOptions = {}): Choice {
-    return this.choose(this.featuresOf(validateInputs(this.graph, inputs), options), options.policy);
+    const f = this.featuresOf(validateInputs(this.graph, inputs), options);
+    return this.choose(f, options.policy, this.tunedFor(f, inputs, options)?.choice);
   }
 
   /** The block mask of mask_mod for a call's lengths (PyTorch's layout), computed once and reusable across calls. */
   createBlockMask(batch: number, qLen: number, kvLen: number, inputs?: Pick<KernelInputs, "buffers" | "seqLens">): BlockMask {
-    return this.masks.build(batch, qLen, kvLen, inputs?.buffers, inputs?.seqLens);
+    return this.main.masks.build(batch, qLen, kvLen, inputs?.buffers, inputs?.seqLens);
   }
 
-  /** The graph, its mods' IR, and the template decision for the given (default: the spec's) shapes. */
+  /**
+   * The graph, its mods' IR, and the template decision for the given (default: the spec's) shapes; the decision
+   * says `policy tuned` when a choice stored by `minductor tune` for the shapes' bucket was used.
+   */
   explain(shapes: CallShapeOverrides = {}, policy?: "auto" | "pytorch"): string {
     const f = this.defaultFeatures(shapes);
-    return `${describeGraph(this.graph)}\n\n${describeChoice(f, this.choose(f, policy))}`;
+    return `${describeGraph(this.graph)}\n\n${describeChoice(f, this.choose(f, policy, this.tuning?.lookup(f)?.choice))}`;
+  }
+
+  /** Shape buckets with a tuned choice for this graph on this machine (see `minductor tune`). */
+  get tunedBuckets(): string[] {
+    return this.tuning?.buckets ?? [];
   }
 
   private plan(inputs: KernelInputs, options: RunOptions) {
     const shape = validateInputs(this.graph, inputs);
-    const choice = options.template === "naive" ? undefined : this.choose(this.featuresOf(shape, options), options.policy);
-    const template = options.template ?? choice!.template;
-    const mask = options.blockMask ?? inputs.blockMask ?? (template === "naive" ? undefined : this.masks.get(shape, inputs));
+    if (options.template === "naive") {
+      return { target: this.main, mask: undefined, runOptions: { template: "naive" as const, partitionSize: options.partitionSize, numThreads: options.numThreads ?? 0 } };
+    }
+    const f = this.featuresOf(shape, options);
+    const tuned = this.tunedFor(f, inputs, options);
+    const choice = this.choose(f, options.policy, tuned?.choice);
+    const target = (choice.policy === "tuned" && tuned?.variant) || this.main;
+    const template = options.template ?? choice.template;
+    const mask = options.blockMask ?? inputs.blockMask ?? target.masks.get(shape, inputs);
     return {
+      target,
       mask,
       runOptions: {
         template,
-        partitionSize: options.partitionSize ?? choice?.partitionSize,
-        numThreads: options.numThreads ?? 0,
+        partitionSize: options.partitionSize ?? choice.partitionSize,
+        numThreads: options.numThreads ?? choice.numThreads ?? 0,
       },
     };
   }
 
-  private choose(f: CallFeatures, policy?: "auto" | "pytorch"): Choice {
-    return selectTemplate(f, policy ?? this.graph.kernelOptions.policy ?? "auto");
+  /**
+   * The tuned choice for a call, unless the caller steers it: a forced template or partition size, the pytorch
+   * policy, or a block mask of the graph's block sizes that a variant with other blocks could not read.
+   */
+  private tunedFor(f: CallFeatures, inputs: KernelInputs, options: RunOptions) {
+    if (!this.tuning || options.template !== undefined || options.partitionSize !== undefined || options.policy === "pytorch") return undefined;
+    const tuned = this.tuning.lookup(f);
+    const ownMask = options.blockMask ?? inputs.blockMask;
+    if (!tuned || (ownMask && tuned.variant)) return undefined;
+    return tuned;
+  }
+
+  private choose(f: CallFeatures, policy?: "auto" | "pytorch", tuned?: TunedChoice): Choice {
+    return selectTemplate(f, policy ?? this.graph.kernelOptions.policy ?? "auto", tuned);
   }
 
   private featuresOf(shape: CallShape, options: RunOptions): CallFeatures {
@@ -114,17 +147,21 @@ export class Kernel {
   }
 
   private defaultFeatures(shapes: CallShapeOverrides = {}): CallFeatures {
-    const g = this.graph;
-    const batch = shapes.batch ?? g.query.shape[0];
-    const paged = g.kvCache !== undefined;
-    const poolTokens = g.key.shape[0] * (g.kvCache?.pageSize ?? 0);
-    const kvLen = shapes.kvLen ?? (paged ? Math.max(1, Math.floor(g.key.shape[0] / batch)) * g.kvCache!.pageSize : g.key.shape[2]);
-    return callFeatures(g, {
-      batch,
-      qLen: shapes.qLen ?? g.query.shape[2],
-      kvLen,
-      kvTokens: paged ? Math.max(poolTokens, batch * kvLen) : kvLen,
-      threads: shapes.threads ?? defaultThreads(),
-    });
+    return specFeatures(this.graph, shapes);
   }
+}
+
+/** Features of a call at the spec's own shapes, or the given ones (what `explain` decides for). */
+export function specFeatures(g: AttentionGraph, shapes: CallShapeOverrides = {}): CallFeatures {
+  const batch = shapes.batch ?? g.query.shape[0];
+  const paged = g.kvCache !== undefined;
+  const poolTokens = g.key.shape[0] * (g.kvCache?.pageSize ?? 0);
+  const kvLen = shapes.kvLen ?? (paged ? Math.max(1, Math.floor(g.key.shape[0] / batch)) * g.kvCache!.pageSize : g.key.shape[2]);
+  return callFeatures(g, {
+    batch,
+    qLen: shapes.qLen ?? g.query.shape[2],
+    kvLen,
+    kvTokens: paged ? Math.max(poolTokens, batch * kvLen) : kvLen,
+    threads: shapes.threads ?? defaultThreads(),
+  });
 }

@@ -1,12 +1,15 @@
 import { Command, CommanderError } from "commander";
 import { firstLine } from "../ir/errors.js";
+import { registerBench } from "./commands/bench.js";
 import { registerCache } from "./commands/cache.js";
 import { registerCompile } from "./commands/compile.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerExplain } from "./commands/explain.js";
 import { registerGolden } from "./commands/golden.js";
+import { registerProbe } from "./commands/probe.js";
 import { registerReference } from "./commands/reference.js";
 import { registerRun } from "./commands/run.js";
+import { registerTune } from "./commands/tune.js";
 import { isUserError, UserError } from "./errors.js";
 import { type CliIO, processIO } from "./io.js";
 
@@ -28,6 +31,9 @@ export function buildProgram(io: CliIO): Command {
   registerCache(program, io);
   registerGolden(program, io);
   registerDemo(program, io);
+  registerProbe(program, io);
+  registerBench(program, io);
+  registerTune(program, io);
   return program;
 }
 

@@ -28,7 +28,7 @@ export function describeChoice(f: CallFeatures, c: Choice): string {
     ...c.clauses.map((cl) => `  [${cl.holds ? "x" : " "}] ${cl.name.padEnd(48)} ${cl.value}`),
     `template  ${c.template}`,
     ...c.reasons.map((r) => `  because ${r}`),
-    `tiles     q block ${c.qBlock}, kv block ${c.kvBlock}${c.template === "flash_decoding" ? `, partition ${c.partitionSize} (${Math.ceil(f.kvLen / c.partitionSize)} per (b, kv head))` : ""}`,
+    `tiles     q block ${c.qBlock}, kv block ${c.kvBlock}${c.template === "flash_decoding" ? `, partition ${c.partitionSize} (${Math.ceil(f.kvLen / c.partitionSize)} per (b, kv head))` : ""}${c.numThreads ? `, ${c.numThreads} thread(s)` : ""}`,
     `moves     ${human(kvBytes, "B")} of K/V (each kv head once), ${human(flops, "FLOP")} before masking`,
   ];
   return lines.join("\n");

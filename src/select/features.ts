@@ -34,6 +34,8 @@ export interface Choice {
   readonly kvBlock: number;
   /** kv positions per flash-decoding partition (a multiple of kvBlock); also reported for flash attention. */
   readonly partitionSize: number;
+  /** OpenMP threads to run with; absent: the call's own (OMP_NUM_THREADS, else every core). Set by tuning. */
+  readonly numThreads?: number;
   readonly clauses: readonly Clause[];
   readonly reasons: readonly string[];
 }

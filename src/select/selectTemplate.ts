@@ -1,5 +1,6 @@
 import type { TemplateName } from "../ir/graph.js";
 import type { CallFeatures, Choice, Clause } from "./features.js";
+import { type TunedChoice, tunedPolicy } from "./tunedChoice.js";
 
 /** PyTorch's default PARTITION_SIZE. */
 export const PYTORCH_PARTITION_SIZE = 128;
@@ -22,10 +23,11 @@ const roundUp = (n: number, m: number): number => Math.ceil(n / m) * m;
 
 /**
  * Chooses the template for one call: a pure function of the call's features. `kernelOptions.template` forces a
- * template and `kernelOptions.PARTITION_SIZE` a partition size; otherwise the policy decides (`auto` unless
- * `kernelOptions.policy` says `pytorch`).
+ * template and `kernelOptions.PARTITION_SIZE` a partition size; otherwise a `tuned` choice (measured by
+ * `minductor tune` for the call's shape bucket) wins under the `auto` policy, and the policy decides when there
+ * is none (`auto` unless `kernelOptions.policy` says `pytorch`).
  */
-export function selectTemplate(f: CallFeatures, policy = f.kernelOptions.policy ?? "auto"): Choice {
+export function selectTemplate(f: CallFeatures, policy = f.kernelOptions.policy ?? "auto", tuned?: TunedChoice): Choice {
   const forced = f.kernelOptions.template;
   if (forced) {
     const partitionSize = f.kernelOptions.PARTITION_SIZE ?? autoPartitionSize(f);
@@ -35,7 +37,8 @@ export function selectTemplate(f: CallFeatures, policy = f.kernelOptions.policy 
       reasons: [`the spec forces ${forced}`],
     };
   }
-  return policy === "pytorch" ? pytorchPolicy(f) : autoPolicy(f);
+  if (policy === "pytorch") return pytorchPolicy(f);
+  return tuned ? tunedPolicy(f, tuned) : autoPolicy(f);
 }
 
 /**

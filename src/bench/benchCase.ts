@@ -1,0 +1,71 @@
+/**
+ * One bench case: what a child process (`node dist/bench/runCase.js <request JSON>`) measures and what it prints
+ * back. Every case runs in a fresh process, so no case inherits another's page cache state, allocator arenas,
+ * OpenMP pool or JIT warmth.
+ */
+import { z } from "zod";
+import type { CallWork } from "./workCount.js";
+import type { TimingStats } from "./timingStats.js";
+
+const call = z.object({ batch: z.number().int().positive(), qLen: z.number().int().positive(), kvLen: z.number().int().positive() });
+
+const variant = z.object({
+  /** Names the variant in tables and plots: "auto", "flash_attention", "naive", "tuned"... */
+  label: z.string(),
+  template: z.enum(["flash_attention", "flash_decoding", "naive"]).optional(),
+  partitionSize: z.number().int().positive().optional(),
+  numThreads: z.number().int().positive().optional(),
+  /** Another compile-time block size: the graph is compiled again with it. */
+  blockSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).optional(),
+});
+
+const timing = z.object({
+  /** Untimed calls per variant before measuring (the first also faults in the output pages). */
+  warmup: z.number().int().nonnegative(),
+  minRuns: z.number().int().positive(),
+  maxRuns: z.number().int().positive(),
+  /** Wall time to aim for across all variants; runs per variant are fitted into it within [minRuns, maxRuns]. */
+  budgetMs: z.number().positive(),
+});
+
+export const caseRequestSchema = z.discriminatedUnion("kind", [
+  /** Variants of one call, timed in interleaved rounds so a slow drift of the machine hits all of them alike. */
+  z.object({ kind: z.literal("kernel"), id: z.string(), spec: z.record(z.string(), z.unknown()), call, variants: z.array(variant).min(1), timing, seed: z.number().int() }),
+  /** `generate(graph)`: the first call of a fresh process (templates loaded) and the steady state. */
+  z.object({ kind: z.literal("codegen"), id: z.string(), spec: z.record(z.string(), z.unknown()), runs: z.number().int().positive() }),
+  /** The first `compile()` of a fresh process: cold when `cacheDir` is empty, a cache hit when it holds the kernel. */
+  z.object({ kind: z.literal("compile"), id: z.string(), spec: z.record(z.string(), z.unknown()), cacheDir: z.string().optional() }),
+  /** `run()` on a tiny call, many times: the per-call cost of the TS side and the FFI. */
+  z.object({ kind: z.literal("call"), id: z.string(), spec: z.record(z.string(), z.unknown()), call, warmup: z.number().int().nonnegative(), runs: z.number().int().positive() }),
+]);
+
+export type CaseRequest = z.infer<typeof caseRequestSchema>;
+export type KernelCaseRequest = Extract<CaseRequest, { kind: "kernel" }>;
+export type VariantRequest = KernelCaseRequest["variants"][number];
+export type TimingSettings = KernelCaseRequest["timing"];
+
+/** What one variant actually ran, as the kernel resolved it. */
+export interface VariantResult {
+  label: string;
+  template: "flash_attention" | "flash_decoding" | "naive";
+  /** The selector's policy for this call ("auto", "tuned", ...); "forced" when the request forced a template. */
+  policy: string;
+  qBlock: number;
+  kvBlock: number;
+  partitionSize: number | null;
+  /** 0: OpenMP's default. */
+  numThreads: number;
+  /** The untimed first call (output pages faulted in, caches cold). */
+  firstMs: number | null;
+  stats: TimingStats | null;
+  /** Set instead of `stats` when this variant failed; the case's other variants still count. */
+  error?: string;
+}
+
+export type CaseResult =
+  | { kind: "kernel"; id: string; compileMs: number; fromCache: string; work: CallWork; variants: VariantResult[] }
+  | { kind: "codegen"; id: string; firstMs: number; stats: TimingStats }
+  | { kind: "compile"; id: string; ms: number; fromCache: string; compilerProbeMs: number }
+  | { kind: "call"; id: string; template: string; stats: TimingStats };
+
+export type ResultOf<K extends CaseRequest["kind"]> = Extract<CaseResult, { kind: K }>;

@@ -1,0 +1,157 @@
+/** The shape of `bench/results/<date>.json`: the machine, every suite's rows, the targets and the raw cases. */
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { CaseResult } from "./benchCase.js";
+import type { MachineProbe } from "./probeCache.js";
+import type { TimingStats } from "./timingStats.js";
+
+export const BENCH_FORMAT_VERSION = 1;
+
+export type SuiteName = "prefill" | "decode" | "sweep" | "overhead" | "tune";
+
+export interface MachineSummary {
+  probe: MachineProbe;
+  cores: number;
+  /** The OpenMP team of every kernel call (OMP_NUM_THREADS, else every core). */
+  threads: number;
+  node: string;
+  compiler: string;
+  cpuFeatures: string;
+  /** 1-minute load average when the run started: well above 0 means other processes competed for the cores. */
+  loadAverage: number;
+}
+
+export interface PrefillRow {
+  id: string;
+  dtype: string;
+  causal: boolean;
+  batch: number;
+  hq: number;
+  hkv: number;
+  headDim: number;
+  qLen: number;
+  kvLen: number;
+  template: string;
+  stats: TimingStats;
+  /** Over the positions of the active blocks. */
+  gflops: number;
+  peakPct: number;
+  /** Computed positions / dense positions. */
+  computedFraction: number;
+  otherTemplate: string;
+  /** Time of the forced other template / time of the chosen one: above 1 the choice is right. */
+  vsOther: number | null;
+  /** Time of the naive baseline / time of the chosen template. */
+  vsNaive: number | null;
+  naiveError?: string;
+  otherError?: string;
+}
+
+export interface DecodeRow {
+  id: string;
+  dtype: string;
+  group: number;
+  batch: number;
+  hkv: number;
+  headDim: number;
+  qLen: number;
+  kvLen: number;
+  template: string;
+  partitionSize: number | null;
+  stats: TimingStats;
+  /** Unique K/V bytes (each kv head once) per second. */
+  gbs: number;
+  bandwidthPct: number;
+  /** Time of forced flash attention / time of the chosen template. */
+  vsFlashAttention: number | null;
+}
+
+export interface SweepPoint {
+  group: number;
+  batch: number;
+  qLen: number;
+  kvLen: number;
+  decodingMs: number | null;
+  attentionMs: number | null;
+  /** What the `auto` policy picks here. */
+  autoTemplate: string;
+}
+
+export interface OverheadFigures {
+  codegen: { spec: string; firstMs: number; medianMs: number }[];
+  coldCompile: { spec: string; ms: number; compilerProbeMs: number }[];
+  /** First `compile()` of fresh processes on a warm cache: median over the processes. */
+  cacheHit: { spec: string; medianMs: number; minMs: number; maxMs: number; compilerProbeMs: number; processes: number }[];
+  call: { spec: string; shape: string; template: string; stats: TimingStats } | null;
+}
+
+export interface TuneRow {
+  id: string;
+  call: { batch: number; qLen: number; kvLen: number };
+  heuristic: string;
+  tuned: string;
+  /** Measured again in a fresh process after tuning, interleaved. */
+  heuristicMs: number | null;
+  tunedMs: number | null;
+  speedup: number | null;
+  trials: number;
+}
+
+export interface TargetCheck {
+  name: string;
+  target: string;
+  measured: string;
+  /** null: not measured in this run. */
+  met: boolean | null;
+}
+
+export interface BenchResults {
+  formatVersion: typeof BENCH_FORMAT_VERSION;
+  startedAt: string;
+  finishedAt: string;
+  quick: boolean;
+  suites: SuiteName[];
+  machine: MachineSummary;
+  prefill: PrefillRow[];
+  decode: DecodeRow[];
+  sweep: SweepPoint[];
+  overhead: OverheadFigures | null;
+  tune: TuneRow[];
+  targets: TargetCheck[];
+  cases: CaseResult[];
+}
+
+/** A run's results before any suite has added its rows. */
+export function emptyResults(machine: MachineSummary, quick: boolean, suites: readonly SuiteName[] = []): BenchResults {
+  const startedAt = new Date().toISOString();
+  return {
+    formatVersion: BENCH_FORMAT_VERSION,
+    startedAt,
+    finishedAt: startedAt,
+    quick,
+    suites: [...suites],
+    machine,
+    prefill: [],
+    decode: [],
+    sweep: [],
+    overhead: null,
+    tune: [],
+    targets: [],
+    cases: [],
+  };
+}
+
+/** File name of a run: its ISO start time with `:` and `.` replaced, which sorts like the time and is portable. */
+export function resultsFileName(startedAt: string): string {
+  return `${startedAt.replace(/[:.]/g, "-")}.json`;
+}
+
+/** Writes the results under `dir` (created if needed) by temp file and rename; returns the path. */
+export async function writeResults(dir: string, results: BenchResults): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, resultsFileName(results.startedAt));
+  const temp = `${path}.tmp`;
+  await writeFile(temp, `${JSON.stringify(results, null, 2)}\n`);
+  await rename(temp, path);
+  return path;
+}

@@ -1,0 +1,28 @@
+/**
+ * The specs the bench measures, as plain spec objects (what a child process parses). Lengths are runtime values,
+ * so one spec (one compiled library) serves every length of its family; only heads, dims, dtype and mask differ.
+ */
+import type { TensorDType } from "../ir/graph.js";
+
+export interface AttentionShape {
+  dtype: TensorDType;
+  hq: number;
+  hkv: number;
+  headDim: number;
+  causal: boolean;
+}
+
+export const DTYPE_SHORT: Record<TensorDType, string> = { float32: "fp32", bfloat16: "bf16", float16: "fp16" };
+
+/** A spec for `shape`; its default lengths are 1 because every case passes its own. */
+export function benchSpec(shape: AttentionShape): Record<string, unknown> {
+  const { dtype, hq, hkv, headDim, causal } = shape;
+  const name = `bench_${DTYPE_SHORT[dtype]}_h${hq}x${hkv}_d${headDim}${causal ? "_causal" : ""}`;
+  return {
+    name,
+    query: { shape: [1, hq, 1, headDim], dtype },
+    key: { shape: [1, hkv, 1, headDim], dtype },
+    value: { shape: [1, hkv, 1, headDim], dtype },
+    ...(causal ? { maskMod: "q_idx >= kv_idx" } : {}),
+  };
+}

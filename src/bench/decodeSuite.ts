@@ -1,0 +1,113 @@
+/**
+ * Decode: bandwidth-bound, judged in GB/s of unique K/V bytes (each kv head once) against the probe's read
+ * bandwidth. Each case times the selector's choice and flash attention forced, in one process, interleaved.
+ */
+import type { TensorDType } from "../ir/graph.js";
+import type { KernelCaseRequest, ResultOf, TimingSettings } from "./benchCase.js";
+import type { BenchContext } from "./benchContext.js";
+import type { DecodeRow } from "./benchResults.js";
+import { type AttentionShape, DTYPE_SHORT, benchSpec } from "./benchSpecs.js";
+import { formatTable, num, pct, ratio, spread } from "./formatTable.js";
+
+interface DecodeCase {
+  shape: AttentionShape;
+  batch: number;
+  kvLen: number;
+}
+
+const TIMING: Record<"quick" | "full", TimingSettings> = {
+  quick: { warmup: 2, minRuns: 5, maxRuns: 50, budgetMs: 1_000 },
+  full: { warmup: 3, minRuns: 10, maxRuns: 200, budgetMs: 4_000 },
+};
+
+const HKV = 8;
+const HEAD_DIM = 128;
+
+/** q_len 1, D 128, Hkv 8, G in {1, 4}, B in {1, 4}, kv_len in {4096, 16384}; quick: B 1 and kv 4096 only. */
+export function decodeCases(quick: boolean): DecodeCase[] {
+  const dtypes: TensorDType[] = quick ? ["float32", "bfloat16"] : ["float32", "bfloat16", "float16"];
+  const cases: DecodeCase[] = [];
+  for (const dtype of dtypes) {
+    for (const group of [1, 4]) {
+      for (const batch of quick ? [1] : [1, 4]) {
+        for (const kvLen of quick ? [4096] : [4096, 16384]) {
+          cases.push({ shape: { dtype, hq: HKV * group, hkv: HKV, headDim: HEAD_DIM, causal: false }, batch, kvLen });
+        }
+      }
+    }
+  }
+  return cases;
+}
+
+export function decodeCaseId(c: DecodeCase): string {
+  return `decode ${DTYPE_SHORT[c.shape.dtype]} G${c.shape.hq / c.shape.hkv} B${c.batch} kv${c.kvLen}`;
+}
+
+export async function runDecode(ctx: BenchContext): Promise<DecodeRow[]> {
+  const rows: DecodeRow[] = [];
+  const cases = decodeCases(ctx.quick);
+  for (const [i, c] of cases.entries()) {
+    const id = decodeCaseId(c);
+    ctx.log(`[decode ${i + 1}/${cases.length}] ${id}`);
+    const request: KernelCaseRequest = {
+      kind: "kernel",
+      id,
+      spec: benchSpec(c.shape),
+      call: { batch: c.batch, qLen: 1, kvLen: c.kvLen },
+      variants: [{ label: "auto" }, { label: "flash_attention", template: "flash_attention" }],
+      timing: TIMING[ctx.quick ? "quick" : "full"],
+      seed: i,
+    };
+    rows.push(decodeRow(c, await ctx.measure<ResultOf<"kernel">>(request), ctx.machine.probe.readBandwidthGBs.allThreads));
+  }
+  return rows;
+}
+
+function decodeRow(c: DecodeCase, result: ResultOf<"kernel">, bandwidthGBs: number): DecodeRow {
+  const [auto, attention] = result.variants;
+  if (!auto.stats) throw new Error(`${result.id}: the selector's choice failed: ${auto.error}`);
+  const gbs = result.work.kvBytes / (auto.stats.medianMs * 1e6);
+  return {
+    id: result.id,
+    dtype: c.shape.dtype,
+    group: c.shape.hq / c.shape.hkv,
+    batch: c.batch,
+    hkv: c.shape.hkv,
+    headDim: c.shape.headDim,
+    qLen: 1,
+    kvLen: c.kvLen,
+    template: auto.template,
+    partitionSize: auto.partitionSize,
+    stats: auto.stats,
+    gbs,
+    bandwidthPct: (100 * gbs) / bandwidthGBs,
+    vsFlashAttention: attention.stats ? attention.stats.medianMs / auto.stats.medianMs : null,
+  };
+}
+
+/** The bandwidth target of a decode row: 90% at G = 1, 80% with GQA packing (G = 4). */
+export function bandwidthTarget(group: number): number {
+  return group === 1 ? 90 : 80;
+}
+
+export function formatDecode(rows: readonly DecodeRow[]): string {
+  if (rows.length === 0) return "";
+  const table = formatTable(
+    ["case", "template", "partition", "ms median (min..max)", "GB/s", "% bandwidth", "target", "flash_attention/chosen"],
+    rows.map((r) => [
+      r.id,
+      r.template,
+      r.partitionSize === null ? "-" : String(r.partitionSize),
+      spread(r.stats),
+      num(r.gbs),
+      pct(r.bandwidthPct),
+      `>= ${bandwidthTarget(r.group)}%${r.bandwidthPct >= bandwidthTarget(r.group) ? "" : " (not met)"}`,
+      ratio(r.vsFlashAttention),
+    ]),
+    ["l", "l", "r", "r", "r", "r", "l", "r"],
+  );
+  return [
+    "Decode (q_len 1; GB/s of unique K/V bytes, each kv head once; % of the probe's read bandwidth, all threads)",
+    table,
+  ].join("\n");
+}

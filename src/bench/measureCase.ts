@@ -1,0 +1,114 @@
+/** Measures one bench case in this process: what `runCase.js` runs in a child, and what tests call directly. */
+import { compilerInfo } from "../compile/index.js";
+import { defaultCxx, defaultCxxflags } from "../compile/options.js";
+import { compile, generate } from "../index.js";
+import { parseSpec } from "../ir/spec.js";
+import type { Kernel, RunOptions } from "../kernel.js";
+import type { KernelInputs } from "../runtime/validateInputs.js";
+import { withBlockSize } from "../tunedVariants.js";
+import type { CaseRequest, CaseResult, KernelCaseRequest, ResultOf, VariantRequest, VariantResult } from "./benchCase.js";
+import { benchInputs } from "./benchInputs.js";
+import { timeInterleaved } from "./timeInterleaved.js";
+import { timingStats } from "./timingStats.js";
+import { callWork } from "./workCount.js";
+
+export async function measureCase(request: CaseRequest): Promise<CaseResult> {
+  switch (request.kind) {
+    case "kernel":
+      return measureKernelCase(request);
+    case "codegen":
+      return measureCodegen(request);
+    case "compile":
+      return measureCompile(request);
+    case "call":
+      return measureCall(request);
+  }
+}
+
+async function measureKernelCase(request: KernelCaseRequest): Promise<ResultOf<"kernel">> {
+  const graph = parseSpec(request.spec);
+  // Tuned choices are measured as explicit variants, so stored ones must not steer the heuristic's figures.
+  const base = await compile(graph, { tuning: false });
+  const kernels = new Map<string, Kernel>([[graph.blockSize.join("x"), base]]);
+  for (const v of request.variants) {
+    if (v.blockSize && !kernels.has(v.blockSize.join("x"))) {
+      kernels.set(v.blockSize.join("x"), await compile(withBlockSize(graph, v.blockSize[0], v.blockSize[1]), { tuning: false }));
+    }
+  }
+  const inputs = benchInputs(graph, request.call, request.seed);
+  const { batch, qLen, kvLen } = request.call;
+  const work = callWork(graph, request.call, base.createBlockMask(batch, qLen, kvLen, inputs));
+  const runners = request.variants.map((v) => prepareVariant(kernels.get((v.blockSize ?? graph.blockSize).join("x"))!, v, inputs));
+  const samples = timeInterleaved(runners.map((r) => r.run), request.timing);
+  const variants = runners.map((r, i): VariantResult => {
+    const s = samples[i];
+    return "error" in s
+      ? { ...r.resolved, firstMs: null, stats: null, error: s.error }
+      : { ...r.resolved, firstMs: s.firstMs, stats: s.times.length > 0 ? timingStats(s.times) : null };
+  });
+  return { kind: "kernel", id: request.id, compileMs: base.library.compileMs, fromCache: base.library.fromCache, work, variants };
+}
+
+/** What a variant will run (resolved once, as the selector decides it) and a closure that runs it. */
+function prepareVariant(kernel: Kernel, v: VariantRequest, inputs: KernelInputs) {
+  const options: RunOptions = { template: v.template, partitionSize: v.partitionSize, numThreads: v.numThreads };
+  const [qBlock, kvBlock] = kernel.graph.blockSize;
+  let resolved: Omit<VariantResult, "firstMs" | "stats">;
+  if (v.template === "naive") {
+    resolved = { label: v.label, template: "naive", policy: "forced", qBlock, kvBlock, partitionSize: null, numThreads: v.numThreads ?? 0 };
+  } else {
+    const choice = kernel.choiceFor(inputs, options);
+    const template = v.template ?? choice.template;
+    resolved = {
+      label: v.label,
+      template,
+      policy: v.template ? "forced" : choice.policy,
+      qBlock: choice.qBlock,
+      kvBlock: choice.kvBlock,
+      partitionSize: template === "flash_decoding" ? (v.partitionSize ?? choice.partitionSize) : null,
+      numThreads: v.numThreads ?? choice.numThreads ?? 0,
+    };
+  }
+  return { resolved, run: () => void kernel.run(inputs, options) };
+}
+
+async function measureCodegen(request: Extract<CaseRequest, { kind: "codegen" }>): Promise<ResultOf<"codegen">> {
+  const graph = parseSpec(request.spec);
+  let started = performance.now();
+  generate(graph);
+  const firstMs = performance.now() - started;
+  const times: number[] = [];
+  for (let i = 0; i < request.runs; i++) {
+    started = performance.now();
+    generate(graph);
+    times.push(performance.now() - started);
+  }
+  return { kind: "codegen", id: request.id, firstMs, stats: timingStats(times) };
+}
+
+async function measureCompile(request: Extract<CaseRequest, { kind: "compile" }>): Promise<ResultOf<"compile">> {
+  const graph = parseSpec(request.spec);
+  // compile() asks the compiler for its version and target features first; timing that step apart says how much
+  // of a cache hit is the compiler probe and how much the cache lookup and loading.
+  const started = performance.now();
+  await compilerInfo(defaultCxx(), defaultCxxflags());
+  const probed = performance.now();
+  const kernel = await compile(graph, { cacheDir: request.cacheDir, tuning: false });
+  const ms = performance.now() - started;
+  return { kind: "compile", id: request.id, ms, fromCache: kernel.library.fromCache, compilerProbeMs: probed - started };
+}
+
+async function measureCall(request: Extract<CaseRequest, { kind: "call" }>): Promise<ResultOf<"call">> {
+  const graph = parseSpec(request.spec);
+  const kernel = await compile(graph, { tuning: false });
+  const inputs = benchInputs(graph, request.call, 0);
+  const template = kernel.choiceFor(inputs).template;
+  for (let i = 0; i < request.warmup; i++) kernel.run(inputs);
+  const times: number[] = [];
+  for (let i = 0; i < request.runs; i++) {
+    const started = performance.now();
+    kernel.run(inputs);
+    times.push(performance.now() - started);
+  }
+  return { kind: "call", id: request.id, template, stats: timingStats(times) };
+}

@@ -1,0 +1,80 @@
+/** The project's performance targets, each checked against this run's figures (n/a when not measured). */
+import type { BenchResults, TargetCheck } from "./benchResults.js";
+import { bandwidthTarget } from "./decodeSuite.js";
+import { formatTable, mark, ms, pct, ratio } from "./formatTable.js";
+import { OVERHEAD_TARGETS } from "./overheadSuite.js";
+import { bf16Speedups, causalSpeedups } from "./prefillSuite.js";
+
+type Figures = Pick<BenchResults, "prefill" | "decode" | "overhead">;
+
+/** Every target holds when it holds in every case that measures it; `measured` shows the worst case. */
+export function checkTargets(r: Figures): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const worst = <T>(items: T[], value: (t: T) => number): T | undefined => items.reduce<T | undefined>((w, t) => (w === undefined || value(t) < value(w) ? t : w), undefined);
+
+  for (const group of [1, 4]) {
+    const rows = r.decode.filter((d) => d.group === group);
+    const target = bandwidthTarget(group);
+    const w = worst(rows, (d) => d.bandwidthPct);
+    checks.push({
+      name: `decode bandwidth, G=${group}`,
+      target: `>= ${target}% of read bandwidth`,
+      measured: w ? `worst ${pct(w.bandwidthPct)} (${w.id}); best ${pct(Math.max(...rows.map((d) => d.bandwidthPct)))}` : "-",
+      met: w ? rows.every((d) => d.bandwidthPct >= target) : null,
+    });
+  }
+
+  const fp32 = r.prefill.filter((p) => p.dtype === "float32");
+  const wf = worst(fp32, (p) => p.peakPct);
+  checks.push({
+    name: "prefill fp32 compute",
+    target: ">= 50% of fp32 FMA peak",
+    measured: wf ? `worst ${pct(wf.peakPct)} (${wf.id})` : "-",
+    met: wf ? fp32.every((p) => p.peakPct >= 50) : null,
+  });
+
+  const bf16 = bf16Speedups(r.prefill);
+  const wb = worst(bf16, (b) => b.speedup);
+  checks.push({
+    name: "bf16 beats fp32 (prefill)",
+    target: "fp32 time / bf16 time > 1",
+    measured: wb ? `worst ${ratio(wb.speedup)} (${wb.row.causal ? "causal" : "full"})` : "-",
+    met: wb ? bf16.every((b) => b.speedup > 1) : null,
+  });
+
+  const causal = causalSpeedups(r.prefill);
+  const wc = worst(causal, (c) => c.speedup);
+  checks.push({
+    name: "causal faster than non-causal",
+    target: ">= 1.8x",
+    measured: wc ? `worst ${ratio(wc.speedup)} (${wc.row.dtype})` : "-",
+    met: wc ? causal.every((c) => c.speedup >= 1.8) : null,
+  });
+
+  const o = r.overhead;
+  const slowestCodegen = o && o.codegen.length > 0 ? o.codegen.reduce((a, b) => (b.firstMs > a.firstMs ? b : a)) : undefined;
+  checks.push({
+    name: "codegen per kernel",
+    target: `< ${OVERHEAD_TARGETS.codegenMs} ms (first call in a fresh process)`,
+    measured: slowestCodegen ? `slowest ${ms(slowestCodegen.firstMs)} ms (${slowestCodegen.spec}; warm ${ms(slowestCodegen.medianMs)} ms)` : "-",
+    met: slowestCodegen ? slowestCodegen.firstMs < OVERHEAD_TARGETS.codegenMs : null,
+  });
+  const slowestHit = o && o.cacheHit.length > 0 ? o.cacheHit.reduce((a, b) => (b.medianMs > a.medianMs ? b : a)) : undefined;
+  checks.push({
+    name: "cache-hit compile() in a fresh process",
+    target: `< ${OVERHEAD_TARGETS.cacheHitMs} ms`,
+    measured: slowestHit ? `${ms(slowestHit.medianMs)} ms (compiler probe ${ms(slowestHit.compilerProbeMs)} ms of it)` : "-",
+    met: slowestHit ? slowestHit.medianMs < OVERHEAD_TARGETS.cacheHitMs : null,
+  });
+  checks.push({
+    name: "run() per-call overhead",
+    target: `< ${OVERHEAD_TARGETS.callUs} us`,
+    measured: o?.call ? `${(o.call.stats.medianMs * 1000).toFixed(1)} us (tiny call, kernel included)` : "-",
+    met: o?.call ? o.call.stats.medianMs * 1000 < OVERHEAD_TARGETS.callUs : null,
+  });
+  return checks;
+}
+
+export function formatTargets(checks: readonly TargetCheck[]): string {
+  return ["Targets", formatTable(["target", "wanted", "measured", ""], checks.map((c) => [c.name, c.target, c.measured, mark(c.met)]))].join("\n");
+}

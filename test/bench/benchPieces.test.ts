@@ -1,0 +1,105 @@
+import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { benchInputs } from "../../src/bench/benchInputs.js";
+import { type BenchResults, emptyResults, resultsFileName, writeResults } from "../../src/bench/benchResults.js";
+import { quantile, timingStats } from "../../src/bench/timingStats.js";
+import { callWork } from "../../src/bench/workCount.js";
+import { parseSpec } from "../../src/ir/spec.js";
+import { createBlockMask } from "../../src/runtime/createBlockMask.js";
+import { bf16BitsToF32, f16BitsToF32 } from "../../src/runtime/dtypes.js";
+import { validateInputs } from "../../src/runtime/validateInputs.js";
+
+const causal = parseSpec({
+  name: "bench_pieces",
+  query: { shape: [1, 2, 40, 16], dtype: "float32" },
+  key: { shape: [1, 1, 40, 16], dtype: "float32" },
+  value: { shape: [1, 1, 40, 16], dtype: "float32" },
+  maskMod: "q_idx >= kv_idx",
+  blockSize: [16, 16],
+});
+
+describe("timingStats", () => {
+  it("gives the median, the extremes and interpolated quartiles", () => {
+    const s = timingStats([5, 1, 4, 2, 3]);
+    expect(s).toEqual({ runs: 5, medianMs: 3, minMs: 1, maxMs: 5, q1Ms: 2, q3Ms: 4 });
+    expect(timingStats([1, 2]).medianMs).toBe(1.5);
+    expect(quantile([0, 10], 0.25)).toBe(2.5);
+  });
+
+  it("refuses an empty sample", () => {
+    expect(() => timingStats([])).toThrow(RangeError);
+  });
+});
+
+describe("callWork", () => {
+  it("counts the positions of the active causal blocks, clipped to the lengths", () => {
+    const call = { batch: 1, qLen: 40, kvLen: 40 };
+    const work = callWork(causal, call, createBlockMask(causal, 1, 40, 40));
+    // Blocks of 16 over 40 rows: row block 0 sees kv block 0 (16 x 16), row block 1 kv 0..1 (16 x 32),
+    // row block 2 (8 rows) kv 0..2 (8 x 40); times 2 query heads.
+    expect(work.computedPositions).toBe(2 * (256 + 512 + 320));
+    expect(work.densePositions).toBe(2 * 40 * 40);
+    expect(work.flops).toBe(2 * (16 + 16) * work.computedPositions);
+    expect(work.kvBytes).toBe(40 * (16 + 16) * 4);
+    expect(work.minBytes).toBe(2 * 40 * 16 * 4 + work.kvBytes + 2 * 40 * 16 * 4);
+  });
+
+  it("counts every position without a mask", () => {
+    const dense = parseSpec({ name: "d", query: { shape: [2, 4, 33, 16], dtype: "bfloat16" }, key: { shape: [2, 2, 70, 16], dtype: "bfloat16" }, value: { shape: [2, 2, 70, 16], dtype: "bfloat16" }, blockSize: [16, 32] });
+    const work = callWork(dense, { batch: 2, qLen: 33, kvLen: 70 }, createBlockMask(dense, 2, 33, 70));
+    expect(work.computedPositions).toBe(2 * 4 * 33 * 70);
+    expect(work.kvBytes).toBe(2 * 2 * 70 * 32 * 2);
+  });
+});
+
+describe("benchInputs", () => {
+  it("fills q/k/v of the call's shapes with finite values of a sane magnitude, in every dtype", () => {
+    for (const dtype of ["float32", "bfloat16", "float16"] as const) {
+      const graph = parseSpec({ name: "i", query: { shape: [1, 4, 1, 16], dtype }, key: { shape: [1, 2, 1, 16], dtype }, value: { shape: [1, 2, 1, 16], dtype } });
+      const inputs = benchInputs(graph, { batch: 3, qLen: 5, kvLen: 77 }, 1);
+      expect(validateInputs(graph, inputs)).toMatchObject({ batch: 3, qLen: 5, kvLen: 77 });
+      const decode = dtype === "float32" ? (x: number) => x : dtype === "bfloat16" ? bf16BitsToF32 : f16BitsToF32;
+      const values = Array.from(inputs.key.data as ArrayLike<number>, decode);
+      expect(values.every((v) => Number.isFinite(v) && Math.abs(v) <= 2)).toBe(true);
+      expect(new Set(values).size).toBeGreaterThan(50);
+    }
+  });
+
+  it("gives a paged graph a page table, full lengths and its buffers", () => {
+    const graph = parseSpec({
+      name: "p",
+      query: { shape: [2, 4, 1, 16], dtype: "float32" },
+      key: { shape: [8, 2, 16, 16], dtype: "float32" },
+      value: { shape: [8, 2, 16, 16], dtype: "float32" },
+      kvCache: { pageSize: 16 },
+      scoreMod: "score + slopes[h]",
+      buffers: { slopes: { shape: [4], dtype: "float32" } },
+      blockSize: [16, 16],
+    });
+    const inputs = benchInputs(graph, { batch: 2, qLen: 1, kvLen: 40 }, 2);
+    expect(validateInputs(graph, inputs)).toMatchObject({ batch: 2, qLen: 1, kvLen: 40 });
+    expect(Array.from(inputs.seqLens!.data as Int32Array)).toEqual([40, 40]);
+    expect(inputs.pageTable!.shape).toEqual([2, 3]);
+    expect(inputs.buffers!.slopes.shape).toEqual([4]);
+  });
+});
+
+describe("writeResults", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "minductor-bench-results-"));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it("writes <start time>.json with ':' and '.' made portable, and nothing else", async () => {
+    const probe = { readBandwidthGBs: { oneThread: 5, allThreads: 10 }, fmaPeakGflops: { oneThread: 50, allThreads: 100 }, threads: 2, cpu: "cpu", isa: "avx2+fma", measuredAt: new Date().toISOString() };
+    const results: BenchResults = emptyResults({ probe, cores: 2, threads: 2, node: "v20", compiler: "g++", cpuFeatures: "", loadAverage: 0 }, true, ["overhead"]);
+    const path = await writeResults(join(dir, "nested"), results);
+    expect(path).toBe(join(dir, "nested", resultsFileName(results.startedAt)));
+    expect(resultsFileName("2026-01-02T03:04:05.678Z")).toBe("2026-01-02T03-04-05-678Z.json");
+    expect(JSON.parse(await readFile(path, "utf8"))).toEqual(results);
+    expect(await readdir(join(dir, "nested"))).toEqual([resultsFileName(results.startedAt)]);
+  });
+});

@@ -1,0 +1,151 @@
+import { describe, expect, it } from "vitest";
+import type { CaseResult } from "../../src/bench/benchCase.js";
+import { type BenchResults, type DecodeRow, type PrefillRow, type SweepPoint, emptyResults } from "../../src/bench/benchResults.js";
+import { formatDecode } from "../../src/bench/decodeSuite.js";
+import { plotSpec, renderPlot } from "../../src/bench/plotResults.js";
+import { formatPrefill } from "../../src/bench/prefillSuite.js";
+import { formatMachine } from "../../src/bench/runBench.js";
+import { autoMisses, formatSweep } from "../../src/bench/sweepSuite.js";
+import { checkTargets } from "../../src/bench/targets.js";
+import { timingStats } from "../../src/bench/timingStats.js";
+
+const stats = (ms: number) => timingStats([ms * 0.9, ms, ms * 1.2]);
+const probe = { readBandwidthGBs: { oneThread: 6, allThreads: 10 }, fmaPeakGflops: { oneThread: 60, allThreads: 120 }, threads: 2, cpu: "Test CPU", isa: "avx2+fma", measuredAt: "2026-01-01T00:00:00.000Z" };
+const machine = { probe, cores: 2, threads: 2, node: "v20", compiler: "g++ 12", cpuFeatures: "__AVX2__", loadAverage: 0.1 };
+
+function prefill(over: Partial<PrefillRow>): PrefillRow {
+  return {
+    id: "prefill", dtype: "float32", causal: false, batch: 1, hq: 32, hkv: 8, headDim: 128, qLen: 512, kvLen: 512, template: "flash_attention",
+    stats: stats(10), gflops: 70, peakPct: 58, computedFraction: 1, otherTemplate: "flash_decoding", vsOther: 1.5, vsNaive: 8, ...over,
+  };
+}
+
+function decode(over: Partial<DecodeRow>): DecodeRow {
+  return {
+    id: "decode", dtype: "bfloat16", group: 1, batch: 1, hkv: 8, headDim: 128, qLen: 1, kvLen: 4096, template: "flash_decoding", partitionSize: 1024,
+    stats: stats(1), gbs: 9.5, bandwidthPct: 95, vsFlashAttention: 1.3, ...over,
+  };
+}
+
+describe("checkTargets", () => {
+  it("holds a target only when every case measuring it meets it, and says n/a when nothing measured it", () => {
+    const results = {
+      prefill: [
+        prefill({ dtype: "float32", causal: false, stats: stats(10), peakPct: 60 }),
+        prefill({ dtype: "float32", causal: true, stats: stats(5), peakPct: 45 }),
+        prefill({ dtype: "bfloat16", causal: false, stats: stats(8) }),
+        prefill({ dtype: "bfloat16", causal: true, stats: stats(4.2) }),
+      ],
+      decode: [decode({ group: 1, bandwidthPct: 95 }), decode({ group: 1, bandwidthPct: 85 }), decode({ group: 4, bandwidthPct: 81 })],
+      overhead: null,
+    };
+    const byName = Object.fromEntries(checkTargets(results).map((c) => [c.name, c]));
+    expect(byName["decode bandwidth, G=1"].met).toBe(false);
+    expect(byName["decode bandwidth, G=1"].measured).toContain("85%");
+    expect(byName["decode bandwidth, G=4"].met).toBe(true);
+    expect(byName["prefill fp32 compute"].met).toBe(false);
+    expect(byName["bf16 beats fp32 (prefill)"].met).toBe(true);
+    // fp32: 10 / 5 = 2.0x; bf16: 8 / 4.2 = 1.9x.
+    expect(byName["causal faster than non-causal"].met).toBe(true);
+    expect(byName["codegen per kernel"].met).toBeNull();
+    expect(byName["run() per-call overhead"].met).toBeNull();
+  });
+
+  it("judges the overhead targets", () => {
+    const overhead = {
+      codegen: [{ spec: "a", firstMs: 12, medianMs: 2 }, { spec: "b", firstMs: 25, medianMs: 3 }],
+      coldCompile: [],
+      cacheHit: [{ spec: "a", medianMs: 30, minMs: 28, maxMs: 40, compilerProbeMs: 20, processes: 3 }],
+      call: { spec: "tiny", shape: "tiny", template: "flash_attention", stats: stats(0.02) },
+    };
+    const byName = Object.fromEntries(checkTargets({ prefill: [], decode: [], overhead }).map((c) => [c.name, c]));
+    expect(byName["codegen per kernel"]).toMatchObject({ met: false });
+    expect(byName["codegen per kernel"].measured).toContain("(b;");
+    expect(byName["cache-hit compile() in a fresh process"].met).toBe(true);
+    expect(byName["run() per-call overhead"].met).toBe(true);
+  });
+});
+
+describe("reports", () => {
+  it("prints the prefill ratios and the causal and bf16 comparisons", () => {
+    const text = formatPrefill([
+      prefill({ id: "prefill fp32 full", causal: false, stats: stats(10) }),
+      prefill({ id: "prefill fp32 causal", causal: true, stats: stats(4), vsNaive: null, naiveError: "out of memory" }),
+    ]);
+    expect(text).toContain("prefill fp32 causal");
+    expect(text).toContain("failed: out of memory");
+    expect(text).toContain("causal 2.50x faster");
+  });
+
+  it("flags a busy machine in the header", () => {
+    expect(formatMachine(machine)).not.toContain("BUSY");
+    expect(formatMachine({ ...machine, loadAverage: 3 })).toMatch(/load {5}3\.0 \(1-minute average\) on 2 core\(s\): BUSY/);
+  });
+
+  it("marks decode rows below their bandwidth target", () => {
+    const text = formatDecode([decode({ id: "decode bf16 G4", group: 4, bandwidthPct: 70 })]);
+    expect(text).toContain(">= 80% (not met)");
+    expect(text).toContain("1024");
+  });
+
+  it("finds where decoding wins and where auto picks the slower template", () => {
+    const point = (kvLen: number, decodingMs: number, attentionMs: number, autoTemplate: string): SweepPoint => ({ group: 4, batch: 1, qLen: 1, kvLen, decodingMs, attentionMs, autoTemplate });
+    const points = [point(128, 2, 1, "flash_attention"), point(512, 1, 1.5, "flash_decoding"), point(2048, 1, 3, "flash_decoding"), point(4096, 2, 1, "flash_decoding")];
+    expect(autoMisses(points).map((p) => p.kvLen)).toEqual([4096]);
+    const text = formatSweep(points.slice(0, 3));
+    expect(text).toContain("kv >= 512");
+    expect(text).toContain("every point");
+  });
+});
+
+describe("plot", () => {
+  function results(): BenchResults {
+    const r = emptyResults(machine, true, ["prefill", "decode", "sweep", "tune"]);
+    const work = { computedPositions: 1e6, densePositions: 2e6, flops: 5.12e8, kvBytes: 1e6, minBytes: 4e6 };
+    const variant = (label: string, template: "flash_attention" | "flash_decoding" | "naive", ms: number) => ({
+      label, template, policy: label === "auto" ? "auto" : "forced", qBlock: 128, kvBlock: 128, partitionSize: null, numThreads: 0, firstMs: ms, stats: stats(ms),
+    });
+    const cases: CaseResult[] = [
+      { kind: "kernel", id: "prefill fp32 causal", compileMs: 1, fromCache: "disk", work, variants: [variant("auto", "flash_attention", 10), variant("flash_decoding", "flash_decoding", 14), variant("naive", "naive", 80)] },
+      { kind: "kernel", id: "decode bf16 G4 B1 kv4096", compileMs: 1, fromCache: "disk", work: { ...work, flops: 4e6, minBytes: 1e6 }, variants: [variant("auto", "flash_decoding", 0.2), variant("flash_attention", "flash_attention", 0.3)] },
+    ];
+    r.cases.push(...cases);
+    r.sweep.push(
+      { group: 1, batch: 1, qLen: 1, kvLen: 256, decodingMs: 1, attentionMs: 1.2, autoTemplate: "flash_decoding" },
+      { group: 1, batch: 1, qLen: 1, kvLen: 1024, decodingMs: 1, attentionMs: 2, autoTemplate: "flash_decoding" },
+      { group: 1, batch: 1, qLen: 16, kvLen: 256, decodingMs: 1, attentionMs: 0.8, autoTemplate: "flash_attention" },
+    );
+    r.tune.push({ id: "tune bf16 G4 B1 q1 kv4096", call: { batch: 1, qLen: 1, kvLen: 4096 }, heuristic: "flash_decoding 128x128 p1024", tuned: "flash_decoding 128x64 p512", heuristicMs: 0.2, tunedMs: 0.15, speedup: 1.33, trials: 9 });
+    return r;
+  }
+
+  it("draws the roofline, the template comparison, the sweep and the tuning as SVG", async () => {
+    const svg = await renderPlot(results());
+    expect(svg.startsWith("<svg")).toBe(true);
+    for (const text of [
+      "Roofline",
+      "roofline: 10.0 GB/s, 120 GFLOP/s",
+      "prefill (chosen: flash_attention)",
+      "prefill naive",
+      "decode flash_attention",
+      "Templates",
+      "flash_decoding vs flash_attention",
+      "q_len 16",
+      "Tuning",
+      "heuristic",
+      "tuned",
+    ]) {
+      expect(svg, text).toContain(text);
+    }
+  });
+
+  it("draws only the views that have data", () => {
+    const r = results();
+    r.sweep = [];
+    r.tune = [];
+    const spec = plotSpec(r) as { vconcat: { title?: unknown }[] };
+    expect(spec.vconcat.map((v) => String(v.title).split(":")[0])).toEqual(["Roofline", "Templates"]);
+    const empty = plotSpec(emptyResults(machine, true)) as { vconcat: { title?: unknown }[] };
+    expect(empty.vconcat).toHaveLength(1);
+  });
+});
