@@ -40,7 +40,7 @@ function isGraph(x: unknown): x is AttentionGraph {
 
 export { Kernel, type RunOptions, type CallShapeOverrides, defaultThreads } from "./kernel.js";
 export type { KernelSource } from "./codegen/renderKernel.js";
-export type { CompileOptions, CompiledLibrary } from "./compile/index.js";
+export type { CompileOptions, CompiledLibrary, CompileProgressEvent, CacheEntrySummary } from "./compile/index.js";
 export { CompileError, CompilerNotFoundError } from "./compile/index.js";
 export { listCache, clearCache, defaultCacheDir } from "./compile/index.js";
 
@@ -54,9 +54,10 @@ export { describeGraph } from "./ir/describeGraph.js";
 export { SpecError } from "./ir/errors.js";
 
 export { selectTemplate, autoPartitionSize } from "./select/selectTemplate.js";
+export type { TunedChoice } from "./select/tunedChoice.js";
 export { callFeatures, type CallFeatures, type Choice, type Clause } from "./select/features.js";
 
-export { createBlockMask } from "./runtime/createBlockMask.js";
+export { createBlockMask, type CreateBlockMaskOptions } from "./runtime/createBlockMask.js";
 export type { BlockMask } from "./runtime/blockMask.js";
 export type { KernelInputs } from "./runtime/validateInputs.js";
 export type { KernelOutputs } from "./runtime/prepareCall.js";
@@ -65,7 +66,7 @@ export { tensor, toFloat64, fromFloat64, type Tensor, type DType } from "./runti
 export { toBfloat16, fromBfloat16, toFloat16, fromFloat16 } from "./runtime/dtypes.js";
 
 export { referenceAttention, type ReferenceInputs, type ReferenceOutputs } from "./reference/referenceAttention.js";
-export { generateInputs, type GeneratedInputs } from "./io/generateInputs.js";
+export { generateInputs, type GeneratedInputs, type ShapeOverrides } from "./io/generateInputs.js";
 export { readNpy, readNpyAs, writeNpy } from "./io/npy.js";
 export { compareOutputs, TOLERANCE, type Comparison } from "./reference/compareOutputs.js";
 export { rng } from "./io/random.js";

@@ -9,7 +9,7 @@ export class UserError extends Error {
 }
 
 /** Errors that are the user's to fix, by class name, so the CLI need not import every later stage. */
-const USER_ERRORS = new Set(["SpecError", "UserError", "InputError", "NpyError", "CompilerNotFoundError", "CompileError", "KernelRuntimeError", "BufferIndexError"]);
+const USER_ERRORS = new Set(["SpecError", "UserError", "InputError", "NpyError", "CompilerNotFoundError", "CompileError", "KernelRuntimeError", "BufferIndexError", "BenchError", "ProbeError"]);
 
 export function isUserError(e: unknown): e is Error {
   if (e instanceof SpecError || e instanceof UserError) return true;

@@ -47,6 +47,8 @@ export class LibraryError extends Error {
 export const BUFFER_OUT_OF_RANGE_STATUS = 1;
 /** Status 2: a native sanity check failed; inputs are validated before every call, so this is a bug. */
 export const NATIVE_CHECK_STATUS = 2;
+/** Status 3: the kernel could not allocate its per-call scratch memory. */
+export const NO_MEMORY_STATUS = 3;
 
 /** Throws the KernelRuntimeError for a non-zero `md_args.status` returned by `entry`. */
 export function throwOnStatus(status: number, entry: string): void {
@@ -59,6 +61,9 @@ export function throwOnStatus(status: number, entry: string): void {
       status,
       `${entry} rejected its arguments in a native sanity check (status 2); the runtime had validated them, so this is a bug`,
     );
+  }
+  if (status === NO_MEMORY_STATUS) {
+    throw new KernelRuntimeError(status, `${entry} could not allocate its scratch memory (status 3)`);
   }
   throw new KernelRuntimeError(status, `${entry} failed with unknown status ${status}`);
 }

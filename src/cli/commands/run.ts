@@ -63,8 +63,9 @@ export function registerRun(program: Command, io: CliIO): void {
         dtype: graph.query.dtype,
         shape: { query: inputs.query.shape, key: inputs.key.shape, out: result.out.shape },
         template: template ?? choice!.template,
-        reasons: choice?.reasons ?? ["forced by --template"],
-        partitionSize: choice?.partitionSize,
+        // A forced template runs as forced: the selector's reasons are reported only when it decided.
+        reasons: template ? ["forced by --template"] : choice!.reasons,
+        partitionSize: options.partitionSize ?? choice?.partitionSize,
         ms,
         fromCache: kernel.library.fromCache,
       };
