@@ -28,14 +28,14 @@ export async function compileSource(source: string, opts: CompileOptions & { hea
   const cxx = opts.cxx ?? defaultCxx();
   const cxxflags = opts.cxxflags ?? defaultCxxflags();
   const argv = compilerArgv(cxx, cxxflags);
-  const compiler = await compilerInfo(cxx, cxxflags);
+  // Absolute, so the paths handed to the loader do not depend on a later chdir.
+  const requestedDir = resolve(opts.cacheDir ?? defaultCacheDir());
+  const compiler = await compilerInfo(cxx, cxxflags, requestedDir);
   const wanted: EntryContents = {
     key: cacheKey(source, argv, compiler.version, compiler.cpuFeatures, opts.header),
     source,
     header: opts.header,
   };
-  // Absolute, so the paths handed to the loader do not depend on a later chdir.
-  const requestedDir = resolve(opts.cacheDir ?? defaultCacheDir());
   const buildId = `${requestedDir}\0${wanted.key}`;
   const progress = (phase: CompileProgressEvent["phase"]) => opts.onProgress?.({ phase, key: wanted.key });
   const elapsed = () => performance.now() - started;

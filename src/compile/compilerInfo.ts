@@ -1,3 +1,7 @@
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { delimiter, isAbsolute, join } from "node:path";
 import { execa } from "execa";
 import { CompilerNotFoundError, CompilerProbeError } from "./errors.js";
 import { defaultCxxflags } from "./options.js";
@@ -19,16 +23,66 @@ const FEATURE_MACRO =
 /** Memoised per (cxx, flags) for the life of the process: a compiler does not change under a running program. */
 const infoByCompiler = new Map<string, Promise<CompilerInfo>>();
 
-export function compilerInfo(cxx: string, cxxflags: readonly string[] = defaultCxxflags()): Promise<CompilerInfo> {
+/**
+ * The compiler's version and target features. Asking g++ costs two processes (~60 ms), which would dominate a
+ * cache-hit `compile()` in a fresh process, so with `cacheDir` the answer is also kept on disk, keyed by the
+ * compiler binary (path, size, mtime, inode), the flags and the CPU: upgrading or replacing the compiler, or
+ * moving the cache to another CPU, asks again.
+ */
+export function compilerInfo(cxx: string, cxxflags: readonly string[] = defaultCxxflags(), cacheDir?: string): Promise<CompilerInfo> {
   const memoKey = JSON.stringify([cxx, cxxflags]);
   let info = infoByCompiler.get(memoKey);
   if (!info) {
-    info = probeCompiler(cxx, cxxflags);
+    info = cacheDir ? persistedProbe(cxx, cxxflags, cacheDir) : probeCompiler(cxx, cxxflags);
     // A failed probe (e.g. compiler not installed yet) must not stick for the rest of the process.
     info.catch(() => infoByCompiler.delete(memoKey));
     infoByCompiler.set(memoKey, info);
   }
   return info;
+}
+
+async function persistedProbe(cxx: string, cxxflags: readonly string[], cacheDir: string): Promise<CompilerInfo> {
+  const identity = compilerIdentity(cxx, cxxflags);
+  if (!identity) return probeCompiler(cxx, cxxflags);
+  const path = join(cacheDir, "compilers", `${identity}.json`);
+  try {
+    const stored = JSON.parse(readFileSync(path, "utf8")) as CompilerInfo;
+    if (typeof stored.version === "string" && typeof stored.cpuFeatures === "string") return stored;
+  } catch {
+    // absent or unreadable: ask the compiler
+  }
+  const info = await probeCompiler(cxx, cxxflags);
+  try {
+    mkdirSync(join(cacheDir, "compilers"), { recursive: true });
+    const temp = `${path}.${process.pid}.tmp`;
+    writeFileSync(temp, JSON.stringify(info));
+    renameSync(temp, path);
+  } catch {
+    // A read-only cache only costs the probe next time.
+  }
+  return info;
+}
+
+/** A hash naming this compiler binary, these flags and this CPU; undefined when the binary cannot be found. */
+function compilerIdentity(cxx: string, cxxflags: readonly string[]): string | undefined {
+  const exe = isAbsolute(cxx) || cxx.includes("/") ? cxx : (process.env.PATH ?? "").split(delimiter).map((d) => join(d, cxx)).find(isFile);
+  if (!exe || !isFile(exe)) return undefined;
+  const st = statSync(exe);
+  let cpu = cpus()[0]?.model ?? "";
+  try {
+    cpu += readFileSync("/proc/cpuinfo", "utf8").split("\n").find((l) => l.startsWith("flags")) ?? "";
+  } catch {
+    // not Linux: the model name stands for the CPU
+  }
+  return createHash("sha256").update(JSON.stringify([exe, st.size, st.mtimeMs, st.ino, cxxflags, cpu])).digest("hex").slice(0, 32);
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 async function probeCompiler(cxx: string, cxxflags: readonly string[]): Promise<CompilerInfo> {
