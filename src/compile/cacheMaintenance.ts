@@ -1,7 +1,18 @@
-import { readdir, rm, stat } from "node:fs/promises";
+import { mkdir, readFile, readdir, realpath, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { KEY_PATTERN, MANIFEST_FILE, SHARD_PATTERN, failedDir, tempOwnerPid, tempRoot } from "./entryLayout.js";
-import { isStaleLock } from "./lock.js";
+import { discardDir } from "./diskCache.js";
+import {
+  KEY_PATTERN,
+  LIBRARY_FILE,
+  MANIFEST_FILE,
+  SHARD_PATTERN,
+  failedDir,
+  lockDir,
+  tempOwnerPid,
+  tempRoot,
+} from "./entryLayout.js";
+import { CacheLockTimeoutError } from "./errors.js";
+import { isStaleLock, withLock } from "./lock.js";
 import { defaultCacheDir } from "./options.js";
 import { isProcessAlive } from "./processAlive.js";
 
@@ -11,6 +22,12 @@ export interface CacheEntrySummary {
   bytes: number;
   /** When the entry was published (its manifest's mtime). */
   mtime: Date;
+  /**
+   * When the entry was last used as far as the filesystem tells: the later of its publication and the last read
+   * of its library (atime; loading and checksumming read it). Under `relatime` a read moves atime at most once a
+   * day, so this is day-accurate; under `noatime` it is the publication time.
+   */
+  lastUsed: Date;
 }
 
 /** Published entries (those with a manifest), newest first. Checksums are verified on use, not here. */
@@ -21,7 +38,9 @@ export async function listCache(dir: string = defaultCacheDir()): Promise<CacheE
     if (!manifest) continue;
     let bytes = 0;
     for (const file of await readdir(entryPath)) bytes += (await statOrUndefined(join(entryPath, file)))?.size ?? 0;
-    entries.push({ key: entryPath.slice(-64), bytes, mtime: manifest.mtime });
+    const libraryRead = (await statOrUndefined(join(entryPath, LIBRARY_FILE)))?.atimeMs ?? 0;
+    const lastUsed = new Date(Math.max(manifest.mtimeMs, libraryRead));
+    entries.push({ key: entryPath.slice(-64), bytes, mtime: manifest.mtime, lastUsed });
   }
   return entries.sort((a, b) => b.mtime.getTime() - a.mtime.getTime());
 }
@@ -48,6 +67,104 @@ export async function clearCache(dir: string = defaultCacheDir()): Promise<numbe
   }
   await rm(failedDir(dir), { recursive: true, force: true });
   return removed;
+}
+
+export interface PruneResult {
+  maxBytes: number;
+  /** Total size of the published entries before and after. */
+  bytesBefore: number;
+  bytesAfter: number;
+  /** What went, least recently used first. */
+  removed: CacheEntrySummary[];
+  /** Entries that were due to go but stayed because a live process is building or has loaded them. */
+  kept: Array<CacheEntrySummary & { reason: string }>;
+}
+
+/**
+ * Removes least-recently-used entries until the published entries total at most `maxBytes`. An entry whose key
+ * is locked by a live process (a rebuild in progress) or whose library a live process has mapped stays, even if
+ * the cache then remains over the limit: deleting a loaded library would not free its space anyway.
+ */
+export async function pruneCache(maxBytes: number, dir: string = defaultCacheDir()): Promise<PruneResult> {
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) {
+    throw new RangeError(`pruneCache: maxBytes must be a non-negative integer, got ${maxBytes}`);
+  }
+  const entries = (await listCache(dir)).sort(
+    (a, b) => a.lastUsed.getTime() - b.lastUsed.getTime() || a.key.localeCompare(b.key),
+  );
+  const bytesBefore = entries.reduce((sum, e) => sum + e.bytes, 0);
+  const result: PruneResult = { maxBytes, bytesBefore, bytesAfter: bytesBefore, removed: [], kept: [] };
+  if (bytesBefore <= maxBytes) return result;
+
+  // discardDir moves an entry into tmp/ first, so no reader ever sees half of one.
+  await mkdir(tempRoot(dir), { recursive: true });
+  const mapped = await mappedFiles();
+  for (const entry of entries) {
+    if (result.bytesAfter <= maxBytes) break;
+    const entryPath = join(dir, entry.key.slice(0, 2), entry.key);
+    const reason = await removeUnlessBusy(dir, entryPath, lockDir(dir, entry.key), mapped);
+    if (reason) {
+      result.kept.push({ ...entry, reason });
+    } else {
+      result.removed.push(entry);
+      result.bytesAfter -= entry.bytes;
+    }
+  }
+  return result;
+}
+
+/** Removes an entry under its key's lock; returns why it was kept instead, if it was. */
+async function removeUnlessBusy(
+  cacheDir: string,
+  entryPath: string,
+  lockPath: string,
+  mapped: ReadonlyMap<string, number>,
+): Promise<string | undefined> {
+  try {
+    // Holding the lock keeps a concurrent compile of this key from publishing while the entry goes.
+    return await withLock(
+      lockPath,
+      async () => {
+        const library = await realpath(join(entryPath, LIBRARY_FILE)).catch(() => undefined);
+        const pid = library === undefined ? undefined : mapped.get(library);
+        if (pid !== undefined) return `its library is loaded by live process ${pid}`;
+        await discardDir(cacheDir, entryPath);
+        return undefined;
+      },
+      { timeoutMs: 0 },
+    );
+  } catch (error) {
+    if (error instanceof CacheLockTimeoutError) return "its key is locked by a live process (a build in progress)";
+    throw error;
+  }
+}
+
+/**
+ * Files mapped into live processes, by real path, with one pid that maps each. Read from /proc, so on systems
+ * without it nothing counts as loaded (the lock check still applies); processes of other users are not visible.
+ */
+async function mappedFiles(): Promise<Map<string, number>> {
+  const files = new Map<string, number>();
+  let pids: string[];
+  try {
+    pids = (await readdir("/proc")).filter((name) => /^\d+$/.test(name));
+  } catch {
+    return files;
+  }
+  for (const pid of pids) {
+    let maps: string;
+    try {
+      maps = await readFile(`/proc/${pid}/maps`, "utf8");
+    } catch {
+      continue; // exited meanwhile, or not ours to read
+    }
+    for (const line of maps.split("\n")) {
+      // address perms offset dev inode path; the path is the rest of the line and may hold spaces.
+      const match = /^\S+ \S+ \S+ \S+ \d+\s+(\/.*)$/.exec(line);
+      if (match && !files.has(match[1])) files.set(match[1], Number(pid));
+    }
+  }
+  return files;
 }
 
 async function entryDirs(dir: string): Promise<string[]> {

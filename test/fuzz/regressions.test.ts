@@ -1,0 +1,85 @@
+import { describe, expect, it } from "vitest";
+import { compile } from "../../src/index.js";
+import { compareOutputs, TOLERANCE } from "../../src/reference/compareOutputs.js";
+import { referenceAttention } from "../../src/reference/referenceAttention.js";
+import type { KernelInputs } from "../../src/runtime/validateInputs.js";
+import { tensor, toFloat64 } from "../../src/runtime/tensor.js";
+import { FUZZ_CXXFLAGS } from "./runFuzz.js";
+
+/*
+ * Shrunk cases of differences the fuzzer (or probing next to it) found. Each is marked as a known bug and
+ * expected to fail (as test/e2e/ieee.test.ts does), naming the component at fault: fixing it flips the test,
+ * and then `.fails` goes.
+ */
+
+const cxxflags = FUZZ_CXXFLAGS;
+const ones = (shape: number[], value = 1) => tensor("float32", shape, new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(value));
+
+describe("a call with no kv positions at all (kv_len 0)", () => {
+  // Found by the fuzzer as a paged call whose only sequence is empty. The runtime accepts kv_len 0 and the naive
+  // template answers it, but the runtime hands koffi an empty kv_indices (0 kv blocks), koffi passes NULL for an
+  // empty typed array, and md_args_ok refuses a NULL kv_indices next to a non-NULL kv_num_blocks: status 2.
+  const spec = (paged: boolean) => ({
+    name: "empty_kv",
+    query: { shape: [1, 1, 1, 16], dtype: "float32" },
+    key: { shape: paged ? [1, 1, 16, 16] : [1, 1, 1, 16], dtype: "float32" },
+    value: { shape: paged ? [1, 1, 16, 16] : [1, 1, 1, 16], dtype: "float32" },
+    blockSize: [16, 16],
+    ...(paged ? { kvCache: { pageSize: 16 } } : {}),
+    returnLse: true,
+  });
+  const inputs = (paged: boolean): KernelInputs => ({
+    query: ones([1, 1, 1, 16]),
+    key: ones(paged ? [1, 1, 16, 16] : [1, 1, 0, 16]),
+    value: ones(paged ? [1, 1, 16, 16] : [1, 1, 0, 16]),
+    ...(paged ? { pageTable: tensor("int32", [1, 1], Int32Array.of(0)), seqLens: tensor("int32", [1], Int32Array.of(0)) } : {}),
+  });
+
+  it.fails.each([
+    ["unpaged, Lkv = 0", "flash_attention", false],
+    ["unpaged, Lkv = 0", "flash_decoding", false],
+    ["paged, every sequence empty", "flash_attention", true],
+    ["paged, every sequence empty", "flash_decoding", true],
+  ] as const)("%s, %s: zeros and lse = -inf, like the naive template and the reference [known bug: status 2 from md_args_ok, kv_indices is NULL]", async (_what, template, paged) => {
+    const kernel = await compile(spec(paged), { cxxflags });
+    const ref = referenceAttention(kernel.graph, inputs(paged));
+    expect([...ref.out]).toEqual(new Array(16).fill(0));
+    expect([...ref.lse]).toEqual([-Infinity]);
+    const result = kernel.run(inputs(paged), { template });
+    expect([...toFloat64(result.out)]).toEqual([...ref.out]);
+    expect([...toFloat64(result.lse!)]).toEqual([...ref.lse]);
+  });
+});
+
+describe("int64 beyond 2^53 in the reference", () => {
+  // The kernel computes int64 as docs/expressions.md says (exact, wrapping on overflow). The reference interpreter
+  // (src/ir/evalExpr.ts) widens int64 buffer values to doubles (toFloat64) and computes + - * // abs neg in doubles,
+  // so beyond 2^53 it rounds and it never wraps: it keeps positions the kernel masks.
+  it.fails.each([
+    ["lb[0] == lb[1]", [2n ** 53n, 2n ** 53n + 1n]],
+    ["lb[0] + lb[0] > 0", [2n ** 62n, 0n]],
+    ["lb[0] // (-1) > 0", [-(2n ** 63n), 0n]],
+  ])("mask %s with lb = %s: kernel and reference agree [known bug: the reference computes int64 in doubles]", async (maskMod, values) => {
+    const kernel = await compile({
+      name: "int64_edges",
+      query: { shape: [1, 1, 1, 16], dtype: "float32" },
+      key: { shape: [1, 1, 4, 16], dtype: "float32" },
+      value: { shape: [1, 1, 4, 16], dtype: "float32" },
+      blockSize: [16, 16],
+      maskMod,
+      buffers: { lb: { shape: [2], dtype: "int64" } },
+      returnLse: true,
+    }, { cxxflags });
+    const inputs: KernelInputs = {
+      query: ones([1, 1, 1, 16], 0.1),
+      key: ones([1, 1, 4, 16], 0.2),
+      value: ones([1, 1, 4, 16]),
+      buffers: { lb: tensor("int64", [2], BigInt64Array.from(values)) },
+    };
+    const result = kernel.run(inputs);
+    const ref = referenceAttention(kernel.graph, inputs);
+    // Every position is masked (the int64 comparison is false), so both must give lse = -inf.
+    expect([...toFloat64(result.lse!)]).toEqual([-Infinity]);
+    expect(compareOutputs(toFloat64(result.lse!), ref.lse, TOLERANCE.float32).ok).toBe(true);
+  });
+});
