@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { CACHE_FORMAT_VERSION, sha256 } from "./cacheKey.js";
@@ -47,6 +47,10 @@ export async function buildEntry(
       const kept = await keepFailedSource(cacheDir, wanted);
       throw new CompileError(`the compiler exited 0 but wrote no ${LIBRARY_FILE}\n${result.stderr}`, kept, argv, 0);
     }
+    if (!(await isSharedObject(join(dir, LIBRARY_FILE)))) {
+      const kept = await keepFailedSource(cacheDir, wanted);
+      throw new CompileError(`the compiler exited 0 but its ${LIBRARY_FILE} is not a shared library (no ELF header)\n${result.stderr}`, kept, argv, 0);
+    }
     const checksums: Record<string, string> = { [SOURCE_FILE]: sha256(wanted.source), [LIBRARY_FILE]: library };
     if (wanted.header !== undefined) checksums[HEADER_FILE] = sha256(wanted.header);
     const manifest: Manifest = {
@@ -64,6 +68,18 @@ export async function buildEntry(
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw error;
+  }
+}
+
+/** Only an ELF file is ever published: a broken compiler's output must not poison the key for later runs. */
+async function isSharedObject(path: string): Promise<boolean> {
+  const handle = await open(path, "r");
+  try {
+    const head = Buffer.alloc(4);
+    const { bytesRead } = await handle.read(head, 0, 4, 0);
+    return bytesRead === 4 && head.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]));
+  } finally {
+    await handle.close();
   }
 }
 
