@@ -422,6 +422,266 @@ MD_INLINE void md_gemm(const float* a, int64_t lda, const float* b, float* c, in
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
+/* Row-pointer micro-kernels. Decoding has a handful of query rows per K/V row, so packing K/V into fp32 panels
+ * first would cost as much as the product itself: these read K and V rows in place (any dtype, converted in
+ * registers) through an array of row pointers, which also makes paged and dense caches one code path. */
+
+/* MD_W consecutive elements p[i..] as fp32. */
+template <int DT> MD_INLINE md_vf md_vload_dt(const void* p, int64_t i) {
+#if MD_W == 16
+  if constexpr (DT == MD_FLOAT32) return _mm512_loadu_ps((const float*)p + i);
+  else {
+    const __m256i h = _mm256_loadu_si256((const __m256i*)((const uint16_t*)p + i));
+    if constexpr (DT == MD_BFLOAT16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    else return _mm512_cvtph_ps(h);
+  }
+#elif MD_W == 8
+  return md_load8<DT>(p, i);
+#else
+  return md_load_elem<DT>(p, i);
+#endif
+}
+
+/* v, kept in a register: stops the compiler from folding a load that several FMAs share into each of them as a
+ * memory operand, which would issue the same load once per FMA and make the loop load-bound. */
+MD_INLINE md_vf md_vreg(md_vf v) {
+#if (MD_W == 8 || MD_W == 16) && defined(__GNUC__)
+  __asm__("" : "+x"(v));
+#endif
+  return v;
+}
+
+/* The first `count` (< MD_W) elements of p[i..] as fp32, zeros in the other lanes: the tail of a row whose length is
+ * not a multiple of the SIMD width, without reading past the row. */
+template <int DT> MD_INLINE md_vf md_vload_dt_partial(const void* p, int64_t i, int64_t count) {
+  float t[MD_W];
+  for (int k = 0; k < MD_W; ++k) t[k] = k < count ? md_load_elem<DT>(p, i + k) : 0.0f;
+  return md_vload(t);
+}
+
+/* out[k] = horizontal sum of v[k] for k < 8: one transpose-reduce instead of eight separate reductions. */
+MD_INLINE void md_vhsum8(const md_vf* v, float* out) {
+#if MD_W == 8 || MD_W == 16
+  __m256 w[8];
+  for (int k = 0; k < 8; ++k) {
+#if MD_W == 16
+    const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v[k]), 1));
+    w[k] = _mm256_add_ps(_mm512_castps512_ps256(v[k]), high);
+#else
+    w[k] = v[k];
+#endif
+  }
+  const __m256 h01 = _mm256_hadd_ps(w[0], w[1]), h23 = _mm256_hadd_ps(w[2], w[3]);
+  const __m256 h45 = _mm256_hadd_ps(w[4], w[5]), h67 = _mm256_hadd_ps(w[6], w[7]);
+  const __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
+  _mm256_storeu_ps(out, _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20),
+                                      _mm256_permute2f128_ps(h0123, h4567, 0x31)));
+#else
+  for (int k = 0; k < 8; ++k) out[k] = md_vhsum(v[k]);
+#endif
+}
+
+/* bf16 pairs. On AVX2 a bf16 row is read 16 elements per load: the even elements become fp32 by a shift (x << 16)
+ * and the odd ones by a mask (x & 0xffff0000), two ALU operations where widening loads take four. The two vectors
+ * hold the block's elements in the order 0 2 4 .. 14 1 3 .. 15. A dot product does not care as long as the other
+ * operand is permuted alike (md_pair_permute on the query rows); the P V output comes out permuted and is restored
+ * by md_pair_unpermute. Only the 16-aligned prefix of a row is paired; its tail keeps the plain order. */
+template <int DT> MD_INLINE constexpr bool md_paired() { return DT == MD_BFLOAT16 && MD_W == 8; }
+template <int DT, int64_t DIM> MD_INLINE constexpr int64_t md_paired_dim() {
+  return md_paired<DT>() ? DIM / 16 * 16 : 0;
+}
+
+#if MD_W == 8
+MD_INLINE void md_vload_bf16_pair(const void* p, int64_t i, md_vf* even, md_vf* odd) {
+  const __m256i x = _mm256_loadu_si256((const __m256i*)((const uint16_t*)p + i));
+  *even = _mm256_castsi256_ps(_mm256_slli_epi32(x, 16));
+  *odd = _mm256_castsi256_ps(_mm256_and_si256(x, _mm256_set1_epi32((int)0xffff0000u)));
+}
+#else
+MD_INLINE void md_vload_bf16_pair(const void*, int64_t, md_vf*, md_vf*) {}
+#endif
+
+/* The paired order of row[0..DIM) in place (a no-op unless md_paired<DT>), through tmp[16]. */
+template <int DT, int64_t DIM> MD_INLINE void md_pair_permute(float* row) {
+  float tmp[16];
+  for (int64_t d = 0; d < md_paired_dim<DT, DIM>(); d += 16) {
+    for (int k = 0; k < 8; ++k) { tmp[k] = row[d + 2 * k]; tmp[8 + k] = row[d + 2 * k + 1]; }
+    memcpy(row + d, tmp, sizeof(tmp));
+  }
+}
+template <int DT, int64_t DIM> MD_INLINE void md_pair_unpermute(float* row) {
+  float tmp[16];
+  for (int64_t d = 0; d < md_paired_dim<DT, DIM>(); d += 16) {
+    for (int k = 0; k < 8; ++k) { tmp[2 * k] = row[d + k]; tmp[2 * k + 1] = row[d + 8 + k]; }
+    memcpy(row + d, tmp, sizeof(tmp));
+  }
+}
+
+/* s[r * lds + j] = q_r . k_j for RQ query rows (fp32, row stride ldq, zero-padded to a multiple of MD_W, in the
+ * paired order for DT) and JK key rows (DIM elements of dtype DT). RQ x JK accumulators over DIM, then one
+ * transpose-reduce when there are eight. */
+template <int DT, int64_t DIM, int RQ, int JK>
+MD_INLINE void md_dot_block(const float* __restrict q, int64_t ldq, const void* const* __restrict k,
+                            float* __restrict s, int64_t lds) {
+  constexpr int64_t paired = md_paired_dim<DT, DIM>();
+  constexpr int64_t full = DIM / MD_W * MD_W;
+  md_vf acc[RQ * JK];
+  for (int x = 0; x < RQ * JK; ++x) acc[x] = md_vset1(0.0f);
+  /* RQ query vectors, then one key vector at a time: RQ * JK + RQ + 1 registers, no spills at 16 (pairs: + RQ + 1). */
+  for (int64_t d = 0; d < paired; d += 16) {
+    md_vf qe[RQ], qo[RQ];
+    for (int r = 0; r < RQ; ++r) {
+      qe[r] = md_vreg(md_vload(q + r * ldq + d));
+      /* at 4 rows the odd halves stay memory operands: 16 of them would not fit next to 8 accumulators */
+      qo[r] = RQ <= 2 ? md_vreg(md_vload(q + r * ldq + d + 8)) : md_vload(q + r * ldq + d + 8);
+    }
+    for (int j = 0; j < JK; ++j) {
+      md_vf ke, ko;
+      md_vload_bf16_pair(k[j], d, &ke, &ko);
+      for (int r = 0; r < RQ; ++r) acc[r * JK + j] = md_vfma(qo[r], ko, md_vfma(qe[r], ke, acc[r * JK + j]));
+    }
+  }
+  for (int64_t d = paired; d < full; d += MD_W) {
+    md_vf qv[RQ];
+    for (int r = 0; r < RQ; ++r) qv[r] = JK > 1 ? md_vreg(md_vload(q + r * ldq + d)) : md_vload(q + r * ldq + d);
+    for (int j = 0; j < JK; ++j) {
+      const md_vf kv = md_vreg(md_vload_dt<DT>(k[j], d));
+      for (int r = 0; r < RQ; ++r) acc[r * JK + j] = md_vfma(qv[r], kv, acc[r * JK + j]);
+    }
+  }
+  if constexpr (full < DIM) {
+    for (int j = 0; j < JK; ++j) {
+      const md_vf kv = md_vload_dt_partial<DT>(k[j], full, DIM - full);
+      for (int r = 0; r < RQ; ++r) acc[r * JK + j] = md_vfma(md_vload(q + r * ldq + full), kv, acc[r * JK + j]);
+    }
+  }
+  if constexpr (RQ * JK == 8) {
+    float sums[8];
+    md_vhsum8(acc, sums);
+    for (int r = 0; r < RQ; ++r)
+      for (int j = 0; j < JK; ++j) s[r * lds + j] = sums[r * JK + j];
+  } else {
+    for (int r = 0; r < RQ; ++r)
+      for (int j = 0; j < JK; ++j) s[r * lds + j] = md_vhsum(acc[r * JK + j]);
+  }
+}
+
+/* S[m x n8] = Q K^T for m query rows and n8 (a multiple of 8) key rows by pointer. Key rows outermost, so each
+ * group of K rows is read from memory once and reused by every query row while it sits in L1; query rows in groups
+ * of 4 (then 2, then 1) keep eight accumulators busy. */
+template <int DT, int64_t DIM>
+MD_INLINE void md_dot_rows(const float* q, int64_t ldq, int64_t m, const void* const* k, int64_t n8, float* s,
+                           int64_t lds) {
+  for (int64_t j = 0; j < n8; j += 8) {
+    int64_t r = 0;
+    for (; r + 4 <= m; r += 4)
+      for (int64_t jj = j; jj < j + 8; jj += 2)
+        md_dot_block<DT, DIM, 4, 2>(q + r * ldq, ldq, k + jj, s + r * lds + jj, lds);
+    for (; r + 2 <= m; r += 2)
+      for (int64_t jj = j; jj < j + 8; jj += 4)
+        md_dot_block<DT, DIM, 2, 4>(q + r * ldq, ldq, k + jj, s + r * lds + jj, lds);
+    for (; r < m; ++r) md_dot_block<DT, DIM, 1, 8>(q + r * ldq, ldq, k + j, s + r * lds + j, lds);
+  }
+}
+
+/* C[MR rows][NV vectors from column c0] = C * row_scale + sum_{j<n} P[r][j] V_j[c0..]: V rows by pointer (dtype DT,
+ * DIM elements), converted in registers. The first PAIRS vectors (an even count) are read as bf16 pairs and land
+ * in the paired order; with TAIL the last vector runs past DIM and loads zeros there. */
+template <int DT, int64_t DIM, int MR, int NV, int PAIRS, bool TAIL>
+MD_INLINE void md_axpy_block(const float* __restrict p, int64_t ldp, const void* const* __restrict v, int64_t n,
+                             int64_t c0, float* __restrict c, int64_t ldc, const float* __restrict row_scale) {
+  static_assert(PAIRS % 2 == 0 && PAIRS <= NV, "pairs cover whole 16-element blocks");
+  md_vf acc[MR][NV];
+  for (int r = 0; r < MR; ++r) {
+    const md_vf sc = md_vset1(row_scale[r]);
+    for (int x = 0; x < NV; ++x) acc[r][x] = md_vmul(md_vload(c + r * ldc + c0 + x * MD_W), sc);
+  }
+  /* MR broadcasts, then one V vector (or pair) at a time: MR * NV + MR + 2 registers. */
+  for (int64_t j = 0; j < n; ++j) {
+    md_vf pv[MR];
+    for (int r = 0; r < MR; ++r) pv[r] = md_vset1(p[r * ldp + j]);
+    for (int x = 0; x < PAIRS; x += 2) {
+      md_vf ve, vo;
+      md_vload_bf16_pair(v[j], c0 + x * MD_W, &ve, &vo);
+      for (int r = 0; r < MR; ++r) {
+        acc[r][x] = md_vfma(pv[r], ve, acc[r][x]);
+        acc[r][x + 1] = md_vfma(pv[r], vo, acc[r][x + 1]);
+      }
+    }
+    for (int x = PAIRS; x < NV; ++x) {
+      const md_vf vv = TAIL && x == NV - 1 ? md_vload_dt_partial<DT>(v[j], c0 + x * MD_W, DIM - c0 - x * MD_W)
+                                           : md_vload_dt<DT>(v[j], c0 + x * MD_W);
+      const md_vf vr = md_vreg(vv);
+      for (int r = 0; r < MR; ++r) acc[r][x] = md_vfma(pv[r], vr, acc[r][x]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int x = 0; x < NV; ++x) md_vstore(c + r * ldc + c0 + x * MD_W, acc[r][x]);
+}
+
+/* Rows per P V register block and accumulator vectors per row: as many accumulators as the register file holds
+ * next to the V vectors and the broadcasts, and never fewer than eight chains (one row alone needs eight to hide the
+ * FMA latency). Even counts, so that chunks are whole bf16 pairs. */
+#if MD_W == 16
+#define MD_AXPY_MR 8
+MD_INLINE constexpr int md_axpy_vectors(int mr) { return mr == 1 ? 8 : mr == 2 ? 6 : mr <= 4 ? 4 : 2; }
+#elif MD_W == 8
+#define MD_AXPY_MR 4
+MD_INLINE constexpr int md_axpy_vectors(int mr) { return mr == 1 ? 8 : mr == 2 ? 4 : 2; }
+#else
+#define MD_AXPY_MR 4
+MD_INLINE constexpr int md_axpy_vectors(int mr) { return mr == 1 ? 8 : 4; }
+#endif
+
+/* Key rows per P V step: all columns of MR rows against this many V rows before moving on, so V is read in
+ * address order (a stream the hardware prefetcher follows) and each V line is used while it is in L1. */
+#define MD_AXPY_KB 8
+
+/* All columns [0, DIM) of MR rows, MD_AXPY_KB V rows at a time: full chunks of md_axpy_vectors(MR) vectors, then
+ * the remaining vectors. The accumulator is rescaled by row_scale once, with the first V rows. */
+template <int DT, int64_t DIM, int MR>
+MD_INLINE void md_axpy_row_block(const float* p, int64_t ldp, const void* const* v, int64_t n, float* c, int64_t ldc,
+                                 const float* row_scale) {
+  constexpr int NV = md_axpy_vectors(MR);
+  constexpr int64_t chunk = NV * MD_W;
+  constexpr int64_t full = DIM / chunk * chunk;
+  constexpr int rest = (int)((DIM - full + MD_W - 1) / MD_W);
+  constexpr int paired = (int)md_paired_dim<DT, DIM>();
+  constexpr int full_pairs = paired >= chunk && NV % 2 == 0 ? NV : 0;
+  constexpr int rest_pairs = paired > full ? (int)((paired - full) / MD_W) : 0;
+  float ones[MR];
+  for (int r = 0; r < MR; ++r) ones[r] = 1.0f;
+  for (int64_t j0 = 0; j0 < n || j0 == 0; j0 += MD_AXPY_KB) {
+    const int64_t nj = md_min(MD_AXPY_KB, n - j0);
+    const float* scale = j0 == 0 ? row_scale : ones;
+    for (int64_t c0 = 0; c0 < full; c0 += chunk)
+      md_axpy_block<DT, DIM, MR, NV, full_pairs, false>(p + j0, ldp, v + j0, nj, c0, c, ldc, scale);
+    if constexpr (rest > 0)
+      md_axpy_block<DT, DIM, MR, rest, rest_pairs, DIM % MD_W != 0>(p + j0, ldp, v + j0, nj, full, c, ldc, scale);
+  }
+}
+
+template <int DT, int64_t DIM, int R = MD_AXPY_MR - 1>
+MD_INLINE void md_axpy_row_tail(int rows, const float* p, int64_t ldp, const void* const* v, int64_t n, float* c,
+                                int64_t ldc, const float* row_scale) {
+  if constexpr (R > 0) {
+    if (rows == R) md_axpy_row_block<DT, DIM, R>(p, ldp, v, n, c, ldc, row_scale);
+    else md_axpy_row_tail<DT, DIM, R - 1>(rows, p, ldp, v, n, c, ldc, row_scale);
+  }
+}
+
+/* O[m x DIM] = O * row_scale + P[m x n] V[n x DIM], V rows by pointer: the P V step of decoding. O has row stride
+ * ldc >= DIM rounded up to MD_W (the padding lanes receive zeros) and comes out in the paired order for DT. */
+template <int DT, int64_t DIM>
+MD_INLINE void md_axpy_rows(const float* p, int64_t ldp, int64_t m, const void* const* v, int64_t n, float* c,
+                            int64_t ldc, const float* row_scale) {
+  int64_t i = 0;
+  for (; i + MD_AXPY_MR <= m; i += MD_AXPY_MR)
+    md_axpy_row_block<DT, DIM, MD_AXPY_MR>(p + i * ldp, ldp, v, n, c + i * ldc, ldc, row_scale + i);
+  if (i < m) md_axpy_row_tail<DT, DIM>((int)(m - i), p + i * ldp, ldp, v, n, c + i * ldc, ldc, row_scale + i);
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
 /* Row helpers of the online softmax. */
 
 MD_INLINE void md_scale_row(float* s, int64_t n, float scale) {
@@ -453,7 +713,13 @@ MD_INLINE float md_softmax_row(float* s, int64_t n, float scale, float* m, float
   const float m_old = *m;
   const float m_new = row_max > m_old ? row_max : m_old;
   if (m_new == -INFINITY) {
-    for (int64_t j = 0; j < n; ++j) s[j] = 0.0f;
+    // Nothing attended yet, unless the scores are NaN (a NaN query row): then, as in torch.softmax, the row is NaN.
+    bool nan = false;
+    for (int64_t j = 0; j < n; ++j) {
+      nan |= s[j] != s[j];
+      s[j] = 0.0f;
+    }
+    if (nan) *l = NAN;
     return 1.0f;
   }
   const md_vf mv = md_vset1(m_new), sv = md_vset1(scale);
@@ -478,6 +744,9 @@ MD_INLINE float md_softmax_row(float* s, int64_t n, float scale, float* m, float
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
+/* How a row of queries sees one kv block: never read, mask_mod evaluated, or mask_mod skipped. */
+enum md_row_kind : uint8_t { MD_ROW_ABSENT = 0, MD_ROW_PARTIAL = 1, MD_ROW_FULL = 2 };
+
 /* Block iteration: the kv blocks of one (b, h, q block) in ascending order, merging the partial and full lists of
  * the block mask. A NULL partial list with n_partial = N stands for blocks 0..N-1, all partial (no block mask). */
 struct md_block_cursor {
@@ -507,10 +776,10 @@ MD_INLINE bool md_block_next(md_block_cursor* c, int64_t* block, bool* is_full) 
 
 /* ------------------------------------------------------------------------------------------------------------ */
 /* Output finalisation of one row: out = acc / l in the output dtype, lse = m + log(l); a row that never saw an
- * unmasked position writes zeros and lse = -inf. */
+ * unmasked position writes zeros and lse = -inf. A NaN sum (a NaN or +inf score was attended) gives a NaN row. */
 template <int DT>
 MD_INLINE void md_finalize_row(const float* acc, int64_t dim, float m, float l, void* out, float* lse) {
-  if (l > 0.0f) {
+  if (l > 0.0f || l != l) {
     const float inv = 1.0f / l;
     for (int64_t d = 0; d < dim; ++d) md_store_elem<DT>(out, d, acc[d] * inv);
     if (lse) *lse = m + logf(l);
