@@ -29,7 +29,8 @@ export interface ReferenceOutputs {
 /**
  * FlexAttention evaluated in float64, one query row at a time, written to be obviously right rather than fast:
  * score = scale * q.k, then score_mod, then mask_mod (masked -> -inf), softmax over the row, times V. A row whose
- * every position is masked gives zeros and lse = -inf. GQA maps query head h to kv head h / (Hq / Hkv); with a
+ * every position is masked gives zeros and lse = -inf; a NaN score at an attended position makes the row NaN, as
+ * in torch.softmax. Values at masked positions are never read. GQA maps query head h to kv head h / (Hq / Hkv); with a
  * paged cache, logical position p of sequence b is row p % pageSize of page pageTable[b][p / pageSize].
  */
 export function referenceAttention(graph: AttentionGraph, inputs: ReferenceInputs): ReferenceOutputs {
@@ -79,6 +80,7 @@ export function referenceAttention(graph: AttentionGraph, inputs: ReferenceInput
         env.h = h;
         env.q_idx = i;
         let max = -Infinity;
+        let sawNaN = false;
         for (let j = 0; j < kvLen; j++) {
           const state = blockState(b, h, i, j);
           if (state === "absent") {
@@ -94,8 +96,15 @@ export function referenceAttention(graph: AttentionGraph, inputs: ReferenceInput
           const keep = state === "full" || (maskMod(env) as boolean);
           scores[j] = keep ? s : -Infinity;
           if (scores[j] > max) max = scores[j];
+          if (Number.isNaN(scores[j])) sawNaN = true;
         }
         const row = (b * Hq + h) * Lq + i;
+        if (sawNaN) {
+          // As torch.softmax: a NaN score makes the row's max, every weight and so the whole row NaN.
+          out.fill(NaN, row * Dv, (row + 1) * Dv);
+          lse[row] = NaN;
+          continue;
+        }
         if (max === -Infinity) {
           lse[row] = -Infinity;
           continue;

@@ -1,5 +1,6 @@
 import { copyFileSync, writeFileSync } from "node:fs";
 import type { Command } from "commander";
+import { renderHarness } from "../../codegen/renderHarness.js";
 import { compile, generate } from "../../index.js";
 import { describeGraph } from "../../ir/describeGraph.js";
 import { UserError } from "../errors.js";
@@ -8,18 +9,18 @@ import { loadSpec } from "../loadSpec.js";
 import { overrideDType } from "../overrideDType.js";
 import { withProgress } from "../progress.js";
 
-const EMITS = ["cpp", "so", "ir"] as const;
+const EMITS = ["cpp", "so", "ir", "harness"] as const;
 
 export function registerCompile(program: Command, io: CliIO): void {
   program
     .command("compile")
-    .description("generate and compile a spec's kernel; --emit writes the C++, the shared library or the IR")
+    .description("generate and compile a spec's kernel; --emit writes the C++, the shared library, the IR or a standalone harness")
     .argument("<spec>", "spec JSON file")
     .option("--emit <what>", `what to write: ${EMITS.join(", ")}`, "so")
-    .option("-o, --output <path>", "where to write it (cpp and ir default to stdout; so to <name>.so)")
+    .option("-o, --output <path>", "where to write it (cpp, ir and harness default to stdout; so to <name>.so)")
     .option("--dtype <dtype>", "compile for another q/k/v dtype than the spec's")
     .option("--json", "print machine-readable JSON")
-    .addHelpText("after", "\nExamples:\n  minductor compile examples/specs/causal.json --emit cpp -o causal.cpp   # also writes causal.h\n  minductor compile examples/specs/causal.json -o causal.so")
+    .addHelpText("after", "\nExamples:\n  minductor compile examples/specs/causal.json --emit cpp -o causal.cpp   # also writes causal.h\n  minductor compile examples/specs/causal.json -o causal.so\n  minductor compile examples/specs/causal.json --emit harness -o h.cpp     # g++ -O1 -g -fopenmp -std=gnu++17 h.cpp")
     .action(async (specPath: string, opts: { emit: string; output?: string; dtype?: string; json?: boolean }) => {
       if (!(EMITS as readonly string[]).includes(opts.emit)) {
         throw new UserError(`--emit must be one of ${EMITS.join(", ")}, got '${opts.emit}'`);
@@ -27,6 +28,12 @@ export function registerCompile(program: Command, io: CliIO): void {
       const graph = overrideDType(loadSpec(specPath), opts.dtype);
       if (opts.emit === "ir") {
         emitText(io, opts.output, `${describeGraph(graph)}\n`);
+        return;
+      }
+      if (opts.emit === "harness") {
+        emitText(io, opts.output, renderHarness(graph));
+        if (opts.output && !opts.json) io.out(`wrote ${opts.output}\n`);
+        if (opts.output && opts.json) printJson(io, { harness: opts.output });
         return;
       }
       if (opts.emit === "cpp") {
