@@ -13,11 +13,12 @@ export const DECODE_MAX_Q_LEN = 8;
 
 /**
  * Constants of the `auto` policy, measured on this project's reference machine (2 cores, AVX2; see
- * docs/benchmarks.md, "template choice"): below MIN_KV_LEN both templates cost about the same and flash
- * attention has no second pass; partitions are at least MIN_PARTITION positions so pass 2 stays small, and
+ * docs/benchmarks.md, "template choice"): the template sweep finds flash decoding faster for q_len 1 from the
+ * shortest length it measures, 128 (1.3x at G = 1, 2x at G = 4), and has no data below that, where flash
+ * attention (no second pass) is kept; partitions are at least MIN_PARTITION positions so pass 2 stays small, and
  * TASKS_PER_THREAD partitions per thread balance uneven partitions.
  */
-export const AUTO = { MIN_KV_LEN: 256, MIN_PARTITION: 256, MAX_PARTITION: 8192, TASKS_PER_THREAD: 4 } as const;
+export const AUTO = { MIN_KV_LEN: 128, MIN_PARTITION: 256, MAX_PARTITION: 8192, TASKS_PER_THREAD: 4 } as const;
 
 const roundUp = (n: number, m: number): number => Math.ceil(n / m) * m;
 

@@ -144,7 +144,7 @@ describe("a tuned choice whose variant does not compile", () => {
   });
 });
 
-describe("minductor tune and explain --choice", () => {
+describe("minductor tune and explain", () => {
   function capture() {
     let out = "";
     let err = "";
@@ -164,12 +164,12 @@ describe("minductor tune and explain --choice", () => {
       expect((await readTunedChoices(graph, dir)).get(printed.bucket)).toEqual(printed.best);
 
       const explain = capture();
-      expect(await main(["node", "minductor", "explain", specPath, "--choice", "--batch", "1", "--q-len", "1", "--kv-len", "400"], explain.io)).toBe(0);
+      expect(await main(["node", "minductor", "explain", specPath, "--batch", "1", "--q-len", "1", "--kv-len", "400"], explain.io)).toBe(0);
       expect(explain.text().out).toMatch(/^policy {4}tuned$/m);
       expect(explain.text().out).toContain("measured fastest on this machine by `minductor tune`");
 
       const untuned = capture();
-      expect(await main(["node", "minductor", "explain", specPath, "--choice", "--kv-len", "5000"], untuned.io)).toBe(0);
+      expect(await main(["node", "minductor", "explain", specPath, "--kv-len", "5000"], untuned.io)).toBe(0);
       expect(untuned.text().out).toMatch(/^policy {4}auto$/m);
     } finally {
       if (saved === undefined) delete process.env.MINDUCTOR_CACHE_DIR;

@@ -51,7 +51,7 @@ describe("the auto policy", () => {
   it("does not split a short kv length", () => {
     const c = selectTemplate(features({ kvLen: AUTO.MIN_KV_LEN - 1 }));
     expect(c.template).toBe("flash_attention");
-    expect(c.reasons.join()).toContain("kv_len >= 256 fails");
+    expect(c.reasons.join()).toContain(`kv_len >= ${AUTO.MIN_KV_LEN} fails`);
   });
   it("a forced template wins over both policies", () => {
     const c = selectTemplate(features({ qLen: 1, kernelOptions: { template: "flash_attention" } }));

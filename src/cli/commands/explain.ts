@@ -14,13 +14,13 @@ export function registerExplain(program: Command, io: CliIO): void {
     .description("validate a spec and print its graph and the simplified IR of its mods")
     .argument("<spec>", "spec JSON file")
     .option("--json", "print machine-readable JSON")
-    .option("--choice", "also print the template decision for a call (the spec's shapes unless --batch, --q-len, --kv-len): tuned by `minductor tune` when stored, else the policy's")
-    .option("--batch <n>", "batch size of the call (with --choice)")
-    .option("--q-len <n>", "query length of the call (with --choice)")
-    .option("--kv-len <n>", "kv length of the call (with --choice)")
-    .option("--threads <n>", "threads of the call (with --choice; default: every core)")
-    .option("--policy <name>", "auto or pytorch (with --choice)")
-    .addHelpText("after", "\nExamples:\n  minductor explain examples/specs/alibi.json\n  minductor explain examples/specs/gqa_decode.json --choice --q-len 1 --kv-len 16384")
+    .option("--no-choice", "print only the graph and the IR, not the template decision")
+    .option("--batch <n>", "batch size of the call the decision is for (default: the spec's)")
+    .option("--q-len <n>", "query length of the call")
+    .option("--kv-len <n>", "kv length of the call")
+    .option("--threads <n>", "threads of the call (default: every core)")
+    .option("--policy <name>", "auto or pytorch (default: the spec's, else auto); a tuned choice wins under auto")
+    .addHelpText("after", "\nExamples:\n  minductor explain examples/specs/alibi.json\n  minductor explain examples/specs/gqa_decode.json --q-len 1 --kv-len 16384 --policy pytorch")
     .action(async (specPath: string, opts: { json?: boolean } & ChoiceFlags) => {
       const graph = loadSpec(specPath);
       if (!opts.choice) {

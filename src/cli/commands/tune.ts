@@ -46,7 +46,7 @@ export function registerTune(program: Command, io: CliIO): void {
     .option("--runs <n>", "timed runs per configuration (finalists get twice as many)", "5")
     .option("--dry-run", "measure and print, but store nothing")
     .option("--json", "print machine-readable JSON")
-    .addHelpText("after", "\nThe choice serves every call in the same bucket (B, q_len, kv_len rounded up to powers of two, same threads);\n`compile()` and `minductor run` use it from then on, and `minductor explain --choice` shows it.\n\nExample:\n  minductor tune examples/specs/gqa_decode.json --batch 1 --q-len 1 --kv-len 16384")
+    .addHelpText("after", "\nThe choice serves every call in the same bucket (B, q_len, kv_len rounded up to powers of two, same threads);\n`compile()` and `minductor run` use it from then on, and `minductor explain` shows it.\n\nExample:\n  minductor tune examples/specs/gqa_decode.json --batch 1 --q-len 1 --kv-len 16384")
     .action(async (specPath: string, f: TuneFlags) => {
       const graph = overrideDType(loadSpec(specPath), f.dtype);
       if (graph.kernelOptions.template) throw new UserError(`the spec forces kernelOptions.template = ${graph.kernelOptions.template}; a tuned choice would never be used`);
@@ -81,7 +81,7 @@ export function registerTune(program: Command, io: CliIO): void {
           `heuristic  ${trialName({ ...h, partitionSize: h.template === "flash_decoding" ? h.partitionSize : null, numThreads: spec.threads })}: ${ms(b.heuristicMs)} ms`,
           `tuned      ${trialName({ ...b, partitionSize: b.template === "flash_decoding" ? b.partitionSize : null })}: ${ms(b.tunedMs)} ms (${(b.heuristicMs / b.tunedMs).toFixed(2)}x)`,
           stored
-            ? `stored in ${stored}; \`minductor explain ${specPath} --choice --batch ${call.batch} --q-len ${call.qLen} --kv-len ${call.kvLen}\` shows it`
+            ? `stored in ${stored}; \`minductor explain ${specPath} --batch ${call.batch} --q-len ${call.qLen} --kv-len ${call.kvLen}\` shows it`
             : "not stored (--dry-run)",
         ].join("\n") + "\n",
       );
