@@ -13,12 +13,12 @@ export const DECODE_MAX_Q_LEN = 8;
 
 /**
  * Constants of the `auto` policy, measured on this project's reference machine (2 cores, AVX2; see
- * docs/benchmarks.md, "template choice"): the template sweep finds flash decoding faster for q_len 1 from the
- * shortest length it measures, 128 (1.3x at G = 1, 2x at G = 4), and has no data below that, where flash
- * attention (no second pass) is kept; partitions are at least MIN_PARTITION positions so pass 2 stays small, and
+ * docs/benchmarks.md, "template choice"): the template sweep (bf16, D 128, G 1/4, B 1/8) finds flash decoding
+ * faster for every q_len <= 8 from the shortest kv length it measures, 64 (1.1x to 2.8x), and no faster at
+ * q_len 16; below 64 there is no data and flash attention (no second pass) is kept; partitions are at least MIN_PARTITION positions so pass 2 stays small, and
  * TASKS_PER_THREAD partitions per thread balance uneven partitions.
  */
-export const AUTO = { MIN_KV_LEN: 128, MIN_PARTITION: 256, MAX_PARTITION: 8192, TASKS_PER_THREAD: 4 } as const;
+export const AUTO = { MIN_KV_LEN: 64, MIN_PARTITION: 256, MAX_PARTITION: 8192, TASKS_PER_THREAD: 4 } as const;
 
 const roundUp = (n: number, m: number): number => Math.ceil(n / m) * m;
 
