@@ -42,7 +42,7 @@ export interface NativeArgs {
 }
 
 /** Field order and C types of `md_args`; the order is the ABI, so it must never be sorted or regrouped. */
-const MD_ARGS_FIELDS = {
+export const MD_ARGS_FIELDS = {
   batch: "int64_t",
   q_len: "int64_t",
   kv_len: "int64_t",

@@ -1,38 +1,19 @@
-import { mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { readFile, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { execa } from "execa";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type CompiledLibrary, _resetMemoryCacheForTests, clearCache, compileSource, listCache } from "../../src/compile/index.js";
-import { answerSource, callAnswer, freshDir, writeCompilerWrapper } from "./helpers.js";
+import { answerSource, buildCompileStageForChildren, callAnswer, freshDir, writeCompilerWrapper } from "./helpers.js";
 
 /*
- * Other processes run the compile stage as plain JavaScript: it is built once from the current sources into a
- * private dir inside the checkout (so `execa` resolves from the project's node_modules, and a stale or missing
- * dist/ cannot make these tests pass or fail).
+ * Other processes run the compile stage as plain JavaScript, built once from the current sources
+ * (buildCompileStageForChildren).
  */
-const repoRoot = join(import.meta.dirname, "..", "..");
-const buildDir = join(repoRoot, ".cache", `compile-test-build-${process.pid}`);
+let buildDir: string;
 let moduleUrl: string;
 
 beforeAll(async () => {
-  await mkdir(buildDir, { recursive: true });
-  const tsconfig = {
-    extends: "../../tsconfig.json",
-    compilerOptions: { rootDir: "../../src", outDir: "out", declaration: false, sourceMap: false },
-    include: ["../../src/compile/**/*.ts"],
-  };
-  await writeFile(join(buildDir, "tsconfig.json"), JSON.stringify(tsconfig));
-  await execa(join(repoRoot, "node_modules", ".bin", "tsc"), ["-p", join(buildDir, "tsconfig.json")]);
-  moduleUrl = pathToFileURL(join(buildDir, "out", "compile", "index.js")).href;
-  await writeFile(
-    join(buildDir, "child.mjs"),
-    `const [moduleUrl, cacheDir, cxx, source] = process.argv.slice(2);
-const { compileSource } = await import(moduleUrl);
-const library = await compileSource(source, { cacheDir, cxx });
-process.stdout.write(JSON.stringify(library));
-`,
-  );
+  ({ buildDir, moduleUrl } = await buildCompileStageForChildren("compile-test"));
 });
 afterAll(() => rm(buildDir, { recursive: true, force: true }));
 

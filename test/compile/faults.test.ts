@@ -1,7 +1,6 @@
 import { chmod, mkdir, readFile, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { execa } from "execa";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { pruneCache } from "../../src/compile/cacheMaintenance.js";
@@ -15,7 +14,7 @@ import {
 import { parseByteSize } from "../../src/cli/commands/cache.js";
 import { main } from "../../src/cli/main.js";
 import { compile } from "../../src/index.js";
-import { answerSource, callAnswer, freshDir, writeCompilerWrapper } from "./helpers.js";
+import { answerSource, buildCompileStageForChildren, callAnswer, freshDir, writeCompilerWrapper } from "./helpers.js";
 
 /*
  * Faults the other compile tests leave out: more than two racing processes, entries altered in place (same size,
@@ -52,25 +51,10 @@ async function expectNoEntry() {
 
 describe("four processes compiling the same kernel at once", () => {
   // The compile stage as plain JavaScript, built from the current sources (a stale dist/ cannot decide the test).
-  const buildDir = join(repoRoot, ".cache", `faults-test-build-${process.pid}`);
+  let buildDir: string;
   let moduleUrl: string;
   beforeAll(async () => {
-    await mkdir(buildDir, { recursive: true });
-    const tsconfig = {
-      extends: "../../tsconfig.json",
-      compilerOptions: { rootDir: "../../src", outDir: "out", declaration: false, sourceMap: false },
-      include: ["../../src/compile/**/*.ts"],
-    };
-    await writeFile(join(buildDir, "tsconfig.json"), JSON.stringify(tsconfig));
-    await execa(join(repoRoot, "node_modules", ".bin", "tsc"), ["-p", join(buildDir, "tsconfig.json")]);
-    moduleUrl = pathToFileURL(join(buildDir, "out", "compile", "index.js")).href;
-    await writeFile(
-      join(buildDir, "child.mjs"),
-      `const [moduleUrl, cacheDir, cxx, source] = process.argv.slice(2);
-const { compileSource } = await import(moduleUrl);
-process.stdout.write(JSON.stringify(await compileSource(source, { cacheDir, cxx })));
-`,
-    );
+    ({ buildDir, moduleUrl } = await buildCompileStageForChildren("faults-test"));
   });
   afterAll(() => rm(buildDir, { recursive: true, force: true }));
 

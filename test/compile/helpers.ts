@@ -1,6 +1,8 @@
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { execa } from "execa";
 import * as koffi from "koffi";
 
 /** The smallest library that proves a compile worked: load it and ask it. */
@@ -48,4 +50,31 @@ exec g++ "$@"
   );
   await chmod(path, 0o755);
   return path;
+}
+
+/**
+ * The compile stage as plain JavaScript for child processes, built once from the current sources into a private
+ * dir inside the checkout (so `execa` resolves from the project's node_modules, and a stale or missing dist/
+ * cannot decide a test), plus `child.mjs`: `node child.mjs <moduleUrl> <cacheDir> <cxx> <source>` compiles and
+ * prints the CompiledLibrary as JSON. Remove `buildDir` when done.
+ */
+export async function buildCompileStageForChildren(tag: string): Promise<{ buildDir: string; moduleUrl: string }> {
+  const repoRoot = join(import.meta.dirname, "..", "..");
+  const buildDir = join(repoRoot, ".cache", `${tag}-build-${process.pid}`);
+  await mkdir(buildDir, { recursive: true });
+  const tsconfig = {
+    extends: "../../tsconfig.json",
+    compilerOptions: { rootDir: "../../src", outDir: "out", declaration: false, sourceMap: false },
+    include: ["../../src/compile/**/*.ts"],
+  };
+  await writeFile(join(buildDir, "tsconfig.json"), JSON.stringify(tsconfig));
+  await execa(join(repoRoot, "node_modules", ".bin", "tsc"), ["-p", join(buildDir, "tsconfig.json")]);
+  await writeFile(
+    join(buildDir, "child.mjs"),
+    `const [moduleUrl, cacheDir, cxx, source] = process.argv.slice(2);
+const { compileSource } = await import(moduleUrl);
+process.stdout.write(JSON.stringify(await compileSource(source, { cacheDir, cxx })));
+`,
+  );
+  return { buildDir, moduleUrl: pathToFileURL(join(buildDir, "out", "compile", "index.js")).href };
 }

@@ -1,36 +1,11 @@
 import koffi from "koffi";
+import { MD_ARGS_FIELDS } from "../../../src/runtime/nativeLibrary.js";
 import type { KernelConfig } from "./buildKernel.js";
 import { decode, type NativeData, type Problem } from "./problem.js";
 import type { BlockMaskArrays } from "./reference.js";
 
-/** md_args exactly as docs/abi.md lays it out (anonymous: no clash with other koffi users in the process). */
-const MD_ARGS = koffi.struct({
-  batch: "int64_t",
-  q_len: "int64_t",
-  kv_len: "int64_t",
-  query: "const void *",
-  key: "const void *",
-  value: "const void *",
-  out: "void *",
-  lse: "float *",
-  page_table: "const int32_t *",
-  seq_lens: "const int32_t *",
-  max_pages_per_seq: "int64_t",
-  num_pages: "int64_t",
-  kv_num_blocks: "int32_t *",
-  kv_indices: "int32_t *",
-  full_kv_num_blocks: "int32_t *",
-  full_kv_indices: "int32_t *",
-  mask_batch: "int64_t",
-  mask_heads: "int64_t",
-  q_blocks: "int64_t",
-  kv_blocks: "int64_t",
-  buffers: "const void **",
-  buffer_dims: "const int64_t *",
-  partition_size: "int64_t",
-  num_threads: "int32_t",
-  status: "int32_t",
-});
+/** md_args as the runtime lays it out (docs/abi.md); anonymous, so no clash with other koffi users in the process. */
+const MD_ARGS = koffi.struct(MD_ARGS_FIELDS);
 const MD_ARGS_PTR = koffi.inout(koffi.pointer(MD_ARGS));
 
 export type Entry = "md_flash_attention" | "md_flash_decoding" | "md_naive_attention" | "md_build_block_mask";
