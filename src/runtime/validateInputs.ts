@@ -2,6 +2,7 @@
  * Checks a call's tensors against the compiled graph. The kernel does no bounds checking of its own, so
  * everything it will read (shapes, page table entries, block mask indices) is validated here first.
  */
+import { MAX_POSITIONS } from "../codegen/kernelAbi.js";
 import type { AttentionGraph } from "../ir/graph.js";
 import { type BlockMask, validateBlockMask } from "./blockMask.js";
 import { InputError } from "./errors.js";
@@ -82,6 +83,9 @@ export function validateInputs(graph: AttentionGraph, inputs: KernelInputs): Cal
   if (inputs.blockMask !== undefined && inputs.blockMask !== null) {
     const [qBlockSize, kvBlockSize] = graph.blockSize;
     validateBlockMask(inputs.blockMask, { batch, heads, qLen, kvLen, qBlockSize, kvBlockSize });
+  }
+  for (const [name, value, field] of [["batch", batch, "query"], ["q_len", qLen, "query"], ["kv_len", kvLen, graph.kvCache ? "seqLens" : "key"]] as const) {
+    if (value > MAX_POSITIONS) throw new InputError(field, `${name} = ${value} is above ${MAX_POSITIONS}, the longest the kernel indexes (int32)`);
   }
   return { batch, qLen, kvLen, paged };
 }

@@ -4,7 +4,7 @@ import { compileEvaluator } from "../../src/ir/evalExpr.js";
 import { flexAttention } from "../../src/ir/flexAttention.js";
 import type { AttentionGraph } from "../../src/ir/graph.js";
 import { arbitraryMaskMod, arbitraryScoreMod, MOD_BUFFERS } from "../helpers/arbitraryMod.js";
-import { evaluateModsNatively, type ModProbe } from "../helpers/modProgram.js";
+import { compareModFormsNatively, evaluateModsNatively, type ModProbe } from "../helpers/modProgram.js";
 
 const slopes = [0.5, -1.25, 2, 0.125];
 const tbl = [3, -2, 0, 7, -8, 1, 5, -1];
@@ -59,24 +59,58 @@ function compare(cases: Array<[string, string]>): void {
   });
 }
 
+const EXAMPLE_MODS: Array<[string, string]> = [
+  ["score", "true"],
+  ["score", "q_idx >= kv_idx"],
+  ["score + slopes[h % 4] * (kv_idx - q_idx)", "q_idx - kv_idx < 256 && q_idx >= kv_idx"],
+  ["30 * tanh(score / 30)", "tbl[q_idx % 8] == tbl[kv_idx % 8]"],
+  ["score + bias[(q_idx - kv_idx) % 4][kv_idx // 64]", "kv_idx < 37 || q_idx >= kv_idx"],
+  ["where(flags[h], score * -2, score)", "!flags[kv_idx % 8] | (q_idx == kv_idx)"],
+  ["score * (-7 // 2) + (-7 % 3) + (7 % -3) + (5 // 0) + (5 % 0)", "(~q_idx & 7) ^ kv_idx > 100 && kv_idx & 1 == 0"],
+  ["min(score, nan) + max(inf, score)", "true"],
+  ["sqrt(abs(score)) + rsqrt(abs(score) + 1) + exp2(score) + log2(abs(score) + 1) + silu(score) + sigmoid(score)", "true"],
+  ["sin(score) + cos(score) + tan(score / 8) + floor(score) + ceil(score) + score ** 2 + log(abs(score) + 1) + score // 0.75 + score % 0.75", "true"],
+];
+
 describe("generated C++ of mods agrees with the float64 interpreter", () => {
   it("on the example mods", () => {
-    compare([
-      ["score", "true"],
-      ["score", "q_idx >= kv_idx"],
-      ["score + slopes[h % 4] * (kv_idx - q_idx)", "q_idx - kv_idx < 256 && q_idx >= kv_idx"],
-      ["30 * tanh(score / 30)", "tbl[q_idx % 8] == tbl[kv_idx % 8]"],
-      ["score + bias[(q_idx - kv_idx) % 4][kv_idx // 64]", "kv_idx < 37 || q_idx >= kv_idx"],
-      ["where(flags[h], score * -2, score)", "!flags[kv_idx % 8] | (q_idx == kv_idx)"],
-      ["score * (-7 // 2) + (-7 % 3) + (7 % -3) + (5 // 0) + (5 % 0)", "(~q_idx & 7) ^ kv_idx > 100 && kv_idx & 1 == 0"],
-      ["min(score, nan) + max(inf, score)", "true"],
-      ["sqrt(abs(score)) + rsqrt(abs(score) + 1) + exp2(score) + log2(abs(score) + 1) + silu(score) + sigmoid(score)", "true"],
-      ["sin(score) + cos(score) + tan(score / 8) + floor(score) + ceil(score) + score ** 2 + log(abs(score) + 1) + score // 0.75 + score % 0.75", "true"],
-    ]);
+    compare(EXAMPLE_MODS);
   });
 
   it("on random mods (fast-check, one compile for the batch)", () => {
     const cases = fc.sample(fc.tuple(arbitraryScoreMod(3), arbitraryMaskMod(3)), { numRuns: 40, seed: 7 });
     compare(cases);
+  });
+});
+
+/** Mods that between them use every op in the vector form: each function, int64 and bool lanes, gathers from every buffer dtype. */
+const EVERY_OP_MODS: Array<[string, string]> = [
+  [
+    "where(score > 0, exp(score / 8) + tanh(score) * sigmoid(score) - silu(score / 4), max(score, bias[h][kv_idx % 8]) - min(score, -1.5)) + abs(score) + floor(score * 0.5) + ceil(score / 3) + sqrt(abs(score)) + rsqrt(abs(score) + 1) + exp2(score / 16) + log(abs(score) + 1) + log2(abs(score) + 2) + sin(score) + cos(score) + tan(score / 64) + score ** 2 + score ** 1.5 + score // 3 + score % 2.5 - score / 7 + -score",
+    "kv_idx <= q_idx + 3",
+  ],
+  [
+    "score + (kv_idx // 3 - kv_idx % 5 + (kv_idx // 8) * 3 - kv_idx % 16 + (-kv_idx) // 4 + (-kv_idx) % 4 + abs(q_idx - kv_idx) + min(kv_idx, q_idx) - max(kv_idx, 7) + (kv_idx & 6) + (kv_idx | 1) + (kv_idx ^ q_idx) + ~kv_idx + flags[kv_idx % 8] + kv_idx // (q_idx + 1) + kv_idx % (h - 1) + -kv_idx) + where(tbl[kv_idx % 8] > 1, score, -score) + flags[(kv_idx + 1) % 8] + tbl[kv_idx % 8] * 1000000007 * 1000000007 + where(score < 0, kv_idx, 3) + where(score > 1, 0.5, kv_idx) + slopes[kv_idx % 4] + where(where(kv_idx > 9, flags[kv_idx % 8], score > 0) && score * kv_idx < 1000, 1.0, -1.0)",
+    "(flags[kv_idx % 8] || kv_idx < 4) && !(kv_idx == q_idx + 1) && ((kv_idx > 2) != (q_idx > 30)) && (flags[kv_idx % 8] >= (kv_idx < 20)) && (flags[kv_idx % 8] < (kv_idx > 7)) == (kv_idx % 3 == 0) && (tbl[kv_idx % 8] != 3 || (kv_idx ^ 5) > 2) && min(kv_idx > 1, q_idx > 1) <= max(kv_idx > 5, flags[q_idx % 8])",
+  ],
+  ["kv_idx - q_idx", "tbl[kv_idx] >= 0"],
+];
+
+describe("the vector form of the mods computes the scalar form's bits", () => {
+  const cases = (mods: Array<[string, string]>) => mods.map(([s, m]) => ({ graph: graphOf(s, m), buffers: probeBuffers }));
+  const expectSame = (mods: Array<[string, string]>, results: ReturnType<typeof compareModFormsNatively>) =>
+    results.forEach((r, c) => {
+      expect(r.rows, mods[c].join(" | ")).toBe(4 * 3 * 40 * 2);
+      expect({ mods: mods[c], mismatches: r.mismatches, details: r.details }).toEqual({ mods: mods[c], mismatches: 0, details: [] });
+    });
+
+  it("on the example mods and mods using every op, compiled as kernels are (-O3 -march=native)", () => {
+    const mods = [...EXAMPLE_MODS, ...EVERY_OP_MODS];
+    expectSame(mods, compareModFormsNatively(cases(mods)));
+  });
+
+  it("on random mods (fast-check)", () => {
+    const mods = fc.sample(fc.tuple(arbitraryScoreMod(4), arbitraryMaskMod(4)), { numRuns: 40, seed: 11 });
+    expectSame(mods, compareModFormsNatively(cases(mods)));
   });
 });

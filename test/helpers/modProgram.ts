@@ -1,15 +1,22 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AttentionGraph } from "../../src/ir/graph.js";
 import { renderMods } from "../../src/codegen/renderMods.js";
 
-/** A minimal md_args with the fields the mods read, so the generated mods compile without a template. */
+/**
+ * A minimal md_args with the fields the mods read, so the generated mods compile without a template; the headers
+ * mod_helpers.h includes come first, since each case's mods are pasted into a namespace.
+ */
 const ARGS_STRUCT = `
 #include <cstdint>
 #include <cstdio>
 #include <cmath>
+#include <cstring>
+#include <initializer_list>
+#include <type_traits>
+#include <immintrin.h>
 struct md_args { const void* const* buffers; const int64_t* buffer_dims; int32_t status; };
 `;
 
@@ -42,11 +49,97 @@ export function evaluateModsNatively(cases: Array<{ graph: AttentionGraph; probe
     program += `    std::printf("%.9g %d %.9g %d\\n", (double)s, (int)m, (double)t, (int)a.status);\n  }\n}\n}\n`;
   });
   program += `int main() {\n${cases.map((_, c) => `  std::printf("case\\n"); case${c}::run();\n`).join("")}  return 0;\n}\n`;
-  const dir = mkdtempSync(join(tmpdir(), "minductor-mods-"));
-  writeFileSync(join(dir, "mods.cpp"), program);
-  execFileSync("g++", ["-std=gnu++17", "-O1", "-Wno-unused", "-o", join(dir, "mods"), join(dir, "mods.cpp")], { stdio: "pipe" });
-  const out = execFileSync(join(dir, "mods"), { encoding: "utf8" });
+  const out = compileAndRun(program, ["-O1"]);
   return out.split("case\n").slice(1).map((block) =>
     block.trim().split("\n").filter(Boolean).map((line) => line.split(" ").map((v) => (v === "nan" || v === "-nan" ? NaN : v === "inf" ? Infinity : v === "-inf" ? -Infinity : Number(v)))),
   );
+}
+
+export interface FormComparison {
+  /** Rows evaluated in both forms. */
+  rows: number;
+  /** Rows where some position's bits (any NaN equals any NaN) or the load status differ. */
+  mismatches: number;
+  /** The first few differing positions, for the failure message. */
+  details: string[];
+}
+
+/**
+ * Compiles the graphs' mods with `flags` (the kernel's own by default: -O3 -march=native) and runs
+ * md_mods_row<MASK> both ways, the vector loop with its scalar tail against the scalar loop alone, over rows of
+ * consecutive kv positions: every row length from 1 to 40 (so every split between vector body and tail), several
+ * (b, h, q_idx), with and without mask_mod, on scores that mix the special values (signed zeros, infinities,
+ * NaN, subnormals, the edges of exp's and tanh's ranges) into values in [-32, 32).
+ */
+export function compareModFormsNatively(
+  cases: Array<{ graph: AttentionGraph; buffers: ModProbe["buffers"] }>,
+  flags: readonly string[] = ["-O3", "-march=native"],
+): FormComparison[] {
+  let program = ARGS_STRUCT;
+  cases.forEach(({ graph, buffers }, c) => {
+    program += `namespace case${c} {\n${renderMods(graph)}\n`;
+    buffers.forEach((b, k) => {
+      program += `static const ${b.ctype} buf${k}[] = {${b.data.length ? b.data.join(", ") : "0"}};\n`;
+    });
+    program += `static void check() {
+  const void* ptrs[] = {${buffers.map((_, k) => `buf${k}`).join(", ") || "nullptr"}};
+  const int64_t dims[] = {${buffers.flatMap((b) => b.dims).join(", ") || "0"}};
+  static const float specials[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e30f, -1e30f, 3e38f, 1e-40f, -1e-40f,
+                                   0.625f, -0.625f, 0.62499994f, 88.72f, 89.5f, -103.9f, -110.5f, 9.0f, -9.0f, 0.5f};
+  uint32_t state = 12345u;
+  long rows = 0, bad = 0;
+  float in[40], scalar[40], vector[40];
+  for (int64_t h = 0; h < 4; ++h)
+    for (const int64_t q_idx : {0, 5, 299})
+      for (int64_t n = 1; n <= 40; ++n)
+        for (const bool mask : {false, true}) {
+          const int64_t b = (h + n) % 3, kv0 = (n * 37 + q_idx) % 260;
+          for (int64_t j = 0; j < n; ++j) {
+            state = state * 1664525u + 1013904223u;
+            const uint32_t r = state >> 8;
+            in[j] = r % 4 == 0 ? specials[(r >> 2) % 20] : ((float)(r & 0xffff) - 32768.0f) / 1024.0f;
+          }
+          std::memcpy(scalar, in, sizeof in);
+          std::memcpy(vector, in, sizeof in);
+          md_args sa{ptrs, dims, 0}, va{ptrs, dims, 0};
+          if (mask) { md_mods_row<true, false>(scalar, n, b, h, q_idx, kv0, &sa); md_mods_row<true, true>(vector, n, b, h, q_idx, kv0, &va); }
+          else { md_mods_row<false, false>(scalar, n, b, h, q_idx, kv0, &sa); md_mods_row<false, true>(vector, n, b, h, q_idx, kv0, &va); }
+          ++rows;
+          bool same = sa.status == va.status;
+          for (int64_t j = 0; j < n; ++j) {
+            uint32_t x, y;
+            std::memcpy(&x, scalar + j, 4);
+            std::memcpy(&y, vector + j, 4);
+            if (x == y || (scalar[j] != scalar[j] && vector[j] != vector[j])) continue;
+            if (same && bad < 3)
+              std::printf("detail b=%ld h=%ld q_idx=%ld kv_idx=%ld n=%ld mask=%d score=%a scalar=%a vector=%a\\n", (long)b,
+                          (long)h, (long)q_idx, (long)(kv0 + j), (long)n, (int)mask, (double)in[j], (double)scalar[j], (double)vector[j]);
+            same = false;
+          }
+          if (!same) ++bad;
+        }
+  std::printf("%ld %ld\\n", rows, bad);
+}
+}
+`;
+  });
+  program += `int main() {\n${cases.map((_, c) => `  std::printf("case\\n"); case${c}::check();\n`).join("")}  return 0;\n}\n`;
+  const out = compileAndRun(program, flags);
+  return out.split("case\n").slice(1).map((block) => {
+    const lines = block.trim().split("\n");
+    const [rows, mismatches] = lines[lines.length - 1].split(" ").map(Number);
+    return { rows, mismatches, details: lines.filter((l) => l.startsWith("detail ")) };
+  });
+}
+
+/** Builds one C++ program with g++ and `flags` in a scratch directory and returns what it prints. */
+function compileAndRun(program: string, flags: readonly string[]): string {
+  const dir = mkdtempSync(join(tmpdir(), "minductor-mods-"));
+  try {
+    writeFileSync(join(dir, "mods.cpp"), program);
+    execFileSync("g++", ["-std=gnu++17", ...flags, "-Wno-unused", "-o", join(dir, "mods"), join(dir, "mods.cpp")], { stdio: "pipe" });
+    return execFileSync(join(dir, "mods"), { encoding: "utf8" });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

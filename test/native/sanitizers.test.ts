@@ -5,7 +5,7 @@
  * report fails the run (-fno-sanitize-recover=all) and the harness prints nothing on stderr when clean, so the
  * test asserts exit 0 and an empty stderr. Each spec's harness is built once and run with several argv.
  */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
@@ -17,6 +17,9 @@ const SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "
 /** The SIMD path this machine runs (AVX2/AVX-512 where present), and the scalar/SSE path of the same kernel. */
 const NATIVE = ["-march=native", ...SANITIZE];
 const SCALAR = ["-march=native", "-mno-avx2", "-mno-fma", ...SANITIZE];
+/** Lanes of the mods' vector form on this machine under -march=native (mod_helpers.h's MDM_W). */
+const CPU_FLAGS = new Set(readFileSync("/proc/cpuinfo", "utf8").match(/^flags\s*:(.*)$/m)?.[1].trim().split(/\s+/) ?? []);
+const SIMD_LANES = CPU_FLAGS.has("avx512f") ? 16 : CPU_FLAGS.has("avx2") && CPU_FLAGS.has("fma") ? 8 : 1;
 /** Specs also run on the scalar path: the paged fp16 one covers the most helpers (16-bit loads, paging). */
 const SCALAR_SPECS = ["paged_decode"];
 
@@ -100,6 +103,20 @@ async function runAll(exe: string, argvs: string[][], label: string): Promise<vo
 describe("ASan + UBSan + LSan over every example spec", () => {
   it.each(graphs)("%s", async (name, graph) => {
     await runAll(await builds.get(name)!, runsFor(graph), name);
+  });
+
+  it.each(graphs)("%s: the vector form of the mods gives the scalar form's bits (--check-mods), sanitized", async (name, graph) => {
+    const exe = await builds.get(name)!;
+    const qLen = graph.query.shape[2] === 1 ? 8 : 67;
+    const run = await slot(() => runHarness(exe, ["--check-mods", "--batch", "2", "--q-len", String(qLen), "--kv-len", "333"], SANITIZER_ENV), true);
+    expect(run.stderr, `${name}: report`).toBe("");
+    expect(run.exitCode).toBe(0);
+    const lanes = Number(run.fields.mods_lanes);
+    expect(lanes).toBe(SIMD_LANES);
+    // batch 2 x heads x 3 query positions x row lengths 1 .. 4 * lanes + 3 x with and without mask_mod
+    expect(Number(run.fields.mods_rows)).toBe(2 * graph.query.shape[1] * 3 * (4 * lanes + 3) * 2);
+    expect(run.fields.mods_mismatches).toBe("0");
+    runs++;
   });
 
   it.each(SCALAR_SPECS)("%s on the scalar path (-mno-avx2 -mno-fma)", async (name) => {
