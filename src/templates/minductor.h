@@ -682,6 +682,61 @@ MD_INLINE void md_axpy_rows(const float* p, int64_t ldp, int64_t m, const void* 
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
+/* Non-finite V. A position whose weight is exactly 0 (masked, or in a block a row does not see) must add nothing to a
+ * row, but 0 * inf and 0 * NaN are NaN. The P V products are fast only without a test per product, so the templates
+ * look for the rare case per tile: a zero weight (md_any_zero) AND an inf or NaN in that tile's V; then those V
+ * values are kept out of the product and added only to the rows that weigh them. */
+
+MD_INLINE bool md_finite(float x) { return x - x == 0.0f; }
+
+/* Some p[i][j] == 0 for i < rows, j < n (a compare per vector: this runs on every tile). */
+MD_INLINE bool md_any_zero(const float* p, int64_t ld, int64_t rows, int64_t n) {
+  bool zero = false;
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* row = p + i * ld;
+    int64_t j = 0;
+#if MD_W == 16
+    __mmask16 hit = 0;
+    for (; j + 16 <= n; j += 16) hit |= _mm512_cmp_ps_mask(_mm512_loadu_ps(row + j), _mm512_setzero_ps(), _CMP_EQ_OQ);
+    zero |= hit != 0;
+#elif MD_W == 8
+    __m256 hit = _mm256_setzero_ps();
+    for (; j + 8 <= n; j += 8) hit = _mm256_or_ps(hit, _mm256_cmp_ps(_mm256_loadu_ps(row + j), _mm256_setzero_ps(), _CMP_EQ_OQ));
+    zero |= _mm256_movemask_ps(hit) != 0;
+#endif
+    for (; j < n; ++j) zero |= row[j] == 0.0f;
+  }
+  return zero;
+}
+
+/* x[0..count) holds no inf or NaN (0 * x is 0 exactly when x is finite); four chains hide the FMA latency. */
+MD_INLINE bool md_all_finite(const float* x, int64_t count) {
+  const md_vf zero = md_vset1(0.0f);
+  md_vf acc[4] = {zero, zero, zero, zero};
+  int64_t i = 0;
+  for (; i + 4 * MD_W <= count; i += 4 * MD_W)
+    for (int k = 0; k < 4; ++k) acc[k] = md_vfma(md_vload(x + i + k * MD_W), zero, acc[k]);
+  float rest = 0.0f;
+  for (; i < count; ++i) rest += x[i] * 0.0f;
+  return md_vhsum(md_vadd(md_vadd(acc[0], acc[1]), md_vadd(acc[2], acc[3]))) + rest == 0.0f;
+}
+
+/* A stored row of DIM elements of dtype DT holds no inf or NaN (exponent bits all ones). */
+template <int DT>
+MD_INLINE bool md_row_finite(const void* row, int64_t dim) {
+  bool finite = true;
+  if (DT == MD_FLOAT32) {
+    const uint32_t* u = (const uint32_t*)row;
+    for (int64_t d = 0; d < dim; ++d) finite &= (u[d] & 0x7f800000u) != 0x7f800000u;
+  } else {
+    const uint16_t mask = DT == MD_BFLOAT16 ? 0x7f80u : 0x7c00u;
+    const uint16_t* u = (const uint16_t*)row;
+    for (int64_t d = 0; d < dim; ++d) finite &= (uint16_t)(u[d] & mask) != mask;
+  }
+  return finite;
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
 /* Row helpers of the online softmax. */
 
 MD_INLINE void md_scale_row(float* s, int64_t n, float scale) {

@@ -141,7 +141,7 @@ const SCENARIOS: Scenario[] = [
     touched: never,
   },
   {
-    name: "NaN and +inf in V at positions no row attends (same active block) change nothing",
+    name: "NaN and +inf in V at positions no row attends (same active block) leave those rows as they were",
     graph: base,
     shapes: [PREFILL, { ...DECODE, name: "decode q=4 kv=40, rows attend j <= 33", offset: [30, 30] }],
     poison: (x, s) => {
@@ -151,7 +151,20 @@ const SCENARIOS: Scenario[] = [
     nanOut: (s, b, h, i) => s.qLen === 40 && b === 0 && inGroup(h, 0) && attends(s, b, i, 9),
     nanLse: never,
     touched: (s, b, h, i) => s.qLen === 40 && b === 0 && inGroup(h, 0) && attends(s, b, i, 9),
-    knownBug: "P V multiplies the zero weight of a masked position by its V row, and 0 * NaN = 0 * inf = NaN",
+  },
+  {
+    name: "NaN and +inf in V at positions some rows of a decode group attend: exactly those rows are NaN",
+    graph: base,
+    shapes: [{ ...DECODE, name: "decode q=4 kv=40, rows attend j <= 34 + i", offset: [34, 34] }],
+    poison: (x, s) => {
+      // Row i attends j <= 34 + i: 36 is masked for rows 0 and 1, which attend other positions of its block (so their
+      // partition is not skipped), and attended by rows 2 and 3; 37 by row 3 only.
+      f32(x, "value").fill(NaN, kvAt(s, 0, 0, 36), kvAt(s, 0, 0, 36) + D);
+      f32(x, "value").fill(Infinity, kvAt(s, 0, 0, 37), kvAt(s, 0, 0, 37) + D);
+    },
+    nanOut: (s, b, h, i) => b === 0 && inGroup(h, 0) && attends(s, b, i, 36),
+    nanLse: never,
+    touched: (s, b, h, i) => b === 0 && inGroup(h, 0) && attends(s, b, i, 36),
   },
   {
     name: "NaN in one element of V that every row attends: that column of those rows is NaN, lse unchanged",

@@ -685,6 +685,61 @@ MD_INLINE void md_axpy_rows(const float* p, int64_t ldp, int64_t m, const void* 
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
+/* Non-finite V. A position whose weight is exactly 0 (masked, or in a block a row does not see) must add nothing to a
+ * row, but 0 * inf and 0 * NaN are NaN. The P V products are fast only without a test per product, so the templates
+ * look for the rare case per tile: a zero weight (md_any_zero) AND an inf or NaN in that tile's V; then those V
+ * values are kept out of the product and added only to the rows that weigh them. */
+
+MD_INLINE bool md_finite(float x) { return x - x == 0.0f; }
+
+/* Some p[i][j] == 0 for i < rows, j < n (a compare per vector: this runs on every tile). */
+MD_INLINE bool md_any_zero(const float* p, int64_t ld, int64_t rows, int64_t n) {
+  bool zero = false;
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* row = p + i * ld;
+    int64_t j = 0;
+#if MD_W == 16
+    __mmask16 hit = 0;
+    for (; j + 16 <= n; j += 16) hit |= _mm512_cmp_ps_mask(_mm512_loadu_ps(row + j), _mm512_setzero_ps(), _CMP_EQ_OQ);
+    zero |= hit != 0;
+#elif MD_W == 8
+    __m256 hit = _mm256_setzero_ps();
+    for (; j + 8 <= n; j += 8) hit = _mm256_or_ps(hit, _mm256_cmp_ps(_mm256_loadu_ps(row + j), _mm256_setzero_ps(), _CMP_EQ_OQ));
+    zero |= _mm256_movemask_ps(hit) != 0;
+#endif
+    for (; j < n; ++j) zero |= row[j] == 0.0f;
+  }
+  return zero;
+}
+
+/* x[0..count) holds no inf or NaN (0 * x is 0 exactly when x is finite); four chains hide the FMA latency. */
+MD_INLINE bool md_all_finite(const float* x, int64_t count) {
+  const md_vf zero = md_vset1(0.0f);
+  md_vf acc[4] = {zero, zero, zero, zero};
+  int64_t i = 0;
+  for (; i + 4 * MD_W <= count; i += 4 * MD_W)
+    for (int k = 0; k < 4; ++k) acc[k] = md_vfma(md_vload(x + i + k * MD_W), zero, acc[k]);
+  float rest = 0.0f;
+  for (; i < count; ++i) rest += x[i] * 0.0f;
+  return md_vhsum(md_vadd(md_vadd(acc[0], acc[1]), md_vadd(acc[2], acc[3]))) + rest == 0.0f;
+}
+
+/* A stored row of DIM elements of dtype DT holds no inf or NaN (exponent bits all ones). */
+template <int DT>
+MD_INLINE bool md_row_finite(const void* row, int64_t dim) {
+  bool finite = true;
+  if (DT == MD_FLOAT32) {
+    const uint32_t* u = (const uint32_t*)row;
+    for (int64_t d = 0; d < dim; ++d) finite &= (u[d] & 0x7f800000u) != 0x7f800000u;
+  } else {
+    const uint16_t mask = DT == MD_BFLOAT16 ? 0x7f80u : 0x7c00u;
+    const uint16_t* u = (const uint16_t*)row;
+    for (int64_t d = 0; d < dim; ++d) finite &= (uint16_t)(u[d] & mask) != mask;
+  }
+  return finite;
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
 /* Row helpers of the online softmax. */
 
 MD_INLINE void md_scale_row(float* s, int64_t n, float scale) {
@@ -1526,7 +1581,8 @@ static inline void md_finalize_tile(md_args* a, int64_t b, int64_t rows, RowPos 
 
 /* ==== flash attention ==== */
 /* Prefill: one task per (b, h, q block); inside it, q tiles of MD_Q_TILE rows walk the active kv blocks in tiles of
- * MD_KV_TILE positions: pack K^T/V, S = Q K^T, mods + online softmax, O = O * alpha + P V. */
+ * MD_KV_TILE positions: pack K^T/V, S = Q K^T, mods + online softmax, O = O * alpha + P V. t.rows holds the V row
+ * addresses of the tile after packing. */
 
 /* Per-thread scratch, carved from one allocation per call. */
 struct md_fa_scratch {
@@ -1560,6 +1616,25 @@ static inline md_fa_scratch md_fa_scratch_at(float* p) {
   return t;
 }
 
+/* O = O * alpha + P V for a tile whose V holds an inf or NaN where some weight is 0: the non-finite values are left out
+ * of the product and then added, from the source rows, to exactly the rows that give them a non-zero weight. */
+static void md_fa_pv_nonfinite(const md_fa_scratch& t, int64_t rows, int64_t n) {
+  for (int64_t x = 0; x < n * MD_V_LD; ++x)
+    if (!md_finite(t.v[x])) t.v[x] = 0.0f;
+  md_gemm(t.s, MD_KV_LD, t.v, t.o, MD_V_LD, rows, MD_V_LD, n, t.alpha);
+  for (int64_t j = 0; j < n; ++j) {
+    if (!t.rows[j]) continue;
+    for (int64_t d = 0; d < MD_V_DIM; ++d) {
+      const float v = md_load_elem<MD_DT>(t.rows[j], d);
+      if (md_finite(v)) continue;
+      for (int64_t i = 0; i < rows; ++i) {
+        const float p = t.s[i * MD_KV_LD + j];
+        if (p != 0.0f) t.o[i * MD_V_LD + d] += p * v;
+      }
+    }
+  }
+}
+
 static void md_flash_attention_task(md_args* a, const md_fa_scratch& t, int64_t b, int64_t h, int64_t qb) {
   const int64_t hkv = h / MD_G;
   const int64_t kv_len_b = md_kv_len(a, b);
@@ -1580,7 +1655,8 @@ static void md_flash_attention_task(md_args* a, const md_fa_scratch& t, int64_t 
         md_pack_kv_tile(a, b, hkv, kv0, n, t.rows, t.kt, t.v);
         md_gemm(t.q, MD_Q_DIM, t.kt, t.s, MD_KV_LD, rows, md_round_up(n, MD_W), MD_Q_DIM, nullptr);
         md_softmax_tile(a, t.s, MD_KV_LD, rows, n, full, b, kv0, pos, t.m, t.l, t.alpha);
-        md_gemm(t.s, MD_KV_LD, t.v, t.o, MD_V_LD, rows, MD_V_LD, n, t.alpha);
+        if (md_any_zero(t.s, MD_KV_LD, rows, n) && !md_all_finite(t.v, n * MD_V_LD)) md_fa_pv_nonfinite(t, rows, n);
+        else md_gemm(t.s, MD_KV_LD, t.v, t.o, MD_V_LD, rows, MD_V_LD, n, t.alpha);
       }
     }
     md_finalize_tile(a, b, rows, pos, t.o, t.m, t.l);
@@ -1821,6 +1897,19 @@ static void md_dec_task(md_args* a, const md_dec_plan& plan, const md_dec_scratc
       md_softmax_tile(a, s, MD_DEC_N_LD, rows, cur.n, false, b, cur.kv0, pos, m, l, t.alpha);
     }
 
+    /* A zero weight against an inf or NaN V row (rare; V is checked only when some weight is 0): the row is read as
+     * zeros by the product and added afterwards to the rows that give it a non-zero weight. */
+    const void* nonfinite_row[MD_DEC_KV_TILE];
+    int64_t nonfinite_at[MD_DEC_KV_TILE];
+    int64_t nonfinite = 0;
+    if (md_any_zero(s, MD_DEC_N_LD, rows, cur.n))
+      for (int64_t j = 0; j < cur.n; ++j)
+        if (!md_row_finite<MD_DT>(t.v_rows[buf][j], MD_V_DIM)) {
+          nonfinite_at[nonfinite] = j;
+          nonfinite_row[nonfinite++] = t.v_rows[buf][j];
+          t.v_rows[buf][j] = md_dec_zero_row;
+        }
+
     md_dec_tile next = cur;
     const bool more = md_dec_next_tile(a, plan, pair, last, kv_len_b, &next);
     const int64_t ahead = more ? next.n : 0;
@@ -1831,6 +1920,11 @@ static void md_dec_task(md_args* a, const md_dec_plan& plan, const md_dec_scratc
         md_axpy_rows<MD_DT, MD_V_DIM>(s + j, MD_DEC_N_LD, rows, t.v_rows[buf] + j, md_min(8, cur.n - j), o, MD_V_LD,
                                       j == 0 ? t.alpha : t.ones);
     }
+    for (int64_t k = 0; k < nonfinite; ++k)
+      for (int64_t i = 0; i < rows; ++i) {
+        const float* p = s + i * MD_DEC_N_LD + nonfinite_at[k];
+        if (*p != 0.0f) md_axpy_rows<MD_DT, MD_V_DIM>(p, MD_DEC_N_LD, 1, nonfinite_row + k, 1, o + i * MD_V_LD, MD_V_LD, t.ones);
+      }
     cur = next;
     have = more;
   }
@@ -2069,6 +2163,7 @@ static void md_naive_head(md_args* a, float* scores, float* q_row, float* acc, i
       const void* v = md_kv_row<MD_V_DIM>(a->value, a, b, hkv, j);
       if (!v) continue;
       const float p = s[j];
+      if (p == 0.0f) continue; /* masked: adds nothing, even where V is inf or NaN */
 #pragma omp simd
       for (int64_t d = 0; d < MD_V_DIM; ++d) acc[d] += p * md_load_elem<MD_DT>(v, d);
     }
