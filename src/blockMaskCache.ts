@@ -1,11 +1,11 @@
-import type { BufferValues } from "./ir/evalExpr.js";
 import { freeVars, readsBuffers } from "./ir/expr.js";
 import type { AttentionGraph } from "./ir/graph.js";
 import type { BlockMask } from "./runtime/blockMask.js";
 import { buildBlockMask } from "./runtime/buildBlockMask.js";
 import { createBlockMask } from "./runtime/createBlockMask.js";
 import type { NativeLibrary } from "./runtime/nativeLibrary.js";
-import { type Tensor, toFloat64 } from "./runtime/tensor.js";
+import { interpreterBuffers } from "./reference/referenceAttention.js";
+import type { Tensor } from "./runtime/tensor.js";
 import type { CallShape, KernelInputs } from "./runtime/validateInputs.js";
 
 /**
@@ -51,9 +51,7 @@ export class BlockMaskCache {
 
   /** A mask for explicit lengths (the public `createBlockMask`), evaluating buffer-reading masks in TypeScript. */
   build(batch: number, qLen: number, kvLen: number, buffers?: Record<string, Tensor>, seqLens?: Tensor): BlockMask {
-    const values: BufferValues[] | undefined = buffers
-      ? this.graph.buffers.map((b) => ({ values: b.dtype === "bool" ? Array.from(buffers[b.name].data as Uint8Array, Boolean) : Array.from(toFloat64(buffers[b.name])), shape: buffers[b.name].shape }))
-      : undefined;
+    const values = buffers ? interpreterBuffers(this.graph, buffers) : undefined;
     return createBlockMask(this.graph, batch, qLen, kvLen, { buffers: values, seqLens: seqLens?.data as Int32Array | undefined });
   }
 }

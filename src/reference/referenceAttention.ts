@@ -55,12 +55,7 @@ export function referenceAttention(graph: AttentionGraph, inputs: ReferenceInput
     return ((page * Hkv + hkv) * pageSize + (p % pageSize)) * dim;
   };
 
-  const buffers: BufferValues[] = graph.buffers.map((spec) => {
-    const t = inputs.buffers?.[spec.name];
-    if (!t) throw new Error(`buffer '${spec.name}' is missing`);
-    const values = spec.dtype === "bool" ? Array.from(t.data as Uint8Array, Boolean) : Array.from(toFloat64(t));
-    return { values, shape: t.shape };
-  });
+  const buffers = interpreterBuffers(graph, inputs.buffers);
   const scoreIsIdentity = varName(graph.scoreMod) === "score";
   const scoreMod = compileEvaluator(graph.scoreMod);
   const maskMod = compileEvaluator(graph.maskMod);
@@ -150,4 +145,17 @@ function blockStateLookup(mask: ReferenceInputs["blockMask"]): (b: number, h: nu
     const s = rowStates(batch === 1 ? 0 : b, heads === 1 ? 0 : h, Math.floor(i / mask.qBlockSize))[Math.floor(j / mask.kvBlockSize)];
     return s === 2 ? "full" : s === 1 ? "partial" : "absent";
   };
+}
+
+/** The captured buffers of a call as the interpreter reads them; int64 stays a BigInt64Array, so values beyond 2^53
+ * reach it exactly. */
+export function interpreterBuffers(graph: AttentionGraph, tensors: Record<string, Tensor> | undefined): BufferValues[] {
+  return graph.buffers.map((spec) => {
+    const t = tensors?.[spec.name];
+    if (!t) throw new Error(`buffer '${spec.name}' is missing`);
+    const values = spec.dtype === "bool" ? Array.from(t.data as Uint8Array, Boolean)
+      : t.data instanceof BigInt64Array ? t.data
+      : Array.from(toFloat64(t));
+    return { values, shape: t.shape };
+  });
 }

@@ -52,13 +52,22 @@ describe("a call with no kv positions at all (kv_len 0)", () => {
 
 describe("int64 beyond 2^53 in the reference", () => {
   // The kernel computes int64 as docs/expressions.md says (exact, wrapping on overflow). The reference interpreter
-  // (src/ir/evalExpr.ts) widens int64 buffer values to doubles (toFloat64) and computes + - * // abs neg in doubles,
-  // so beyond 2^53 it rounds and it never wraps: it keeps positions the kernel masks.
-  it.fails.each([
-    ["lb[0] == lb[1]", [2n ** 53n, 2n ** 53n + 1n]],
-    ["lb[0] + lb[0] > 0", [2n ** 62n, 0n]],
-    ["lb[0] // (-1) > 0", [-(2n ** 63n), 0n]],
-  ])("mask %s with lb = %s: kernel and reference agree [known bug: the reference computes int64 in doubles]", async (maskMod, values) => {
+  // (src/ir/evalExpr.ts) used to widen int64 buffer values to doubles and compute + - * // abs neg in doubles, so
+  // beyond 2^53 it rounded and never wrapped, and kept positions the kernel masked. It now reads int64 buffers as
+  // bigints and computes int64 exactly with the kernel's wrapping (numbers while safe, BigInt beyond), and rounds
+  // an int64 converted to float32 once, from the exact value. `masked`: the comparison is false, so every position is
+  // masked and lse = -inf; otherwise every position is kept.
+  it.each([
+    ["lb[0] == lb[1]", [2n ** 53n, 2n ** 53n + 1n], true],
+    ["lb[0] + lb[0] > 0", [2n ** 62n, 0n], true],
+    ["lb[0] // (-1) > 0", [-(2n ** 63n), 0n], true],
+    ["abs(lb[0]) >= 0", [-(2n ** 63n), 0n], true],
+    ["lb[0] * lb[1] < 0", [2n ** 62n + 3n, 2n], false],
+    ["lb[0] // lb[1] == lb[0] && lb[0] % lb[1] == 0", [-(2n ** 63n), -1n], false],
+    // int64 -> float32: 2^24 + 1 rounds to 2^24; 2^60 + 2^36 + 1 to 2^60 + 2^37 (through a double first, to 2^60).
+    ["lb[0] * 1.0 == lb[1] * 1.0", [2n ** 24n + 1n, 2n ** 24n], false],
+    ["lb[0] * 1.0 == lb[1] * 1.0", [2n ** 60n + 2n ** 36n + 1n, 2n ** 60n + 2n ** 37n], false],
+  ] as const)("mask %s with lb = %s (masked everywhere: %s): kernel and reference agree", async (maskMod, values, masked) => {
     const kernel = await compile({
       name: "int64_edges",
       query: { shape: [1, 1, 1, 16], dtype: "float32" },
@@ -77,8 +86,15 @@ describe("int64 beyond 2^53 in the reference", () => {
     };
     const result = kernel.run(inputs);
     const ref = referenceAttention(kernel.graph, inputs);
-    // Every position is masked (the int64 comparison is false), so both must give lse = -inf.
-    expect([...toFloat64(result.lse!)]).toEqual([-Infinity]);
+    const lse = toFloat64(result.lse!)[0];
+    // Kept: four equal scores 0.25 * 16 * 0.02 = 0.08, so lse = 0.08 + ln 4 and the output is the value row (ones).
+    if (masked) expect(lse).toBe(-Infinity);
+    else expect(lse).toBeCloseTo(0.08 + Math.log(4), 5);
+    toFloat64(result.out).forEach((x) => expect(x).toBeCloseTo(masked ? 0 : 1, 5));
     expect(compareOutputs(toFloat64(result.lse!), ref.lse, TOLERANCE.float32).ok).toBe(true);
+    expect(compareOutputs(toFloat64(result.out), ref.out, TOLERANCE.float32).ok).toBe(true);
+    // The public createBlockMask evaluates the mask in TypeScript with the same interpreter: the same blocks.
+    const viaMask = kernel.run({ ...inputs, blockMask: kernel.createBlockMask(1, 1, 4, { buffers: inputs.buffers }) });
+    expect([...toFloat64(viaMask.lse!)]).toEqual([lse]);
   });
 });
