@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Expr, topoSort, varName } from "../ir/expr.js";
+import { type Expr, freeVars, readsBuffers, topoSort, variable, varName } from "../ir/expr.js";
 import type { AttentionGraph } from "../ir/graph.js";
 import { CPP_VECTOR_TYPE, cppSplat, renderExprs } from "./renderExpr.js";
 import { type BlockRanges, intervalOf } from "../ir/intervals.js";
@@ -31,14 +31,55 @@ function valueFacts(graph: AttentionGraph): ValueFacts {
 export function renderMods(graph: AttentionGraph): string {
   const scoreIdentity = varName(graph.scoreMod) === "score";
   const maskTrue = graph.maskMod.op === "const" && graph.maskMod.arg !== null && "value" in graph.maskMod.arg && graph.maskMod.arg.value === true;
+  // Partial prefill tiles first find which positions the mask keeps (md_mask_row) to skip the rest of the tile's
+  // work; worth it when the mask is cheap to evaluate twice: indices only, no buffer reads.
+  const maskRowEnds = !maskTrue && !readsBuffers(graph.maskMod) && freeVars(graph.maskMod).has("kv_idx");
   const bufferDTypes = graph.buffers.map((b) => b.dtype);
-  const params = ["b", "h", "q_idx"];
-  const roots = [graph.scoreMod, graph.maskMod];
 
   const maskBound = new Map<Expr, string>();
   const maskBody = renderExprs([graph.maskMod], { bufferDTypes, bound: maskBound, prefix: "m" });
   const maskValue = maskBound.get(graph.maskMod)!;
 
+  return [
+    readFileSync(join(templatesDir(), "mod_helpers.h"), "utf8").replace("#pragma once\n", ""),
+    `#define MD_SCORE_MOD_IDENTITY ${scoreIdentity ? 1 : 0}`,
+    `#define MD_MASK_MOD_TRUE ${maskTrue ? 1 : 0}`,
+    `#define MD_MASK_ROW_ENDS ${maskRowEnds ? 1 : 0}`,
+    "",
+    "// mask_mod at one position.",
+    "static inline bool md_mask_mod(int64_t b, int64_t h, int64_t q_idx, int64_t kv_idx, md_args* a) {",
+    unused([...PARAMS, "kv_idx", "a"], 1) + indent(maskBody, 1) + `  return ${maskValue};`,
+    "}",
+    "",
+    "// score_mod over s[0..n), the scaled scores of row (b, h, q_idx) at kv positions kv0.., then, if MASK, mask_mod;",
+    "// VECTOR = false runs the scalar loop alone.",
+    "template <bool MASK, bool VECTOR = true>",
+    "static inline void md_mods_row(float* s, int64_t n, int64_t b, int64_t h, int64_t q_idx, int64_t kv0, md_args* a) {",
+    renderRow(graph, graph.scoreMod, graph.maskMod),
+    "}",
+    "",
+    "// mask_mod alone over s[0..n): s[j] = -inf where row (b, h, q_idx) masks kv position kv0 + j.",
+    "template <bool VECTOR = true>",
+    "static inline void md_mask_row(float* s, int64_t n, int64_t b, int64_t h, int64_t q_idx, int64_t kv0, md_args* a) {",
+    "  constexpr bool MASK = true;",
+    renderRow(graph, variable("score"), graph.maskMod),
+    "}",
+    "",
+  ].join("\n");
+}
+
+const PARAMS = ["b", "h", "q_idx"];
+const indent = (lines: string[], depth: number): string => lines.map((l) => `${"  ".repeat(depth)}${l}\n`).join("");
+const unused = (names: string[], depth: number): string => indent(names.map((n) => `(void)${n};`), depth);
+
+/**
+ * The body of a row function over s[0..n) (parameters b, h, q_idx, kv0, a; template parameters MASK and VECTOR):
+ * `scoreMod`, then `maskMod` when MASK. Nodes that depend on neither kv_idx nor score are computed once, before
+ * the loop; the vector loop takes MDM_W positions at a time and the scalar loop the rest.
+ */
+function renderRow(graph: AttentionGraph, scoreMod: Expr, maskMod: Expr): string {
+  const bufferDTypes = graph.buffers.map((b) => b.dtype);
+  const roots = [scoreMod, maskMod];
   // Split the DAG: nodes that read kv_idx or score vary along the row, the rest are computed once per row.
   const varies = new Set<Expr>();
   for (const e of topoSort(roots)) {
@@ -49,8 +90,8 @@ export function renderMods(graph: AttentionGraph): string {
   const bound = new Map<Expr, string>();
   const rowInvariant = renderExprs(invariantRoots, { bufferDTypes, bound, prefix: "r" });
   const scalarBound = new Map(bound);
-  const scoreLines = renderExprs([graph.scoreMod], { bufferDTypes, bound: scalarBound, prefix: "s" });
-  const maskLines = renderExprs([graph.maskMod], { bufferDTypes, bound: scalarBound, prefix: "k" });
+  const scoreLines = renderExprs([scoreMod], { bufferDTypes, bound: scalarBound, prefix: "s" });
+  const maskLines = renderExprs([maskMod], { bufferDTypes, bound: scalarBound, prefix: "k" });
 
   // The vector form: uniform operands of varying nodes become splats, of constants in place, of the other
   // row-invariant values once before the loop.
@@ -69,29 +110,14 @@ export function renderMods(graph: AttentionGraph): string {
   const vectorBound = new Map<Expr, string>();
   const vector = { varies, uniform };
   const facts = valueFacts(graph);
-  const vScoreLines = renderExprs([graph.scoreMod], { bufferDTypes, bound: vectorBound, prefix: "vs", vector, facts });
-  const vMaskLines = renderExprs([graph.maskMod], { bufferDTypes, bound: vectorBound, prefix: "vk", vector, facts });
-  const vectorValue = (e: Expr): string => (varies.has(e) ? vectorBound.get(e)! : uniform(e));
-  const vScoreValue = vectorValue(graph.scoreMod);
-  const vMaskValue = vectorValue(graph.maskMod);
+  const vScoreLines = renderExprs([scoreMod], { bufferDTypes, bound: vectorBound, prefix: "vs", vector, facts });
+  const vMaskLines = renderExprs([maskMod], { bufferDTypes, bound: vectorBound, prefix: "vk", vector, facts });
+  // Before the lines are joined: a row-invariant root adds its splat to `splats`.
+  const vScoreValue = varies.has(scoreMod) ? vectorBound.get(scoreMod)! : uniform(scoreMod);
+  const vMaskValue = varies.has(maskMod) ? vectorBound.get(maskMod)! : uniform(maskMod);
 
-  const indent = (lines: string[], depth: number): string => lines.map((l) => `${"  ".repeat(depth)}${l}\n`).join("");
-  const unused = (names: string[], depth: number): string => indent(names.map((n) => `(void)${n};`), depth);
   return [
-    readFileSync(join(templatesDir(), "mod_helpers.h"), "utf8").replace("#pragma once\n", ""),
-    `#define MD_SCORE_MOD_IDENTITY ${scoreIdentity ? 1 : 0}`,
-    `#define MD_MASK_MOD_TRUE ${maskTrue ? 1 : 0}`,
-    "",
-    "// mask_mod at one position.",
-    "static inline bool md_mask_mod(int64_t b, int64_t h, int64_t q_idx, int64_t kv_idx, md_args* a) {",
-    unused([...params, "kv_idx", "a"], 1) + indent(maskBody, 1) + `  return ${maskValue};`,
-    "}",
-    "",
-    "// score_mod over s[0..n), the scaled scores of row (b, h, q_idx) at kv positions kv0.., then, if MASK, mask_mod;",
-    "// VECTOR = false runs the scalar loop alone.",
-    "template <bool MASK, bool VECTOR = true>",
-    "static inline void md_mods_row(float* s, int64_t n, int64_t b, int64_t h, int64_t q_idx, int64_t kv0, md_args* a) {",
-    unused([...params, "a"], 1) + indent(rowInvariant, 1) + "  int64_t j = 0;",
+    unused([...PARAMS, "a"], 1) + indent(rowInvariant, 1) + "  int64_t j = 0;",
     "#if MDM_W > 1",
     "  if (VECTOR) {",
     indent(splats, 2) + "    mdm::vi kv_next = mdm::iota_from(kv0);",
@@ -109,13 +135,11 @@ export function renderMods(graph: AttentionGraph): string {
     "  for (; j < n; ++j) {",
     "    const int64_t kv_idx = kv0 + j;",
     "    const float score = s[j];",
-    unused(["kv_idx", "score"], 2) + indent(scoreLines, 2) + `    float result = ${scalarBound.get(graph.scoreMod)!};`,
+    unused(["kv_idx", "score"], 2) + indent(scoreLines, 2) + `    float result = ${scalarBound.get(scoreMod)!};`,
     "    if (MASK) {",
-    indent(maskLines, 3) + `      if (!${scalarBound.get(graph.maskMod)!}) result = -INFINITY;`,
+    indent(maskLines, 3) + `      if (!${scalarBound.get(maskMod)!}) result = -INFINITY;`,
     "    }",
     "    s[j] = result;",
     "  }",
-    "}",
-    "",
   ].join("\n");
 }

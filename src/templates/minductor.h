@@ -412,6 +412,34 @@ MD_INLINE void md_gemm_strip(const float* a, int64_t lda, const float* b, float*
     md_micro_gemm_tail<NV>((int)(m - i), a + i * lda, lda, b, c + i * ldc, ldc, k, row_scale ? row_scale + i : nullptr);
 }
 
+/* md_gemm_strip where the rows of block r (rows r * MD_MR ..) need only the first block_k[r] of the k terms (the
+ * rest of their A row is zero), or, with SKIP_COLS, only columns below block_end[r] (the strip starts at c0). */
+template <int NV, bool SKIP_COLS>
+MD_INLINE void md_gemm_strip_limited(const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t m,
+                                     int64_t k, const float* row_scale, const int64_t* block_end, int64_t c0) {
+  int64_t i = 0;
+  for (; i < m; i += MD_MR) {
+    const int64_t end = block_end[i / MD_MR];
+    if (SKIP_COLS && end <= c0) continue;
+    const int64_t kk = SKIP_COLS ? k : md_min(k, end);
+    const float* scale = row_scale ? row_scale + i : nullptr;
+    if (i + MD_MR <= m) md_micro_gemm<MD_MR, NV>(a + i * lda, lda, b, c + i * ldc, ldc, kk, scale);
+    else md_micro_gemm_tail<NV>((int)(m - i), a + i * lda, lda, b, c + i * ldc, ldc, kk, scale);
+  }
+}
+
+/* md_gemm for a tile whose rows stop early (a causal diagonal): row block r of MD_MR rows needs columns (SKIP_COLS,
+ * S = Q K^T: strips from block_end[r] on are not computed and keep whatever they held) or k terms (P V: its P is zero
+ * from block_end[r] on) only below block_end[r]. */
+template <bool SKIP_COLS>
+MD_INLINE void md_gemm_limited(const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t m,
+                               int64_t ncols, int64_t k, const float* row_scale, const int64_t* block_end) {
+  int64_t c0 = 0;
+  for (; c0 + 2 * MD_W <= ncols; c0 += 2 * MD_W)
+    md_gemm_strip_limited<2, SKIP_COLS>(a, lda, b + c0 * k, c + c0, ldc, m, k, row_scale, block_end, c0);
+  if (c0 < ncols) md_gemm_strip_limited<1, SKIP_COLS>(a, lda, b + c0 * k, c + c0, ldc, m, k, row_scale, block_end, c0);
+}
+
 /* C[m x ncols] = (row_scale ? C * row_scale : 0) + A[m x k] B[k x ncols], B packed as panels, ncols a multiple of
  * MD_W. Strips outermost: one strip of B (k x 2W) stays in L1 while all row blocks of A stream past it. */
 MD_INLINE void md_gemm(const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t m, int64_t ncols,

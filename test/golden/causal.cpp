@@ -415,6 +415,34 @@ MD_INLINE void md_gemm_strip(const float* a, int64_t lda, const float* b, float*
     md_micro_gemm_tail<NV>((int)(m - i), a + i * lda, lda, b, c + i * ldc, ldc, k, row_scale ? row_scale + i : nullptr);
 }
 
+/* md_gemm_strip where the rows of block r (rows r * MD_MR ..) need only the first block_k[r] of the k terms (the
+ * rest of their A row is zero), or, with SKIP_COLS, only columns below block_end[r] (the strip starts at c0). */
+template <int NV, bool SKIP_COLS>
+MD_INLINE void md_gemm_strip_limited(const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t m,
+                                     int64_t k, const float* row_scale, const int64_t* block_end, int64_t c0) {
+  int64_t i = 0;
+  for (; i < m; i += MD_MR) {
+    const int64_t end = block_end[i / MD_MR];
+    if (SKIP_COLS && end <= c0) continue;
+    const int64_t kk = SKIP_COLS ? k : md_min(k, end);
+    const float* scale = row_scale ? row_scale + i : nullptr;
+    if (i + MD_MR <= m) md_micro_gemm<MD_MR, NV>(a + i * lda, lda, b, c + i * ldc, ldc, kk, scale);
+    else md_micro_gemm_tail<NV>((int)(m - i), a + i * lda, lda, b, c + i * ldc, ldc, kk, scale);
+  }
+}
+
+/* md_gemm for a tile whose rows stop early (a causal diagonal): row block r of MD_MR rows needs columns (SKIP_COLS,
+ * S = Q K^T: strips from block_end[r] on are not computed and keep whatever they held) or k terms (P V: its P is zero
+ * from block_end[r] on) only below block_end[r]. */
+template <bool SKIP_COLS>
+MD_INLINE void md_gemm_limited(const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t m,
+                               int64_t ncols, int64_t k, const float* row_scale, const int64_t* block_end) {
+  int64_t c0 = 0;
+  for (; c0 + 2 * MD_W <= ncols; c0 += 2 * MD_W)
+    md_gemm_strip_limited<2, SKIP_COLS>(a, lda, b + c0 * k, c + c0, ldc, m, k, row_scale, block_end, c0);
+  if (c0 < ncols) md_gemm_strip_limited<1, SKIP_COLS>(a, lda, b + c0 * k, c + c0, ldc, m, k, row_scale, block_end, c0);
+}
+
 /* C[m x ncols] = (row_scale ? C * row_scale : 0) + A[m x k] B[k x ncols], B packed as panels, ncols a multiple of
  * MD_W. Strips outermost: one strip of B (k x 2W) stays in L1 while all row blocks of A stream past it. */
 MD_INLINE void md_gemm(const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t m, int64_t ncols,
@@ -1378,6 +1406,7 @@ MDM_FN vf silu(vf x) { return x / (1.0f + exp_poly(-x)); }
 
 #define MD_SCORE_MOD_IDENTITY 1
 #define MD_MASK_MOD_TRUE 0
+#define MD_MASK_ROW_ENDS 1
 
 // mask_mod at one position.
 static inline bool md_mask_mod(int64_t b, int64_t h, int64_t q_idx, int64_t kv_idx, md_args* a) {
@@ -1394,6 +1423,47 @@ static inline bool md_mask_mod(int64_t b, int64_t h, int64_t q_idx, int64_t kv_i
 // VECTOR = false runs the scalar loop alone.
 template <bool MASK, bool VECTOR = true>
 static inline void md_mods_row(float* s, int64_t n, int64_t b, int64_t h, int64_t q_idx, int64_t kv0, md_args* a) {
+  (void)b;
+  (void)h;
+  (void)q_idx;
+  (void)a;
+  int64_t j = 0;
+#if MDM_W > 1
+  if (VECTOR) {
+    const mdm::vi u0 = mdm::vsplat_i(q_idx);
+    mdm::vi kv_next = mdm::iota_from(kv0);
+    for (; j + MDM_W <= n; j += MDM_W, kv_next += MDM_W) {
+      const mdm::vi kv_idx = kv_next;
+      const mdm::vf score = mdm::vload(s + j);
+      (void)kv_idx;
+      (void)score;
+      mdm::vf result = score;
+      if (MASK) {
+        const mdm::vb vk0 = mdm::ge(u0, kv_idx);
+        result = mdm::select(vk0, result, mdm::vsplat_f(-INFINITY));
+      }
+      mdm::vstore(s + j, result);
+    }
+  }
+#endif
+  for (; j < n; ++j) {
+    const int64_t kv_idx = kv0 + j;
+    const float score = s[j];
+    (void)kv_idx;
+    (void)score;
+    float result = score;
+    if (MASK) {
+      const bool k0 = (q_idx >= kv_idx);
+      if (!k0) result = -INFINITY;
+    }
+    s[j] = result;
+  }
+}
+
+// mask_mod alone over s[0..n): s[j] = -inf where row (b, h, q_idx) masks kv position kv0 + j.
+template <bool VECTOR = true>
+static inline void md_mask_row(float* s, int64_t n, int64_t b, int64_t h, int64_t q_idx, int64_t kv0, md_args* a) {
+  constexpr bool MASK = true;
   (void)b;
   (void)h;
   (void)q_idx;
@@ -1629,6 +1699,25 @@ static void md_fa_pv_nonfinite(const md_fa_scratch& t, int64_t rows, int64_t n) 
   }
 }
 
+/* For a tile of a partial block under an index-only mask: block_end[r] = the columns up to the last position that any
+ * row of row block r (MD_MR rows) keeps; returns the largest (0: the mask drops the whole tile). The score rows serve
+ * as scratch; S = Q K^T then overwrites the columns it computes, and the mask drops the others again. */
+static inline int64_t md_fa_row_ends(md_args* a, const md_fa_scratch& t, int64_t rows, int64_t n, int64_t b,
+                                     int64_t h, int64_t q0, int64_t kv0, int64_t* block_end) {
+  int64_t most = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    float* row = t.s + i * MD_KV_LD;
+    for (int64_t j = 0; j < n; ++j) row[j] = 0.0f;
+    md_mask_row(row, n, b, h, q0 + i, kv0, a);
+    int64_t end = n;
+    while (end > 0 && row[end - 1] != 0.0f) --end;
+    if (i % MD_MR == 0) block_end[i / MD_MR] = 0;
+    block_end[i / MD_MR] = md_max(block_end[i / MD_MR], end);
+    most = md_max(most, end);
+  }
+  return most;
+}
+
 static void md_flash_attention_task(md_args* a, const md_fa_scratch& t, int64_t b, int64_t h, int64_t qb) {
   const int64_t hkv = h / MD_G;
   const int64_t kv_len_b = md_kv_len(a, b);
@@ -1645,11 +1734,18 @@ static void md_flash_attention_task(md_args* a, const md_fa_scratch& t, int64_t 
       int64_t kv_begin, kv_end;
       if (!md_block_range(a, blk, kv_len_b, &kv_begin, &kv_end)) continue;
       for (int64_t kv0 = kv_begin; kv0 < kv_end; kv0 += MD_KV_TILE) {
-        const int64_t n = md_min(MD_KV_TILE, kv_end - kv0);
+        int64_t n = md_min(MD_KV_TILE, kv_end - kv0);
+        /* A partial tile (a causal diagonal, the edge of a window): positions past every row's last kept one are
+         * left out, and each row block computes only up to its own rows' last kept position. */
+        int64_t block_end[(MD_Q_TILE + MD_MR - 1) / MD_MR];
+        const bool limited = MD_MASK_ROW_ENDS && !full;
+        if (limited && (n = md_fa_row_ends(a, t, rows, n, b, h, q0, kv0, block_end)) == 0) continue;
         md_pack_kv_tile(a, b, hkv, kv0, n, t.rows, t.kt, t.v);
-        md_gemm(t.q, MD_Q_DIM, t.kt, t.s, MD_KV_LD, rows, md_round_up(n, MD_W), MD_Q_DIM, nullptr);
+        if (limited) md_gemm_limited<true>(t.q, MD_Q_DIM, t.kt, t.s, MD_KV_LD, rows, md_round_up(n, MD_W), MD_Q_DIM, nullptr, block_end);
+        else md_gemm(t.q, MD_Q_DIM, t.kt, t.s, MD_KV_LD, rows, md_round_up(n, MD_W), MD_Q_DIM, nullptr);
         md_softmax_tile(a, t.s, MD_KV_LD, rows, n, full, b, kv0, pos, t.m, t.l, t.alpha);
         if (md_any_zero(t.s, MD_KV_LD, rows, n) && !md_all_finite(t.v, n * MD_V_LD)) md_fa_pv_nonfinite(t, rows, n);
+        else if (limited) md_gemm_limited<false>(t.s, MD_KV_LD, t.v, t.o, MD_V_LD, rows, MD_V_LD, n, t.alpha, block_end);
         else md_gemm(t.s, MD_KV_LD, t.v, t.o, MD_V_LD, rows, MD_V_LD, n, t.alpha);
       }
     }

@@ -11,12 +11,13 @@ export interface Mods {
   mask(b: number, h: number, q: number, kv: number, buffers: Buffers): boolean;
 }
 
-const PRELUDE = (identity: boolean, maskTrue: boolean) =>
-  `#define MD_SCORE_MOD_IDENTITY ${identity ? 1 : 0}\n#define MD_MASK_MOD_TRUE ${maskTrue ? 1 : 0}\n`;
+const PRELUDE = (identity: boolean, maskTrue: boolean, maskRowEnds: boolean) =>
+  `#define MD_SCORE_MOD_IDENTITY ${identity ? 1 : 0}\n#define MD_MASK_MOD_TRUE ${maskTrue ? 1 : 0}\n#define MD_MASK_ROW_ENDS ${maskRowEnds ? 1 : 0}\n`;
 
 /** Build the C++ from a mask expression and a score expression over score, b, h, q_idx, kv_idx (and locals). */
 function cppMods(o: { identity: boolean; maskTrue: boolean; locals?: string; mask: string; score: string }): string {
-  return `${PRELUDE(o.identity, o.maskTrue)}
+  // Partial prefill tiles use md_mask_row to skip what the mask drops when the mask is index-only (no locals).
+  return `${PRELUDE(o.identity, o.maskTrue, !o.maskTrue && !o.locals)}
 static inline bool md_mask_mod(int64_t b, int64_t h, int64_t q_idx, int64_t kv_idx, md_args* a) {
   (void)b; (void)h; (void)q_idx; (void)kv_idx; (void)a;
   ${o.locals ?? ""}
@@ -32,6 +33,15 @@ static inline void md_mods_row(float* s, int64_t n, int64_t b, int64_t h, int64_
     float v = ${o.score};
     if (MASK && !(${o.mask})) v = -INFINITY;
     s[j] = v;
+  }
+}
+template <bool VECTOR = true>
+static inline void md_mask_row(float* s, int64_t n, int64_t b, int64_t h, int64_t q_idx, int64_t kv0, md_args* a) {
+  (void)b; (void)h; (void)q_idx; (void)a;
+  ${o.locals ?? ""}
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t kv_idx = kv0 + j;
+    if (!(${o.mask})) s[j] = -INFINITY;
   }
 }
 `;
