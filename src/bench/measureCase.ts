@@ -1,6 +1,7 @@
 /** Measures one bench case in this process: what `runCase.js` runs in a child, and what tests call directly. */
+import { resolve } from "node:path";
 import { compilerInfo } from "../compile/index.js";
-import { defaultCxx, defaultCxxflags } from "../compile/options.js";
+import { defaultCacheDir, defaultCxx, defaultCxxflags } from "../compile/options.js";
 import { compile, generate } from "../index.js";
 import { parseSpec } from "../ir/spec.js";
 import type { Kernel, RunOptions } from "../kernel.js";
@@ -89,9 +90,10 @@ async function measureCodegen(request: Extract<CaseRequest, { kind: "codegen" }>
 async function measureCompile(request: Extract<CaseRequest, { kind: "compile" }>): Promise<ResultOf<"compile">> {
   const graph = parseSpec(request.spec);
   // compile() asks the compiler for its version and target features first; timing that step apart says how much
-  // of a cache hit is the compiler probe and how much the cache lookup and loading.
+  // of a cache hit is the compiler probe and how much the cache lookup and loading. Asked exactly as compile()
+  // asks it, with the cache dir that keeps the answer: without it the probe would spawn g++ where compile() does not.
   const started = performance.now();
-  await compilerInfo(defaultCxx(), defaultCxxflags());
+  await compilerInfo(defaultCxx(), defaultCxxflags(), resolve(request.cacheDir ?? defaultCacheDir()));
   const probed = performance.now();
   const kernel = await compile(graph, { cacheDir: request.cacheDir, tuning: false });
   const ms = performance.now() - started;

@@ -4,8 +4,7 @@
  * the tuning results. Only the views with data in this run are drawn.
  */
 import { writeFile } from "node:fs/promises";
-import { View, parse } from "vega";
-import { type TopLevelSpec, compile as compileVegaLite } from "vega-lite";
+import type { TopLevelSpec } from "vega-lite";
 import type { CaseResult } from "./benchCase.js";
 import type { BenchResults } from "./benchResults.js";
 import { decodingSpeedup } from "./sweepSuite.js";
@@ -174,6 +173,8 @@ export function plotSpec(r: BenchResults): TopLevelSpec {
 
 /** The charts as SVG text. */
 export async function renderPlot(r: BenchResults): Promise<string> {
+  // Loaded only to draw: vega and vega-lite take hundreds of ms to import, and every CLI command imports this module.
+  const [{ View, parse }, { compile: compileVegaLite }] = await Promise.all([import("vega"), import("vega-lite")]);
   const vega = compileVegaLite(plotSpec(r)).spec;
   const view = new View(parse(vega), { renderer: "none" });
   try {

@@ -1,5 +1,4 @@
 import { fileURLToPath } from "node:url";
-import { execa } from "execa";
 import type { CaseRequest, CaseResult } from "./benchCase.js";
 import { BenchError } from "./benchError.js";
 
@@ -17,6 +16,8 @@ export interface SpawnOptions {
 
 /** Measures one case in a fresh Node process and returns what it printed. */
 export async function spawnCase<R extends CaseResult = CaseResult>(request: CaseRequest, options: SpawnOptions = {}): Promise<R> {
+  // Loaded on first use: execa takes about 100 ms to import, and every CLI command imports this module.
+  const { execa } = await import("execa");
   const result = await execa(process.execPath, [options.runner ?? DEFAULT_RUNNER, JSON.stringify(request)], {
     env: options.env,
     reject: false,

@@ -1,10 +1,10 @@
-import nunjucks from "nunjucks";
+import type { Environment } from "nunjucks";
 import { freeVars } from "../ir/expr.js";
 import type { AttentionGraph, BufferDType } from "../ir/graph.js";
 import { KernelRenderError } from "./kernelRenderError.js";
 import { renderKernel } from "./renderKernel.js";
 import { renderMods } from "./renderMods.js";
-import { templatesDir } from "./templatesDir.js";
+import { templateEnvironment } from "./templateEnv.js";
 
 /** Every value harness.cpp.njk reads besides the kernel source: numbers, booleans and fixed C tokens. */
 export interface HarnessConstants {
@@ -57,25 +57,13 @@ export function harnessConstants(graph: AttentionGraph): HarnessConstants {
   };
 }
 
-let env: nunjucks.Environment | undefined;
-
-function harnessEnv(): nunjucks.Environment {
-  env ??= new nunjucks.Environment(new nunjucks.FileSystemLoader(templatesDir()), {
-    autoescape: false,
-    throwOnUndefined: true,
-    trimBlocks: true,
-    lstripBlocks: true,
-  });
-  return env;
-}
-
 /**
  * One self-contained C++ file: the graph's kernel (as `generate` makes it) followed by a `main()` that draws seeded
  * inputs, builds the block mask, runs one entry point and prints checksums. It needs nothing but
  * `g++ -fopenmp -std=gnu++17`, which is what lets sanitizers and debuggers see the kernel without Node.
  * Deterministic: same graph, same bytes.
  */
-export function renderHarness(graph: AttentionGraph): string {
-  const { cpp } = renderKernel(graph, renderMods(graph));
-  return harnessEnv().render("harness.cpp.njk", { ...harnessConstants(graph), kernel_cpp: cpp });
+export function renderHarness(graph: AttentionGraph, env: Environment = templateEnvironment()): string {
+  const { cpp } = renderKernel(graph, renderMods(graph), env);
+  return env.render("harness.cpp.njk", { ...harnessConstants(graph), kernel_cpp: cpp });
 }

@@ -1,6 +1,5 @@
 import { mkdir, mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { execa } from "execa";
 import { CACHE_FORMAT_VERSION, sha256 } from "./cacheKey.js";
 import type { CompilerInfo } from "./compilerInfo.js";
 import type { EntryContents } from "./diskCache.js";
@@ -36,6 +35,8 @@ export async function buildEntry(
   try {
     await writeFile(join(dir, SOURCE_FILE), wanted.source);
     if (wanted.header !== undefined) await writeFile(join(dir, HEADER_FILE), wanted.header);
+    // Loaded on first use: execa takes about 100 ms to import, and a cache hit never runs the compiler.
+    const { execa } = await import("execa");
     const result = await execa(argv[0], argv.slice(1), { cwd: dir, reject: false, stdin: "ignore" });
     if (result.code === "ENOENT" || result.code === "EACCES") throw new CompilerNotFoundError(argv[0]);
     if (result.failed) {

@@ -2,7 +2,6 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { delimiter, isAbsolute, join } from "node:path";
-import { execa } from "execa";
 import { CompilerNotFoundError, CompilerProbeError } from "./errors.js";
 import { defaultCxxflags } from "./options.js";
 
@@ -107,6 +106,8 @@ export function featureMacros(dump: string): string[] {
 }
 
 async function runProbe(cxx: string, args: string[]): Promise<string> {
+  // Loaded on first use: execa takes about 100 ms to import, and a cache hit never runs the compiler.
+  const { execa } = await import("execa");
   const result = await execa(cxx, args, { reject: false, stdin: "ignore" });
   if (result.code === "ENOENT" || result.code === "EACCES") throw new CompilerNotFoundError(cxx);
   if (result.failed) {
