@@ -1,39 +1,26 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { buildKernel, type KernelConfig } from "./harness/buildKernel.js";
-import { alibiOffsetCausalMods, causalMods, identityMods, type Mods, softcapShiftedMods } from "./harness/mods.js";
-import { argsFor, type KernelLibrary, openKernel } from "./harness/native.js";
+import { alibiOffsetCausalMods, causalMods, identityMods, softcapShiftedMods } from "./harness/mods.js";
+import { argsFor } from "./harness/native.js";
 import { makeProblem, type Problem } from "./harness/problem.js";
 import { type BlockMaskArrays, referenceBlockMask } from "./harness/reference.js";
+import { openKernels, type TestKernel, testKernel } from "./harness/testKernels.js";
 
-interface Kernel {
-  config: KernelConfig;
-  mods: Mods;
-  lib?: KernelLibrary;
-}
-
-const kernel = (config: KernelConfig, mods: Mods): Kernel => ({ config, mods });
 
 const kernels = {
-  causal: kernel({ dtype: "float32", hq: 4, hkv: 2, qDim: 16, vDim: 16, blockSize: [32, 32] }, causalMods),
-  causalNonSquare: kernel({ dtype: "float32", hq: 2, hkv: 2, qDim: 16, vDim: 16, blockSize: [16, 48] }, causalMods),
-  perHead: kernel({ dtype: "float32", hq: 4, hkv: 2, qDim: 16, vDim: 16, blockSize: [8, 8] }, softcapShiftedMods),
-  unmasked: kernel({ dtype: "float32", hq: 2, hkv: 1, qDim: 16, vDim: 16, blockSize: [16, 16] }, identityMods),
-  paged: kernel(
+  causal: testKernel({ dtype: "float32", hq: 4, hkv: 2, qDim: 16, vDim: 16, blockSize: [32, 32] }, causalMods),
+  causalNonSquare: testKernel({ dtype: "float32", hq: 2, hkv: 2, qDim: 16, vDim: 16, blockSize: [16, 48] }, causalMods),
+  perHead: testKernel({ dtype: "float32", hq: 4, hkv: 2, qDim: 16, vDim: 16, blockSize: [8, 8] }, softcapShiftedMods),
+  unmasked: testKernel({ dtype: "float32", hq: 2, hkv: 1, qDim: 16, vDim: 16, blockSize: [16, 16] }, identityMods),
+  paged: testKernel(
     { dtype: "float32", hq: 2, hkv: 1, qDim: 16, vDim: 16, blockSize: [8, 16], pageSize: 8, buffers: ["float32", "int64"] },
     alibiOffsetCausalMods,
   ),
 };
 
-beforeAll(async () => {
-  await Promise.all(
-    Object.values(kernels).map(async (k) => {
-      k.lib = openKernel(await buildKernel(k.config, k.mods.cpp));
-    }),
-  );
-});
+beforeAll(() => openKernels(kernels));
 
 /** Run md_build_block_mask into arrays prefilled with garbage, shaped like the reference. */
-function build(k: Kernel, p: Problem, shape: BlockMaskArrays, withFull = true): { status: number; mask: BlockMaskArrays } {
+function build(k: TestKernel, p: Problem, shape: BlockMaskArrays, withFull = true): { status: number; mask: BlockMaskArrays } {
   const rows = shape.maskBatch * shape.maskHeads * shape.qBlocks;
   const mask: BlockMaskArrays = {
     ...shape,

@@ -1,36 +1,23 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { buildKernel, type KernelConfig } from "./harness/buildKernel.js";
 import { expectAttention } from "./harness/compare.js";
-import { alibiOffsetCausalMods, identityMods, type Mods } from "./harness/mods.js";
-import { type KernelLibrary, openKernel, runAttention } from "./harness/native.js";
+import { alibiOffsetCausalMods, identityMods } from "./harness/mods.js";
+import { runAttention } from "./harness/native.js";
 import { makeProblem } from "./harness/problem.js";
 import { referenceAttention, referenceBlockMask } from "./harness/reference.js";
+import { openKernels, testKernel } from "./harness/testKernels.js";
 
-interface Kernel {
-  config: KernelConfig;
-  mods: Mods;
-  lib?: KernelLibrary;
-}
-
-const kernel = (config: KernelConfig, mods: Mods): Kernel => ({ config, mods });
 
 const kernels = {
   /** bf16 pages smaller than a kv block, decode-style causal mask at absolute positions, alibi */
-  smallPages: kernel(
+  smallPages: testKernel(
     { dtype: "bfloat16", hq: 8, hkv: 2, qDim: 64, vDim: 64, blockSize: [32, 64], pageSize: 16, buffers: ["float32", "int64"] },
     alibiOffsetCausalMods,
   ),
   /** fp32 pages larger than a kv block, no mods */
-  largePages: kernel({ dtype: "float32", hq: 4, hkv: 4, qDim: 72, vDim: 72, blockSize: [32, 32], pageSize: 64 }, identityMods),
+  largePages: testKernel({ dtype: "float32", hq: 4, hkv: 4, qDim: 72, vDim: 72, blockSize: [32, 32], pageSize: 64 }, identityMods),
 };
 
-beforeAll(async () => {
-  await Promise.all(
-    Object.values(kernels).map(async (k) => {
-      k.lib = openKernel(await buildKernel(k.config, k.mods.cpp));
-    }),
-  );
-});
+beforeAll(() => openKernels(kernels));
 
 const ENTRIES = ["md_flash_attention", "md_naive_attention", "md_flash_decoding"] as const;
 
