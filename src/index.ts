@@ -2,36 +2,50 @@
  * minductor's public API. The pipeline, in order:
  *   parseSpec / flexAttention   spec or TS builder -> typed, simplified AttentionGraph      (src/ir)
  *   generate                    graph -> C++ source + C header (mods, templates)           (src/codegen)
- *   compile                     source -> cached shared library, loaded -> Kernel           (src/compile, src/runtime)
+ *   compile                     graph -> engine + mod library, cached and loaded -> Kernel (src/compile, src/runtime)
  *   kernel.run                  inputs -> validated -> template chosen per call -> outputs (src/select, src/runtime)
  */
-import { type CompileOptions, compileSource } from "./compile/index.js";
+import type { CompileOptions } from "./compile/index.js";
 import { renderKernel, type KernelSource } from "./codegen/renderKernel.js";
 import { renderMods } from "./codegen/renderMods.js";
 import type { AttentionGraph } from "./ir/graph.js";
 import { parseSpec } from "./ir/spec.js";
 import { Kernel } from "./kernel.js";
-import { openLibrary } from "./runtime/nativeLibrary.js";
+import { buildKernelLibrary } from "./kernelLibrary.js";
 import { loadTunedVariants } from "./tunedVariants.js";
 
-/** The C++ of a graph: a self-contained source exporting the C ABI of docs/abi.md, and its header. */
+/**
+ * The C++ of a graph as one self-contained source exporting the C ABI of docs/abi.md, and its header: engine and
+ * mods together, for embedding (`compile()` builds and caches them apart, see src/kernelLibrary.ts).
+ */
 export function generate(graph: AttentionGraph): KernelSource {
   return renderKernel(graph, renderMods(graph));
 }
 
+type SpecLike = AttentionGraph | string | object;
+
 /**
- * Generates, compiles (or finds in the cache) and loads the kernel of a graph. A spec object or JSON text is
- * accepted too and validated first. Choices `minductor tune` stored for this graph on this machine are loaded
- * too (with their block-size variants) unless `tuning` is false.
+ * Generates, compiles (or finds in the cache) and loads the kernel of a graph: the engine of its configuration,
+ * built once per configuration, and its mod library. A spec object or JSON text is accepted too and validated
+ * first. Choices `minductor tune` stored for this graph on this machine are loaded too (with their block-size
+ * variants) unless `tuning` is false. Given several specs, builds them together, up to one compiler per core.
  */
-export async function compile(spec: AttentionGraph | string | object, options: CompileOptions & { tuning?: boolean } = {}): Promise<Kernel> {
-  const graph = isGraph(spec) ? spec : parseSpec(spec);
-  const { cpp, header } = generate(graph);
+export async function compile(spec: SpecLike, options?: CompileOptions & { tuning?: boolean }): Promise<Kernel>;
+export async function compile(specs: readonly SpecLike[], options?: CompileOptions & { tuning?: boolean }): Promise<Kernel[]>;
+export async function compile(spec: SpecLike | readonly SpecLike[], options: CompileOptions & { tuning?: boolean } = {}): Promise<Kernel | Kernel[]> {
+  if (Array.isArray(spec)) {
+    // Parse every spec first, so a bad one fails before any compiler starts.
+    const graphs = spec.map((s: SpecLike) => (isGraph(s) ? s : parseSpec(s)));
+    return Promise.all(graphs.map((graph) => compileGraph(graph, options)));
+  }
+  return compileGraph(isGraph(spec) ? spec : parseSpec(spec), options);
+}
+
+async function compileGraph(graph: AttentionGraph, options: CompileOptions & { tuning?: boolean }): Promise<Kernel> {
   const { tuning, ...compileOptions } = options;
-  const library = await compileSource(cpp, { ...compileOptions, header });
-  const native = openLibrary(library.soPath);
+  const { library, native } = await buildKernelLibrary(graph, compileOptions);
   const tuned = tuning === false ? undefined : await loadTunedVariants(graph, compileOptions);
-  return new Kernel(graph, cpp, header, library, native, tuned);
+  return new Kernel(graph, library, native, tuned);
 }
 
 function isGraph(x: unknown): x is AttentionGraph {
@@ -40,6 +54,7 @@ function isGraph(x: unknown): x is AttentionGraph {
 
 export { Kernel, type RunOptions, type CallShapeOverrides, defaultThreads } from "./kernel.js";
 export type { KernelSource } from "./codegen/renderKernel.js";
+export type { KernelLibrary } from "./kernelLibrary.js";
 export type { CompileOptions, CompiledLibrary, CompileProgressEvent, CacheEntrySummary } from "./compile/index.js";
 export { CompileError, CompilerNotFoundError } from "./compile/index.js";
 export { listCache, clearCache, defaultCacheDir } from "./compile/index.js";

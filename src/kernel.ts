@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
-import type { CompiledLibrary } from "./compile/index.js";
+import { renderKernel, type KernelSource } from "./codegen/renderKernel.js";
+import { renderMods } from "./codegen/renderMods.js";
 import { describeGraph } from "./ir/describeGraph.js";
 import type { AttentionGraph, TemplateName } from "./ir/graph.js";
 import type { BlockMask } from "./runtime/blockMask.js";
@@ -13,6 +14,7 @@ import { BlockMaskCache } from "./blockMaskCache.js";
 import { describeChoice } from "./select/describeChoice.js";
 import type { TunedChoice } from "./select/tunedChoice.js";
 import type { KernelVariant, TunedVariants } from "./tunedVariants.js";
+import type { KernelLibrary } from "./kernelLibrary.js";
 
 export interface RunOptions {
   /** Force a template for this call (default: the selector's choice). `naive` is the materialising baseline. */
@@ -46,18 +48,32 @@ export function defaultThreads(): number {
  */
 export class Kernel {
   private readonly main: KernelVariant;
+  private selfContained?: KernelSource;
 
   constructor(
     readonly graph: AttentionGraph,
-    /** The generated C++ (self-contained) and its C header. */
-    readonly source: string,
-    readonly header: string,
-    readonly library: CompiledLibrary,
+    /** The engine and the mod library it runs on. */
+    readonly library: KernelLibrary,
     native: NativeLibrary,
     /** Choices `minductor tune` stored for this graph on this machine, with their libraries. */
     private readonly tuning?: TunedVariants,
   ) {
     this.main = { graph, native, masks: new BlockMaskCache(graph, native) };
+  }
+
+  /** The kernel's C++ as one self-contained source (what `generate` and `--emit cpp` give), rendered on first use. */
+  get source(): string {
+    return this.generated().cpp;
+  }
+
+  /** The C header of `source`. */
+  get header(): string {
+    return this.generated().header;
+  }
+
+  private generated(): KernelSource {
+    this.selfContained ??= renderKernel(this.graph, renderMods(this.graph));
+    return this.selfContained;
   }
 
   /** The template the selector picks for the spec's own shapes. */

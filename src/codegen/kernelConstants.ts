@@ -4,8 +4,11 @@ import { cppFloat } from "./cppLiteral.js";
 import { KERNEL_ABI_VERSION } from "./kernelAbi.js";
 import { KernelRenderError } from "./kernelRenderError.js";
 
-/** Every value the kernel templates read: plain numbers, booleans and fixed C tokens, never user text. */
-export interface KernelConstants {
+/**
+ * Every value the engine templates read: the configuration (ISA aside, which the compiler knows). Two graphs with
+ * the same configuration share one engine, so nothing here may depend on the mods, the scale or the buffers.
+ */
+export interface EngineConstants {
   readonly abi_version: number;
   readonly hq: number;
   readonly hkv: number;
@@ -28,13 +31,20 @@ export interface KernelConstants {
   readonly paged: boolean;
   /** 0 when unpaged. */
   readonly page_size: number;
-  readonly num_buffers: number;
-  /** The scale as an exact float literal. */
-  readonly scale: string;
   readonly dtype_name: TensorDType;
   readonly dtype_enum: string;
   readonly elem_type: string;
 }
+
+/** What the mod library of a graph reads besides its mods' C++. */
+export interface ModsConstants {
+  readonly num_buffers: number;
+  /** The scale as an exact float literal. */
+  readonly scale: string;
+}
+
+/** Every value the kernel templates read: plain numbers, booleans and fixed C tokens, never user text. */
+export type KernelConstants = EngineConstants & ModsConstants;
 
 const DTYPE_C: Readonly<Record<TensorDType, { enumName: string; elemType: string }>> = {
   float32: { enumName: "MD_FLOAT32", elemType: "float" },
@@ -69,6 +79,17 @@ function positiveInt(field: string, value: number, max = MAX_DIM): number {
 
 /** The template constants of a graph; validates what the kernel relies on and computes everything derived. */
 export function kernelConstants(graph: AttentionGraph): KernelConstants {
+  return { ...engineConstants(graph), ...modsConstants(graph) };
+}
+
+/** The scale and the buffer count of a graph. */
+export function modsConstants(graph: AttentionGraph): ModsConstants {
+  if (!Number.isFinite(Math.fround(graph.scale))) throw new KernelRenderError("scale", `expected a finite float32, got ${graph.scale}`);
+  return { num_buffers: graph.buffers.length, scale: cppFloat(graph.scale) };
+}
+
+/** The configuration of a graph; validates what the engine relies on and computes everything derived. */
+export function engineConstants(graph: AttentionGraph): EngineConstants {
   const fail = (field: string, problem: string): never => {
     throw new KernelRenderError(field, problem);
   };
@@ -89,8 +110,6 @@ export function kernelConstants(graph: AttentionGraph): KernelConstants {
   const kvBlock = positiveInt("blockSize[1]", graph.blockSize[1]);
   const pageSize = graph.kvCache ? positiveInt("kvCache.pageSize", graph.kvCache.pageSize) : 0;
 
-  if (!Number.isFinite(Math.fround(graph.scale))) fail("scale", `expected a finite float32, got ${graph.scale}`);
-
   return {
     abi_version: KERNEL_ABI_VERSION,
     hq,
@@ -107,8 +126,6 @@ export function kernelConstants(graph: AttentionGraph): KernelConstants {
     decode_default_partition_blocks: Math.ceil(PYTORCH_PARTITION_SIZE / kvBlock),
     paged: graph.kvCache !== undefined,
     page_size: pageSize,
-    num_buffers: graph.buffers.length,
-    scale: cppFloat(graph.scale),
     dtype_name: dtype,
     dtype_enum: DTYPE_C[dtype].enumName,
     elem_type: DTYPE_C[dtype].elemType,

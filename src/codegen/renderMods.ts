@@ -29,6 +29,16 @@ function valueFacts(graph: AttentionGraph): ValueFacts {
  * the scalar loop alone, gives the same row; the harness's `--check-mods` holds them to that.
  */
 export function renderMods(graph: AttentionGraph): string {
+  return `${modHelpersText()}${renderModsCode(graph)}`;
+}
+
+/** mod_helpers.h as pasted before the mods (its include guard dropped: the source pastes it once). */
+export function modHelpersText(): string {
+  return readFileSync(join(templatesDir(), "mod_helpers.h"), "utf8").replace("#pragma once\n", "");
+}
+
+/** `renderMods` without the helpers, for a source that has them already (the mod library's prelude). */
+export function renderModsCode(graph: AttentionGraph): string {
   const scoreIdentity = varName(graph.scoreMod) === "score";
   const maskTrue = graph.maskMod.op === "const" && graph.maskMod.arg !== null && "value" in graph.maskMod.arg && graph.maskMod.arg.value === true;
   // Partial prefill tiles first find which positions the mask keeps (md_mask_row) to skip the rest of the tile's
@@ -41,7 +51,6 @@ export function renderMods(graph: AttentionGraph): string {
   const maskValue = maskBound.get(graph.maskMod)!;
 
   return [
-    readFileSync(join(templatesDir(), "mod_helpers.h"), "utf8").replace("#pragma once\n", ""),
     `#define MD_SCORE_MOD_IDENTITY ${scoreIdentity ? 1 : 0}`,
     `#define MD_MASK_MOD_TRUE ${maskTrue ? 1 : 0}`,
     `#define MD_MASK_ROW_ENDS ${maskRowEnds ? 1 : 0}`,

@@ -2,6 +2,8 @@ import { mkdir, mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CACHE_FORMAT_VERSION, sha256 } from "./cacheKey.js";
 import type { CompilerInfo } from "./compilerInfo.js";
+import { withCompilerSlot } from "./compilerSlots.js";
+import { placePrecompiled, precompiledPrelude } from "./precompiledHeader.js";
 import type { EntryContents } from "./diskCache.js";
 import { fileChecksum } from "./diskCache.js";
 import {
@@ -35,9 +37,17 @@ export async function buildEntry(
   try {
     await writeFile(join(dir, SOURCE_FILE), wanted.source);
     if (wanted.header !== undefined) await writeFile(join(dir, HEADER_FILE), wanted.header);
+    // The prelude stays in the entry, so its source compiles from there alone; its .gch is only borrowed.
+    let borrowed: string | undefined;
+    if (wanted.prelude) {
+      await writeFile(join(dir, wanted.prelude.name), wanted.prelude.text);
+      const gch = await precompiledPrelude(cacheDir, wanted.prelude, argv, compiler);
+      if (gch) borrowed = await placePrecompiled(gch, dir, wanted.prelude.name).catch(() => undefined);
+    }
     // Loaded on first use: execa takes about 100 ms to import, and a cache hit never runs the compiler.
     const { execa } = await import("execa");
-    const result = await execa(argv[0], argv.slice(1), { cwd: dir, reject: false, stdin: "ignore" });
+    const result = await withCompilerSlot(() => execa(argv[0], argv.slice(1), { cwd: dir, reject: false, stdin: "ignore" }));
+    if (borrowed) await rm(borrowed, { force: true });
     if (result.code === "ENOENT" || result.code === "EACCES") throw new CompilerNotFoundError(argv[0]);
     if (result.failed) {
       const kept = await keepFailedSource(cacheDir, wanted);
@@ -54,6 +64,7 @@ export async function buildEntry(
     }
     const checksums: Record<string, string> = { [SOURCE_FILE]: sha256(wanted.source), [LIBRARY_FILE]: library };
     if (wanted.header !== undefined) checksums[HEADER_FILE] = sha256(wanted.header);
+    if (wanted.prelude) checksums[wanted.prelude.name] = sha256(wanted.prelude.text);
     const manifest: Manifest = {
       formatVersion: CACHE_FORMAT_VERSION,
       key: wanted.key,
@@ -63,6 +74,7 @@ export async function buildEntry(
       checksums,
       compileMs: Math.round(performance.now() - started),
       createdAt: new Date().toISOString(),
+      ...(wanted.requires?.length ? { requires: [...wanted.requires] } : {}),
     };
     await writeFile(join(dir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
     return dir;

@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
 
 /** Bump when the entry layout or manifest changes, so old entries are never misread. */
-export const CACHE_FORMAT_VERSION = 1;
+export const CACHE_FORMAT_VERSION = 2;
 
 /**
  * The content address of a compiled kernel: everything that can change the bytes of the .so.
- * `header` is part of it because it is written beside the source and the source may include it.
+ * `header` and `prelude` are part of it because they are written beside the source and the source may include them.
  */
 export function cacheKey(
   source: string,
@@ -13,9 +13,10 @@ export function cacheKey(
   compilerVersion: string,
   cpuFeatures: string,
   header?: string,
+  prelude?: { name: string; text: string },
 ): string {
   // JSON framing keeps the fields unambiguous (no concatenation collisions between fields).
-  const fields = JSON.stringify([CACHE_FORMAT_VERSION, source, argv, compilerVersion, cpuFeatures, header ?? null]);
+  const fields = JSON.stringify([CACHE_FORMAT_VERSION, source, argv, compilerVersion, cpuFeatures, header ?? null, ...(prelude ? [prelude.name, prelude.text] : [])]);
   return sha256(fields);
 }
 

@@ -5,7 +5,9 @@ import {
   KEY_PATTERN,
   LIBRARY_FILE,
   MANIFEST_FILE,
+  type Manifest,
   SHARD_PATTERN,
+  SOURCE_FILE,
   failedDir,
   lockDir,
   tempOwnerPid,
@@ -99,9 +101,15 @@ export async function pruneCache(maxBytes: number, dir: string = defaultCacheDir
   // discardDir moves an entry into tmp/ first, so no reader ever sees half of one.
   await mkdir(tempRoot(dir), { recursive: true });
   const mapped = await mappedFiles();
+  const needed = await neededByLoaded(dir, entries, mapped);
   for (const entry of entries) {
     if (result.bytesAfter <= maxBytes) break;
     const entryPath = join(dir, entry.key.slice(0, 2), entry.key);
+    const user = needed.get((await readManifest(entryPath))?.checksums?.[SOURCE_FILE] ?? "");
+    if (user) {
+      result.kept.push({ ...entry, reason: `it is the engine of mod library ${user.key.slice(0, 12)}, loaded by live process ${user.pid}` });
+      continue;
+    }
     const reason = await removeUnlessBusy(dir, entryPath, lockDir(dir, entry.key), mapped);
     if (reason) {
       result.kept.push({ ...entry, reason });
@@ -111,6 +119,34 @@ export async function pruneCache(maxBytes: number, dir: string = defaultCacheDir
     }
   }
   return result;
+}
+
+/**
+ * The source hashes that loaded entries require (a mod library names its engine's), with the entry and a process
+ * that loaded it: an engine must outlive every mod library that runs on it, loaded or not yet reopened.
+ */
+async function neededByLoaded(
+  dir: string,
+  entries: readonly CacheEntrySummary[],
+  mapped: ReadonlyMap<string, number>,
+): Promise<Map<string, { key: string; pid: number }>> {
+  const needed = new Map<string, { key: string; pid: number }>();
+  for (const entry of entries) {
+    const entryPath = join(dir, entry.key.slice(0, 2), entry.key);
+    const library = await realpath(join(entryPath, LIBRARY_FILE)).catch(() => undefined);
+    const pid = library === undefined ? undefined : mapped.get(library);
+    if (pid === undefined) continue;
+    for (const hash of (await readManifest(entryPath))?.requires ?? []) needed.set(hash, { key: entry.key, pid });
+  }
+  return needed;
+}
+
+async function readManifest(entryPath: string): Promise<Manifest | undefined> {
+  try {
+    return JSON.parse(await readFile(join(entryPath, MANIFEST_FILE), "utf8")) as Manifest;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Removes an entry under its key's lock; returns why it was kept instead, if it was. */

@@ -6,6 +6,7 @@ import { type CompilerInfo, compilerInfo } from "./compilerInfo.js";
 import { type EntryContents, discardDir, inspectEntry, publishEntry } from "./diskCache.js";
 import { HEADER_FILE, LIBRARY_FILE, SOURCE_FILE, entryDir, lockDir } from "./entryLayout.js";
 import { withLock } from "./lock.js";
+import type { Prelude } from "./precompiledHeader.js";
 import { type CompileOptions, type CompileProgressEvent, defaultCacheDir, defaultCxx, defaultCxxflags } from "./options.js";
 import { _forgetCacheDirsForTests, usableCacheDir } from "./usableCacheDir.js";
 
@@ -23,7 +24,10 @@ export interface CompiledLibrary {
 const builds = new Map<string, Promise<CompiledLibrary>>();
 
 /** Compiles `source` to a shared library, or returns the cached one for the same source, flags and machine. */
-export async function compileSource(source: string, opts: CompileOptions & { header?: string } = {}): Promise<CompiledLibrary> {
+export async function compileSource(
+  source: string,
+  opts: CompileOptions & { header?: string; requires?: readonly string[]; prelude?: Prelude } = {},
+): Promise<CompiledLibrary> {
   const started = performance.now();
   const cxx = opts.cxx ?? defaultCxx();
   const cxxflags = opts.cxxflags ?? defaultCxxflags();
@@ -32,9 +36,11 @@ export async function compileSource(source: string, opts: CompileOptions & { hea
   const requestedDir = resolve(opts.cacheDir ?? defaultCacheDir());
   const compiler = await compilerInfo(cxx, cxxflags, requestedDir);
   const wanted: EntryContents = {
-    key: cacheKey(source, argv, compiler.version, compiler.cpuFeatures, opts.header),
+    key: cacheKey(source, argv, compiler.version, compiler.cpuFeatures, opts.header, opts.prelude),
     source,
     header: opts.header,
+    prelude: opts.prelude,
+    requires: opts.requires,
   };
   const buildId = `${requestedDir}\0${wanted.key}`;
   const progress = (phase: CompileProgressEvent["phase"]) => opts.onProgress?.({ phase, key: wanted.key });

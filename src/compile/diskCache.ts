@@ -10,12 +10,21 @@ import {
   entryDir,
   tempPrefix,
 } from "./entryLayout.js";
+import type { Prelude } from "./precompiledHeader.js";
 
 /** What a build must reproduce; an entry is only as good as its match with these. */
 export interface EntryContents {
   key: string;
   source: string;
   header?: string;
+  /** A header the source includes first (written beside it, precompiled when the compiler can). */
+  prelude?: Prelude;
+  /**
+   * sha256 hashes (hex) of the sources of the libraries this one is built against: a mod library names its engine's.
+   * Its binary must contain each one as text (the mod library's `md_mods.engine_hash`), so an entry built against
+   * another engine is found before it is loaded, and `cache prune` keeps the engines that loaded entries need.
+   */
+  requires?: readonly string[];
 }
 
 export type EntryState =
@@ -48,6 +57,7 @@ export async function inspectEntry(cacheDir: string, wanted: EntryContents): Pro
   const expected: Record<string, string | undefined> = {
     [SOURCE_FILE]: sha256(wanted.source),
     [HEADER_FILE]: wanted.header === undefined ? undefined : sha256(wanted.header),
+    ...(wanted.prelude ? { [wanted.prelude.name]: sha256(wanted.prelude.text) } : {}),
     [LIBRARY_FILE]: manifest.checksums?.[LIBRARY_FILE],
   };
   for (const [file, checksum] of Object.entries(expected)) {
@@ -57,6 +67,11 @@ export async function inspectEntry(cacheDir: string, wanted: EntryContents): Pro
     if (actual !== checksum) return { status: "corrupt", reason: `${file} ${actual === undefined ? "is missing" : "was altered"}` };
   }
   if (expected[LIBRARY_FILE] === undefined) return { status: "corrupt", reason: `manifest has no checksum of ${LIBRARY_FILE}` };
+  if (wanted.requires?.length) {
+    const library = await readFile(`${dir}/${LIBRARY_FILE}`);
+    const missing = wanted.requires.find((hash) => !library.includes(hash));
+    if (missing !== undefined) return { status: "corrupt", reason: `${LIBRARY_FILE} was built against another engine than ${missing.slice(0, 12)}` };
+  }
   return { status: "valid", dir, manifest };
 }
 

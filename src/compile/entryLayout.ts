@@ -23,6 +23,8 @@ export interface Manifest {
   checksums: Record<string, string>;
   compileMs: number;
   createdAt: string;
+  /** Source hashes of the libraries this one is built against (EntryContents.requires); absent when none. */
+  requires?: string[];
 }
 
 export const KEY_PATTERN = /^[0-9a-f]{64}$/;

@@ -1,6 +1,7 @@
 /** The compile stage: generated C++ in, a verified shared library on disk out, cached by content. */
 export { compileSource, _resetMemoryCacheForTests, type CompiledLibrary } from "./compileSource.js";
-export { cacheKey, CACHE_FORMAT_VERSION } from "./cacheKey.js";
+export { cacheKey, CACHE_FORMAT_VERSION, sha256 } from "./cacheKey.js";
+export { compilerSlots } from "./compilerSlots.js";
 export { compilerInfo, type CompilerInfo } from "./compilerInfo.js";
 export { listCache, clearCache, type CacheEntrySummary } from "./cacheMaintenance.js";
 export {

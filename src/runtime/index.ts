@@ -7,8 +7,10 @@ export {
   MD_ABI_VERSION,
   type NativeArgs,
   type NativeLibrary,
+  ModsMismatchError,
   mdArgsLayout,
   openLibrary,
+  openSplitLibrary,
 } from "./nativeLibrary.js";
 export { type KernelOutputs, type PreparedCall, encodeArgs, prepareCall } from "./prepareCall.js";
 export { runKernel, runKernelAsync } from "./runKernel.js";

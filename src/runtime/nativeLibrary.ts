@@ -8,7 +8,7 @@ import { LibraryError } from "./errors.js";
 import type { TensorData } from "./tensor.js";
 
 /** The `MD_ABI_VERSION` this runtime speaks; a library reporting another version is refused. */
-export const MD_ABI_VERSION = 1;
+export const MD_ABI_VERSION = 2;
 
 /** `md_args` with the C field names; pointers are typed arrays (or null), int64 fields are numbers. */
 export interface NativeArgs {
@@ -39,6 +39,8 @@ export interface NativeArgs {
   partition_size: number;
   num_threads: number;
   status: number;
+  /** The mod library's `md_mods` table; set by `NativeLibrary.call`, never by the caller. */
+  mods: unknown;
 }
 
 /** Field order and C types of `md_args`; the order is the ABI, so it must never be sorted or regrouped. */
@@ -68,6 +70,7 @@ export const MD_ARGS_FIELDS = {
   partition_size: "int64_t",
   num_threads: "int32_t",
   status: "int32_t",
+  mods: "const void *",
 } as const satisfies Record<keyof NativeArgs, string>;
 
 // Anonymous, so that it cannot clash with another `md_args` registered in koffi's global type namespace.
@@ -83,21 +86,40 @@ export function mdArgsLayout(): { size: number; offsets: Record<keyof NativeArgs
   return { size: koffi.sizeof(MD_ARGS), offsets };
 }
 
-const ENTRY_SYMBOLS = {
+/** The entry points an engine exports (a self-contained kernel exports them too). */
+const ENGINE_SYMBOLS = {
   flashAttention: "md_flash_attention",
   flashDecoding: "md_flash_decoding",
-  buildBlockMask: "md_build_block_mask",
   naive: "md_naive_attention",
 } as const;
 
-export type EntryPoint = keyof typeof ENTRY_SYMBOLS;
+/** The entry points a mod library exports besides `md_mods_table` (a self-contained kernel exports them too). */
+const MODS_SYMBOLS = {
+  buildBlockMask: "md_build_block_mask",
+} as const;
+
+export type EntryPoint = keyof typeof ENGINE_SYMBOLS | keyof typeof MODS_SYMBOLS;
+
+/** `md_mods` of kernel.h, read once when a mod library is opened to check what it was built for. */
+const MD_MODS = koffi.struct({
+  abi_version: "int32_t",
+  num_buffers: "int32_t",
+  scale: "float",
+  flags: "int32_t",
+  score_row: "void *",
+  score_mask_row: "void *",
+  mask_row: "void *",
+  engine_hash: "const char *",
+});
 
 type EntryFunction = KoffiFunc<(args: NativeArgs) => number>;
 type BoundFunction = ReturnType<LibraryHandle["func"]>;
 
 /** A loaded kernel library. Every entry returns `md_args.status` (0 = ok). */
 export interface NativeLibrary {
+  /** The library's path; for a split build, the mod library's (the engine is `enginePath`). */
   readonly path: string;
+  readonly enginePath: string;
   readonly abiVersion: number;
   call(entry: EntryPoint, args: NativeArgs): number;
   /** Runs the entry on one of koffi's worker threads, leaving the event loop free. */
@@ -112,20 +134,58 @@ export interface NativeLibrary {
   naiveAsync(args: NativeArgs): Promise<number>;
 }
 
-// dlopen already shares one handle per path; this also shares the bound functions and the version check.
+// dlopen already shares one handle per path; this also shares the bound functions and the checks.
 const openLibraries = new Map<string, NativeLibrary>();
+const handles = new Map<string, LibraryHandle>();
 
-/** Loads the kernel library at `soPath` (once per path) and checks that it speaks `MD_ABI_VERSION`. */
+/**
+ * Loads a self-contained kernel library (one file exporting every entry point, as `--emit cpp` writes it) once per
+ * path, and checks that it speaks `MD_ABI_VERSION`.
+ */
 export function openLibrary(soPath: string): NativeLibrary {
   const path = resolve(soPath);
-  const known = openLibraries.get(path);
+  return opened(path, () => {
+    const handle = loadChecked(path);
+    return libraryOf(path, path, bindEntries(handle, path, ENGINE_SYMBOLS), bindEntries(handle, path, MODS_SYMBOLS), modsTable(handle, path, ""));
+  });
+}
+
+/**
+ * Loads the two libraries of a split build: the engine of a configuration and a mod library built for it, which
+ * must report `engineHash` (the sha256 of the engine's source). A mod library built for another engine is refused
+ * with a `ModsMismatchError` before any kernel runs, so the caller can rebuild it.
+ */
+export function openSplitLibrary(enginePath: string, modsPath: string, engineHash: string): NativeLibrary {
+  const engine = resolve(enginePath);
+  const mods = resolve(modsPath);
+  return opened(`${engine}\0${mods}`, () => {
+    const engineHandle = loadChecked(engine);
+    const modsHandle = loadChecked(mods);
+    const table = modsTable(modsHandle, mods, engineHash);
+    return libraryOf(mods, engine, bindEntries(engineHandle, engine, ENGINE_SYMBOLS), bindEntries(modsHandle, mods, MODS_SYMBOLS), table);
+  });
+}
+
+/** A mod library whose `md_mods` table belongs to another engine (or ABI) than the one it was paired with. */
+export class ModsMismatchError extends LibraryError {
+  constructor(path: string, message: string) {
+    super(path, message);
+    this.name = "ModsMismatchError";
+  }
+}
+
+function opened(id: string, open: () => NativeLibrary): NativeLibrary {
+  const known = openLibraries.get(id);
   if (known) return known;
-  const library = bindLibrary(path);
-  openLibraries.set(path, library);
+  const library = open();
+  openLibraries.set(id, library);
   return library;
 }
 
-function bindLibrary(path: string): NativeLibrary {
+/** koffi's handle of a library (one per path), after checking its ABI version. */
+function loadChecked(path: string): LibraryHandle {
+  const known = handles.get(path);
+  if (known) return known;
   let handle: LibraryHandle;
   try {
     handle = koffi.load(path);
@@ -140,15 +200,41 @@ function bindLibrary(path: string): NativeLibrary {
         `kernel library ${path} speaks ABI version ${abiVersion}, this runtime speaks ${MD_ABI_VERSION}; recompile it`,
       );
     }
-    const entries = {} as Record<EntryPoint, EntryFunction>;
-    for (const [entry, symbol] of Object.entries(ENTRY_SYMBOLS) as [EntryPoint, string][]) {
-      entries[entry] = bindSymbol(handle, path, symbol, "int32_t", [MD_ARGS_POINTER]) as EntryFunction;
-    }
-    return libraryOf(path, abiVersion, entries);
   } catch (error) {
     handle.unload();
     throw error;
   }
+  handles.set(path, handle);
+  return handle;
+}
+
+function bindEntries<E extends EntryPoint>(handle: LibraryHandle, path: string, symbols: Readonly<Record<E, string>>): Record<E, EntryFunction> {
+  const entries = {} as Record<E, EntryFunction>;
+  for (const [entry, symbol] of Object.entries(symbols) as [E, string][]) {
+    entries[entry] = bindSymbol(handle, path, symbol, "int32_t", [MD_ARGS_POINTER]) as EntryFunction;
+  }
+  return entries;
+}
+
+/**
+ * The library's `md_mods` table as an opaque pointer for `md_args.mods`, after checking its ABI version and the
+ * engine it was built for (`""`: a self-contained kernel, whose table names none).
+ */
+function modsTable(handle: LibraryHandle, path: string, engineHash: string): unknown {
+  const pointer = bindSymbol(handle, path, "md_mods_table", "const void *", [])() as unknown;
+  if (pointer === null) throw new LibraryError(path, `kernel library ${path} returned no md_mods table`);
+  const table = koffi.decode(pointer, MD_MODS) as { abi_version: number; engine_hash: string | null };
+  if (table.abi_version !== MD_ABI_VERSION) {
+    throw new ModsMismatchError(path, `mod library ${path} has an md_mods table of ABI version ${table.abi_version}, this runtime speaks ${MD_ABI_VERSION}`);
+  }
+  const builtFor = table.engine_hash ?? "";
+  if (builtFor !== engineHash) {
+    throw new ModsMismatchError(
+      path,
+      `mod library ${path} was built for engine ${builtFor.slice(0, 12) || "(none: self-contained)"}, not for engine ${engineHash.slice(0, 12) || "(none: self-contained)"}`,
+    );
+  }
+  return pointer;
 }
 
 function bindSymbol(
@@ -165,10 +251,21 @@ function bindSymbol(
   }
 }
 
-function libraryOf(path: string, abiVersion: number, entries: Record<EntryPoint, EntryFunction>): NativeLibrary {
-  const call = (entry: EntryPoint, args: NativeArgs): number => entries[entry](args);
+function libraryOf(
+  path: string,
+  enginePath: string,
+  engine: Record<keyof typeof ENGINE_SYMBOLS, EntryFunction>,
+  mods: Record<keyof typeof MODS_SYMBOLS, EntryFunction>,
+  table: unknown,
+): NativeLibrary {
+  const entries: Record<EntryPoint, EntryFunction> = { ...engine, ...mods };
+  const call = (entry: EntryPoint, args: NativeArgs): number => {
+    args.mods = table;
+    return entries[entry](args);
+  };
   const callAsync = (entry: EntryPoint, args: NativeArgs): Promise<number> =>
     new Promise((resolvePromise, reject) => {
+      args.mods = table;
       entries[entry].async(args, (error: unknown, status: number) => {
         if (error) reject(error);
         else resolvePromise(status);
@@ -176,7 +273,8 @@ function libraryOf(path: string, abiVersion: number, entries: Record<EntryPoint,
     });
   return {
     path,
-    abiVersion,
+    enginePath,
+    abiVersion: MD_ABI_VERSION,
     call,
     callAsync,
     flashAttention: (args) => call("flashAttention", args),

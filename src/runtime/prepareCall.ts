@@ -80,6 +80,7 @@ export function encodeArgs(
     partition_size: options.partitionSize,
     num_threads: options.numThreads,
     status: 0,
+    mods: null,
   };
 }
 

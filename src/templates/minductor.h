@@ -2,8 +2,9 @@
  * minductor.h: the fixed C++ helpers every generated kernel is built from.
  *
  * This is a real header: it compiles on its own (g++ -std=gnu++17 -fsyntax-only minductor.h) and knows nothing
- * about a particular spec. The generated kernel pastes it at its top, so a kernel source stays one self-contained
- * file. Everything that depends on the spec (head counts, dims, dtype, paging, the mods) lives in the templates.
+ * about a particular spec. The generated kernel pastes it (and md_base.h, which it includes) at its top, so a
+ * kernel source stays one self-contained file. Everything that depends on the spec (head counts, dims, dtype,
+ * paging, the mods) lives in the templates.
  *
  * Layout conventions shared by the helpers:
  *   - tiles are fp32, row-major, with a leading dimension (ld) padded to the SIMD width;
@@ -13,21 +14,7 @@
 #ifndef MINDUCTOR_H
 #define MINDUCTOR_H
 
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <math.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-#define MD_INLINE static inline __attribute__((always_inline))
-
-/* Element types of query/key/value; bf16 and fp16 travel as uint16_t bit patterns. */
-enum md_dtype { MD_FLOAT32 = 0, MD_BFLOAT16 = 1, MD_FLOAT16 = 2 };
+#include "md_base.h"
 
 /* ------------------------------------------------------------------------------------------------------------ */
 /* SIMD width and register blocking. MD_MR rows x 2 vectors of accumulators must fit the register file with room
@@ -43,9 +30,6 @@ enum md_dtype { MD_FLOAT32 = 0, MD_BFLOAT16 = 1, MD_FLOAT16 = 2 };
 #define MD_MR 4
 #endif
 
-MD_INLINE constexpr int64_t md_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-MD_INLINE constexpr int64_t md_min(int64_t a, int64_t b) { return a < b ? a : b; }
-MD_INLINE constexpr int64_t md_max(int64_t a, int64_t b) { return a > b ? a : b; }
 
 #if MD_W == 16
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
@@ -870,34 +854,6 @@ MD_INLINE void md_finalize_row(const float* acc, int64_t dim, float m, float l, 
     for (int64_t d = 0; d < dim; ++d) md_store_elem<DT>(out, d, 0.0f);
     if (lse) *lse = -INFINITY;
   }
-}
-
-/* ------------------------------------------------------------------------------------------------------------ */
-/* Scratch: one allocation per call, carved into per-thread slices aligned to 64 bytes (no false sharing). */
-MD_INLINE int64_t md_threads_for(int32_t requested) {
-#ifdef _OPENMP
-  return requested > 0 ? requested : omp_get_max_threads();
-#else
-  (void)requested;
-  return 1;
-#endif
-}
-
-MD_INLINE int md_thread_id(void) {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
-MD_INLINE float* md_scratch_alloc(int64_t threads, int64_t floats_per_thread) {
-  const size_t bytes = (size_t)threads * (size_t)md_round_up(floats_per_thread, 16) * sizeof(float);
-  return (float*)aligned_alloc(64, md_round_up((int64_t)bytes, 64));
-}
-
-MD_INLINE float* md_scratch_slice(float* base, int64_t floats_per_thread, int thread) {
-  return base + (int64_t)thread * md_round_up(floats_per_thread, 16);
 }
 
 #endif /* MINDUCTOR_H */

@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import { KERNEL_ABI_VERSION } from "../../src/codegen/kernelAbi.js";
 import { kernelConstants } from "../../src/codegen/kernelConstants.js";
 import { KernelRenderError } from "../../src/codegen/kernelRenderError.js";
-import { renderKernel } from "../../src/codegen/renderKernel.js";
+import { renderEngine, renderKernel, renderModLibrary } from "../../src/codegen/renderKernel.js";
+import { sha256 } from "../../src/compile/index.js";
 import { templatesDir } from "../../src/codegen/templatesDir.js";
 import { graphFor, type KernelConfig } from "./harness/buildKernel.js";
 import { causalMods, identityMods } from "./harness/mods.js";
@@ -32,9 +33,10 @@ function parseFloatLiteral(text: string): number {
   return neg ? -v : v;
 }
 
+/** The scale field of the source's md_mods table (the third initializer). */
 function scaleLiteral(cpp: string): string {
-  const m = /static constexpr float MD_SCALE = (.+);/.exec(cpp);
-  if (!m) throw new Error("no MD_SCALE in the kernel");
+  const m = /static const md_mods md_linked_mods = \{\n\s*MD_ABI_VERSION,\n\s*MD_NUM_BUFFERS,\n\s*(.+),\n/.exec(cpp);
+  if (!m) throw new Error("no md_mods table in the kernel");
   return m[1];
 }
 
@@ -67,6 +69,33 @@ describe("renderKernel", () => {
       const literal = scaleLiteral(renderKernel(graphFor({ ...base, scale }), identityMods.cpp).cpp);
       expect(parseFloatLiteral(literal), `${scale} -> ${literal}`).toBe(Math.fround(scale));
     }
+  });
+
+  it("renders one engine per configuration: the same bytes whatever the mods, scale, buffers and name", () => {
+    const engine = renderEngine(graphFor(base, "first"));
+    for (const other of [graphFor({ ...base, scale: 0.5 }, "second"), graphFor({ ...base, buffers: ["float32", "int64"] }, "third")]) {
+      expect(renderEngine(other)).toEqual(engine);
+    }
+    for (const config of [{ ...base, dtype: "bfloat16" as const }, { ...base, hq: 4 }, { ...base, vDim: 64 }, { ...base, blockSize: [64, 64] as [number, number] }, { ...base, pageSize: 16 }]) {
+      expect(renderEngine(graphFor(config)).cpp, JSON.stringify(config)).not.toBe(engine.cpp);
+    }
+    // The engine reaches the mods only through md_args.mods.
+    expect(engine.cpp).toContain("#define MD_MODS_LINKED 0");
+    expect(engine.cpp).not.toContain("md_mods_row");
+    expect(engine.header).not.toContain("MD_NUM_BUFFERS");
+  });
+
+  it("renders a mod library that names its engine and holds only the graph's part", () => {
+    const graph = graphFor({ ...base, scale: 0.25, buffers: ["float32"] });
+    const hash = sha256(renderEngine(graph).cpp);
+    const { cpp, header } = renderModLibrary(graph, causalMods.cpp, hash);
+    expect(cpp).toContain(`"${hash}",`);
+    expect(cpp).toContain(causalMods.cpp);
+    expect(parseFloatLiteral(scaleLiteral(cpp))).toBe(0.25);
+    expect(header).toContain("#define MD_NUM_BUFFERS 1");
+    expect(cpp).not.toContain("md_flash_attention_task");
+    expect(cpp.length).toBeLessThan(renderKernel(graph, causalMods.cpp).cpp.length / 2);
+    expect(() => renderModLibrary(graph, causalMods.cpp, "not a hash")).toThrow(/engineHash/);
   });
 
   it("chooses tiles no larger than the blocks", () => {
@@ -103,10 +132,11 @@ describe("renderKernel", () => {
 describe("the C/C++ sources compile on their own", () => {
   const dir = mkdtempSync(join(tmpdir(), "md-render-"));
 
-  it("minductor.h is a standalone header for AVX-512, AVX2, AVX2 without F16C and scalar targets", async () => {
+  it("minductor.h and md_base.h are standalone headers for AVX-512, AVX2, AVX2 without F16C and scalar targets", async () => {
     const header = join(templatesDir(), "minductor.h");
     for (const march of [["-march=native"], ["-march=skylake-avx512"], ["-march=haswell", "-mno-f16c"], ["-march=x86-64"]])
       await run("g++", ["-std=gnu++17", "-fopenmp", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-x", "c++", ...march, header]);
+    await run("g++", ["-std=gnu++17", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-x", "c++", join(templatesDir(), "md_base.h")]);
   });
 
   it("the public header is plain C", async () => {
@@ -115,14 +145,25 @@ describe("the C/C++ sources compile on their own", () => {
     await run("gcc", ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-x", "c", path]);
   });
 
-  it("the kernel compiles warning-free for every target, including AVX-512 this machine cannot run", async () => {
-    const path = join(dir, "kernel.cpp");
-    writeFileSync(path, renderKernel(graphFor({ ...base, dtype: "bfloat16", pageSize: 16 }), causalMods.cpp).cpp);
-    await Promise.all(
-      [["-march=skylake-avx512"], ["-march=x86-64"]].map((march) =>
-        run("g++", ["-std=gnu++17", "-O2", "-fopenmp", "-fPIC", "-Wall", "-Wextra", "-Werror", "-c", ...march, path,
-          "-o", `${path}${march[0]}.o`]),
-      ),
-    );
+  it("the kernel, the engine and the mod library compile warning-free for every target, including AVX-512", async () => {
+    const graph = graphFor({ ...base, dtype: "bfloat16", pageSize: 16 });
+    const engine = renderEngine(graph);
+    const modLibrary = renderModLibrary(graph, causalMods.cpp, sha256(engine.cpp));
+    writeFileSync(join(dir, modLibrary.prelude!.name), modLibrary.prelude!.text);
+    const sources = {
+      kernel: renderKernel(graph, causalMods.cpp).cpp,
+      engine: engine.cpp,
+      mods: modLibrary.cpp,
+    };
+    const jobs: Array<Promise<unknown>> = [];
+    for (const [name, cpp] of Object.entries(sources)) {
+      const path = join(dir, `${name}.cpp`);
+      writeFileSync(path, cpp);
+      // The self-contained kernel is the engine and the mods in one unit: its AVX-512 build covers how they link.
+      const targets = { kernel: [["-march=skylake-avx512"]], engine: [["-march=skylake-avx512"], ["-march=x86-64"]], mods: [["-march=skylake-avx512"], ["-march=haswell"], ["-march=x86-64"]] }[name]!;
+      for (const march of targets)
+        jobs.push(run("g++", ["-std=gnu++17", "-O2", "-fopenmp", "-fPIC", "-Wall", "-Wextra", "-Werror", "-c", ...march, path, "-o", `${path}${march[0]}.o`]));
+    }
+    await Promise.all(jobs);
   });
 });

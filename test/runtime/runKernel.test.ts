@@ -102,6 +102,8 @@ describe("runKernel passes every md_args field", () => {
       num_threads: 3,
       statusIn: 0,
       sentinel: 0x5eed,
+      // The runtime passes the library's own md_mods table in every call.
+      hasOwnMods: 1,
     });
   });
 

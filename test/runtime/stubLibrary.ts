@@ -39,7 +39,22 @@ typedef struct md_args {
   int64_t partition_size;
   int32_t num_threads;
   int32_t status;
+  const void* mods;
 } md_args;
+
+typedef struct md_mods {
+  int32_t abi_version;
+  int32_t num_buffers;
+  float scale;
+  int32_t flags;
+  void* score_row;
+  void* score_mask_row;
+  void* mask_row;
+  const char* engine_hash;
+} md_mods;
+
+/* A self-contained library's table: built for no engine. */
+static const md_mods stub_mods = { ABI, 0, 1.0f, 0, NULL, NULL, NULL, "" };
 
 #if ELEM_BYTES == 4
 typedef float elem_t;
@@ -104,6 +119,7 @@ static void record(int64_t entry, md_args* a) {
   echo[36] = a->num_threads;
   echo[37] = a->status;
   echo[38] = 0x5eed;
+  echo[39] = a->mods == &stub_mods;
 }
 
 static int32_t attention(int64_t entry, md_args* a) {
@@ -118,6 +134,7 @@ static int32_t attention(int64_t entry, md_args* a) {
 
 extern "C" {
 int32_t md_abi_version(void) { return ABI; }
+const md_mods* md_mods_table(void) { return &stub_mods; }
 int32_t md_flash_attention(md_args* a) { return attention(1, a); }
 int32_t md_flash_decoding(md_args* a) { return attention(2, a); }
 #ifndef NO_NAIVE
@@ -155,7 +172,7 @@ void stub_echo(int64_t* dst) { memcpy(dst, echo, sizeof echo); }
 #define MD_FIELDS(X) X(batch) X(q_len) X(kv_len) X(query) X(key) X(value) X(out) X(lse) X(page_table) \
   X(seq_lens) X(max_pages_per_seq) X(num_pages) X(kv_num_blocks) X(kv_indices) X(full_kv_num_blocks) \
   X(full_kv_indices) X(mask_batch) X(mask_heads) X(q_blocks) X(kv_blocks) X(buffers) X(buffer_dims) \
-  X(partition_size) X(num_threads) X(status)
+  X(partition_size) X(num_threads) X(status) X(mods)
 /* sizeof(md_args), then every field's offset in declaration order. */
 void stub_layout(int64_t* dst) {
   int i = 0;
@@ -174,7 +191,7 @@ export const ECHO = [
   "mask_batch", "mask_heads", "q_blocks", "kv_blocks", "hasBuffers", "hasBufferDims",
   "dim0", "dim1", "dim2", "dim3", "dim4", "dim5", "dim6", "dim7",
   "buffer0Sum", "buffer1Sum", "buffer2Sum", "buffer3Sum",
-  "partition_size", "num_threads", "statusIn", "sentinel",
+  "partition_size", "num_threads", "statusIn", "sentinel", "hasOwnMods",
 ] as const;
 export type EchoName = (typeof ECHO)[number];
 /** The stub's echo array length (ECHO_SLOTS in the C++); stub_echo copies all of it. */
@@ -185,7 +202,7 @@ export const FIELD_ORDER = [
   "batch", "q_len", "kv_len", "query", "key", "value", "out", "lse", "page_table", "seq_lens",
   "max_pages_per_seq", "num_pages", "kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices",
   "mask_batch", "mask_heads", "q_blocks", "kv_blocks", "buffers", "buffer_dims", "partition_size",
-  "num_threads", "status",
+  "num_threads", "status", "mods",
 ] as const;
 
 export const ENTRY_IDS = { flash_attention: 1, flash_decoding: 2, buildBlockMask: 3, naive: 4 } as const;

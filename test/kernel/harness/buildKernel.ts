@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Expr } from "../../../src/ir/expr.js";
 import type { AttentionGraph, TensorDType } from "../../../src/ir/graph.js";
-import { renderKernel } from "../../../src/codegen/renderKernel.js";
+import { renderEngine, renderKernel, renderModLibrary } from "../../../src/codegen/renderKernel.js";
 
 const run = promisify(execFile);
 
@@ -52,11 +52,20 @@ function cacheDir(): string {
   return dir;
 }
 
-/** Compile C++ source into a shared library, content-addressed so reruns and parallel test files share it. */
-export async function compileShared(cpp: string, flags: string[] = NATIVE_FLAGS): Promise<string> {
+/**
+ * Compile C++ source into a shared library, content-addressed so reruns and parallel test files share it. A
+ * `prelude` the source includes is written beside it (the same text for every mod library, so one file serves all).
+ */
+export async function compileShared(cpp: string, flags: string[] = NATIVE_FLAGS, prelude?: { name: string; text: string }): Promise<string> {
   const argv = [...flags, ...COMMON_FLAGS];
-  const key = createHash("sha256").update(cpp).update("\0").update(argv.join(" ")).digest("hex").slice(0, 32);
-  const dir = cacheDir();
+  const key = createHash("sha256").update(cpp).update("\0").update(argv.join(" ")).update("\0").update(prelude?.text ?? "").digest("hex").slice(0, 32);
+  const dir = prelude ? join(cacheDir(), createHash("sha256").update(prelude.text).digest("hex").slice(0, 16)) : cacheDir();
+  if (prelude) {
+    mkdirSync(dir, { recursive: true });
+    const tmp = join(dir, `${prelude.name}.${process.pid}-${Math.random().toString(36).slice(2)}`);
+    writeFileSync(tmp, prelude.text);
+    renameSync(tmp, join(dir, prelude.name));
+  }
   const so = join(dir, `${key}.so`);
   if (existsSync(so)) return so;
   const tag = `${process.pid}-${Math.random().toString(36).slice(2)}`;
@@ -68,7 +77,21 @@ export async function compileShared(cpp: string, flags: string[] = NATIVE_FLAGS)
   return so;
 }
 
-/** Render and compile the kernel of a config with the given mods. */
-export async function buildKernel(c: KernelConfig, modsCpp: string, flags?: string[]): Promise<string> {
-  return compileShared(renderKernel(graphFor(c), modsCpp).cpp, flags);
+/** A built test kernel: one self-contained library, or an engine and a mod library built for it. */
+export type BuiltKernel = { selfContained: string } | { engine: string; mods: string; engineHash: string };
+
+/**
+ * Render and compile the kernel of a config with the given mods: as `--emit cpp` writes it, engine and mods in one
+ * source; or, with `split`, as `compile()` builds it, an engine per config and a mod library that the engine calls
+ * through md_args.mods. The test kernels' configs all differ, so the split would only add a build per kernel;
+ * flashAttention.test.ts runs its kernels split, the other files self-contained.
+ */
+export async function buildKernel(c: KernelConfig, modsCpp: string, flags?: string[], options: { split?: boolean } = {}): Promise<BuiltKernel> {
+  const graph = graphFor(c);
+  if (!options.split) return { selfContained: await compileShared(renderKernel(graph, modsCpp).cpp, flags) };
+  const engine = renderEngine(graph).cpp;
+  const engineHash = createHash("sha256").update(engine).digest("hex");
+  const mods = renderModLibrary(graph, modsCpp, engineHash);
+  const [enginePath, modsPath] = await Promise.all([compileShared(engine, flags), compileShared(mods.cpp, flags, mods.prelude)]);
+  return { engine: enginePath, mods: modsPath, engineHash };
 }

@@ -1,6 +1,6 @@
 import koffi from "koffi";
 import { MD_ARGS_FIELDS } from "../../../src/runtime/nativeLibrary.js";
-import type { KernelConfig } from "./buildKernel.js";
+import type { BuiltKernel, KernelConfig } from "./buildKernel.js";
 import { decode, type NativeData, type Problem } from "./problem.js";
 import type { BlockMaskArrays } from "./reference.js";
 
@@ -16,23 +16,49 @@ export interface KernelLibrary {
 }
 
 const libraries = new Map<string, KernelLibrary>();
+const ENGINE_ENTRIES = ["md_flash_attention", "md_flash_decoding", "md_naive_attention"] as const;
 
-export function openKernel(soPath: string): KernelLibrary {
-  let lib = libraries.get(soPath);
+/**
+ * Loads a built kernel. A split build calls the engine's entry points with `mods` = the mod library's
+ * `md_mods_table()` (after checking that the table names this engine), as the runtime does; a self-contained one
+ * ignores `mods`.
+ */
+export function openKernel(built: BuiltKernel): KernelLibrary {
+  const id = "selfContained" in built ? built.selfContained : `${built.engine}\0${built.mods}`;
+  let lib = libraries.get(id);
   if (!lib) {
-    const handle = koffi.load(soPath);
-    const version = handle.func("md_abi_version", "int32_t", []);
+    const engine = koffi.load("selfContained" in built ? built.selfContained : built.engine);
+    const mods = "selfContained" in built ? engine : koffi.load(built.mods);
+    const version = engine.func("md_abi_version", "int32_t", []);
+    const table = mods.func("md_mods_table", "const void *", [])() as unknown;
+    const engineHash = (koffi.decode(table, MD_MODS_HASH) as { engine_hash: string }).engine_hash;
+    if (engineHash !== ("selfContained" in built ? "" : built.engineHash)) throw new Error(`mod library built for engine ${engineHash}`);
     const entries = new Map<Entry, (a: Record<string, unknown>) => number>();
-    for (const e of ["md_flash_attention", "md_flash_decoding", "md_naive_attention", "md_build_block_mask"] as const)
-      entries.set(e, handle.func(e, "int32_t", [MD_ARGS_PTR]));
+    for (const e of ENGINE_ENTRIES) entries.set(e, engine.func(e, "int32_t", [MD_ARGS_PTR]));
+    entries.set("md_build_block_mask", mods.func("md_build_block_mask", "int32_t", [MD_ARGS_PTR]));
     lib = {
       abiVersion: () => version() as number,
-      call: (entry, args) => entries.get(entry)!(args),
+      call: (entry, args) => {
+        args.mods = table;
+        return entries.get(entry)!(args);
+      },
     };
-    libraries.set(soPath, lib);
+    libraries.set(id, lib);
   }
   return lib;
 }
+
+/** The head of `md_mods` up to `engine_hash` (docs/abi.md). */
+const MD_MODS_HASH = koffi.struct({
+  abi_version: "int32_t",
+  num_buffers: "int32_t",
+  scale: "float",
+  flags: "int32_t",
+  score_row: "void *",
+  score_mask_row: "void *",
+  mask_row: "void *",
+  engine_hash: "const char *",
+});
 
 /** md_args for a problem, every field set (zeros / NULL where unused). */
 export function argsFor(p: Problem, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -62,6 +88,7 @@ export function argsFor(p: Problem, extra: Record<string, unknown> = {}): Record
     partition_size: 0,
     num_threads: 0,
     status: 0,
+    mods: null,
     ...extra,
   };
 }

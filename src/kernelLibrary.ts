@@ -1,0 +1,55 @@
+/**
+ * The libraries behind a kernel. What depends only on the configuration (dtype, heads, head dims, block, tile and
+ * page sizes; the ISA through -march=native) is the engine, built once per configuration and cached; what depends on
+ * the graph (score_mod, mask_mod, the scale, the buffers) is a small mod library built for that engine. The runtime
+ * loads both and passes the mod library's table to the engine on every call (docs/abi.md).
+ */
+import { renderEngine, renderModLibrary } from "./codegen/renderKernel.js";
+import { renderModsCode } from "./codegen/renderMods.js";
+import { type CompiledLibrary, type CompileOptions, compileSource, sha256 } from "./compile/index.js";
+import type { AttentionGraph } from "./ir/graph.js";
+import { type NativeLibrary, openSplitLibrary } from "./runtime/nativeLibrary.js";
+
+/** The two cached libraries of a kernel; `key`, `soPath` and `sourcePath` are the mod library's. */
+export interface KernelLibrary extends CompiledLibrary {
+  engine: CompiledLibrary;
+  mods: CompiledLibrary;
+  /** sha256 of the engine's source, which the mod library names in `md_mods.engine_hash`. */
+  engineHash: string;
+}
+
+/**
+ * Renders, builds (or finds in the cache) and loads the engine and the mod library of a graph. The mod library needs
+ * only the engine's source hash, so on a cold configuration both compile at once; a cached engine leaves only the
+ * mod library to build. A cached mod library that names another engine is rebuilt (`compileSource` checks it).
+ */
+export async function buildKernelLibrary(graph: AttentionGraph, options: CompileOptions = {}): Promise<{ library: KernelLibrary; native: NativeLibrary }> {
+  const started = performance.now();
+  const engineSource = renderEngine(graph);
+  const engineHash = sha256(engineSource.cpp);
+  const modsSource = renderModLibrary(graph, renderModsCode(graph), engineHash);
+  // Both settle before a failure is reported, so no build of this call is still running when the caller hears of it.
+  const [engineBuild, modsBuild] = await Promise.allSettled([
+    compileSource(engineSource.cpp, { ...options, header: engineSource.header }),
+    compileSource(modsSource.cpp, { ...options, header: modsSource.header, prelude: modsSource.prelude, requires: [engineHash] }),
+  ]);
+  if (engineBuild.status === "rejected") throw engineBuild.reason;
+  if (modsBuild.status === "rejected") throw modsBuild.reason;
+  const [engine, mods] = [engineBuild.value, modsBuild.value];
+  const native = openSplitLibrary(engine.soPath, mods.soPath, engineHash);
+  const library: KernelLibrary = {
+    ...mods,
+    fromCache: worst(engine.fromCache, mods.fromCache),
+    compileMs: performance.now() - started,
+    engine,
+    mods,
+    engineHash,
+  };
+  return { library, native };
+}
+
+/** "compiled" if either library was, else "disk" if either came from disk, else "memory". */
+function worst(a: CompiledLibrary["fromCache"], b: CompiledLibrary["fromCache"]): CompiledLibrary["fromCache"] {
+  const order = ["memory", "disk", "compiled"] as const;
+  return order[Math.max(order.indexOf(a), order.indexOf(b))];
+}

@@ -1,0 +1,57 @@
+/*
+ * md_base.h: what every part of a generated kernel library needs, the engine and the mods alike: standard headers,
+ * the dtype codes, integer helpers, OpenMP threads and per-thread scratch. Compiles on its own
+ * (g++ -std=gnu++17 -fsyntax-only md_base.h). Generated sources paste it, so they need no include path.
+ */
+#ifndef MD_BASE_H
+#define MD_BASE_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define MD_INLINE static inline __attribute__((always_inline))
+
+/* Element types of query/key/value; bf16 and fp16 travel as uint16_t bit patterns. */
+enum md_dtype { MD_FLOAT32 = 0, MD_BFLOAT16 = 1, MD_FLOAT16 = 2 };
+
+MD_INLINE constexpr int64_t md_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+MD_INLINE constexpr int64_t md_min(int64_t a, int64_t b) { return a < b ? a : b; }
+MD_INLINE constexpr int64_t md_max(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Scratch: one allocation per call, carved into per-thread slices aligned to 64 bytes (no false sharing). */
+MD_INLINE int64_t md_threads_for(int32_t requested) {
+#ifdef _OPENMP
+  return requested > 0 ? requested : omp_get_max_threads();
+#else
+  (void)requested;
+  return 1;
+#endif
+}
+
+MD_INLINE int md_thread_id(void) {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+MD_INLINE float* md_scratch_alloc(int64_t threads, int64_t floats_per_thread) {
+  const size_t bytes = (size_t)threads * (size_t)md_round_up(floats_per_thread, 16) * sizeof(float);
+  return (float*)aligned_alloc(64, md_round_up((int64_t)bytes, 64));
+}
+
+MD_INLINE float* md_scratch_slice(float* base, int64_t floats_per_thread, int thread) {
+  return base + (int64_t)thread * md_round_up(floats_per_thread, 16);
+}
+
+#endif /* MD_BASE_H */
