@@ -12,7 +12,7 @@ import type { AttentionGraph } from "./ir/graph.js";
 import { parseSpec } from "./ir/spec.js";
 import { Kernel } from "./kernel.js";
 import { buildKernelLibrary } from "./kernelLibrary.js";
-import { loadTunedVariants } from "./tunedVariants.js";
+import { loadTunedVariants } from "./tune/tunedVariants.js";
 
 /**
  * The C++ of a graph as one self-contained source exporting the C ABI of docs/abi.md, and its header: engine and

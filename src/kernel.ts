@@ -13,7 +13,7 @@ import { selectTemplate } from "./select/selectTemplate.js";
 import { BlockMaskCache } from "./blockMaskCache.js";
 import { describeChoice } from "./select/describeChoice.js";
 import type { TunedChoice } from "./select/tunedChoice.js";
-import type { KernelVariant, TunedVariants } from "./tunedVariants.js";
+import type { KernelVariant, TunedVariants } from "./tune/tunedVariants.js";
 import type { KernelLibrary } from "./kernelLibrary.js";
 
 export interface RunOptions {

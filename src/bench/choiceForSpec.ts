@@ -3,7 +3,7 @@ import type { AttentionGraph } from "../ir/graph.js";
 import type { CallFeatures, Choice } from "../select/features.js";
 import { selectTemplate } from "../select/selectTemplate.js";
 import { shapeBucket } from "../select/tunedChoice.js";
-import { readTunedChoices } from "./tuningStore.js";
+import { readTunedChoices } from "../tune/tuningStore.js";
 
 /**
  * The decision a compiled kernel of `graph` makes for a call of the given shapes on this machine, without

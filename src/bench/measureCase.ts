@@ -6,7 +6,7 @@ import { compile, generate } from "../index.js";
 import { parseSpec } from "../ir/spec.js";
 import type { Kernel, RunOptions } from "../kernel.js";
 import type { KernelInputs } from "../runtime/validateInputs.js";
-import { withBlockSize } from "../tunedVariants.js";
+import { withBlockSize } from "../tune/tunedVariants.js";
 import type { CaseRequest, CaseResult, KernelCaseRequest, ResultOf, VariantRequest, VariantResult } from "./benchCase.js";
 import { benchInputs } from "./benchInputs.js";
 import { timeInterleaved } from "./timeInterleaved.js";

@@ -7,7 +7,7 @@ import { defaultCacheDir } from "../compile/index.js";
 import { withLock } from "../compile/lock.js";
 import { usableCacheDir } from "../compile/usableCacheDir.js";
 import { figure } from "./formatProbe.js";
-import { identityHash, machineIdentity } from "./machineIdentity.js";
+import { identityHash, machineIdentity } from "../tune/machineIdentity.js";
 import { measureSteadily } from "./measureSteadily.js";
 import { type MachineProbe, type ProbeMode, readCachedProbe, writeCachedProbe } from "./probeCache.js";
 import { ProbeError } from "./probeError.js";

@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { z } from "zod";
-import type { MachineIdentity } from "./machineIdentity.js";
+import type { MachineIdentity } from "../tune/machineIdentity.js";
 
 /** Bumped when the measurement changes meaning, so figures of an older probe are measured again. */
 export const PROBE_FORMAT_VERSION = 1;

@@ -11,7 +11,7 @@ import type { BenchContext } from "./benchContext.js";
 import { type BenchResults, type MachineSummary, type SuiteName, emptyResults, writeResults } from "./benchResults.js";
 import { formatDecode, runDecode } from "./decodeSuite.js";
 import { figure } from "./formatProbe.js";
-import { machineIdentity } from "./machineIdentity.js";
+import { machineIdentity } from "../tune/machineIdentity.js";
 import { formatOverhead, runOverhead } from "./overheadSuite.js";
 import { writePlot } from "./plotResults.js";
 import { formatPrefill, runPrefill } from "./prefillSuite.js";

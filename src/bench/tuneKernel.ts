@@ -1,7 +1,7 @@
 /**
  * `minductor tune`: measures the candidate block sizes (compile-time: one library per pair), templates, partition
  * sizes and thread counts for one call and returns the fastest, with the heuristic's choice measured alongside.
- * Storing the result is the caller's decision (see tuningStore.ts).
+ * Storing the result is the caller's decision (see src/tune/tuningStore.ts).
  */
 import { compile } from "../index.js";
 import type { AttentionGraph, TemplateName } from "../ir/graph.js";
@@ -11,7 +11,7 @@ import type { Choice } from "../select/features.js";
 import { callFeatures } from "../select/features.js";
 import { DECODE_MAX_Q_LEN } from "../select/selectTemplate.js";
 import { type TunedChoice, shapeBucket } from "../select/tunedChoice.js";
-import { withBlockSize } from "../tunedVariants.js";
+import { withBlockSize } from "../tune/tunedVariants.js";
 import { type BenchCall, benchInputs } from "./benchInputs.js";
 import { BenchError } from "./benchError.js";
 import { timeInterleaved } from "./timeInterleaved.js";

@@ -1,3 +1,4 @@
+/** The machine a measurement belongs to (cpu, cores, ISA, OMP_NUM_THREADS): probe figures and tuned choices are kept per identity. */
 import { createHash } from "node:crypto";
 import { availableParallelism, cpus } from "node:os";
 import { compilerInfo } from "../compile/index.js";

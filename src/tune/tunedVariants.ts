@@ -1,12 +1,12 @@
-import { BlockMaskCache } from "./blockMaskCache.js";
-import { readTunedChoices } from "./bench/tuningStore.js";
-import { renderKernel } from "./codegen/renderKernel.js";
-import { renderMods } from "./codegen/renderMods.js";
-import { type CompileOptions, compileSource } from "./compile/index.js";
-import type { AttentionGraph } from "./ir/graph.js";
-import { type NativeLibrary, openLibrary } from "./runtime/nativeLibrary.js";
-import type { CallFeatures } from "./select/features.js";
-import { type TunedChoice, shapeBucket } from "./select/tunedChoice.js";
+/** The tuned choices of a kernel at run time: the stored choices of its graph and the variant libraries they run on. */
+import { BlockMaskCache } from "../blockMaskCache.js";
+import type { CompileOptions } from "../compile/index.js";
+import type { AttentionGraph } from "../ir/graph.js";
+import { buildKernelLibrary } from "../kernelLibrary.js";
+import type { NativeLibrary } from "../runtime/nativeLibrary.js";
+import type { CallFeatures } from "../select/features.js";
+import { type TunedChoice, shapeBucket } from "../select/tunedChoice.js";
+import { readTunedChoices } from "./tuningStore.js";
 
 export const TUNED_VARIANT_WARNING_CODE = "MINDUCTOR_TUNED_VARIANT";
 
@@ -76,9 +76,8 @@ export async function loadTunedVariants(graph: AttentionGraph, options: CompileO
   return entries.flat().length === 0 ? undefined : new TunedVariants(new Map(entries.flat()));
 }
 
+/** A variant with other block sizes is another configuration: its own engine, and a mod library built for it. */
 async function compileVariant(graph: AttentionGraph, options: CompileOptions): Promise<KernelVariant> {
-  const { cpp, header } = renderKernel(graph, renderMods(graph));
-  const library = await compileSource(cpp, { ...options, header });
-  const native = openLibrary(library.soPath);
+  const { native } = await buildKernelLibrary(graph, options);
   return { graph, native, masks: new BlockMaskCache(graph, native) };
 }

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type MachineProbe, formatProbe, probeMachine } from "../../src/bench/probe.js";
-import { type MachineIdentity, identityHash, isaOf, machineIdentity } from "../../src/bench/machineIdentity.js";
+import { type MachineIdentity, identityHash, isaOf, machineIdentity } from "../../src/tune/machineIdentity.js";
 import { isUndisturbed } from "../../src/bench/measureSteadily.js";
 import { PROBE_FORMAT_VERSION, readCachedProbe, writeCachedProbe } from "../../src/bench/probeCache.js";
 import type { ProbeMeasurement } from "../../src/bench/probeLibrary.js";

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isaOf } from "../../src/bench/machineIdentity.js";
+import { isaOf } from "../../src/tune/machineIdentity.js";
 import { QUICK_SETTINGS, compileProbe, measureWithLibrary } from "../../src/bench/probeLibrary.js";
 import { templatesDir } from "../../src/codegen/templatesDir.js";
 import { compilerInfo } from "../../src/compile/index.js";

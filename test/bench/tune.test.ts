@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tuneKernel } from "../../src/bench/tuneKernel.js";
-import { readTunedChoices, storeTunedChoice } from "../../src/bench/tuningStore.js";
+import { readTunedChoices, storeTunedChoice } from "../../src/tune/tuningStore.js";
 import { main } from "../../src/cli/main.js";
 import { compile, defaultThreads } from "../../src/index.js";
 import { generateInputs } from "../../src/io/generateInputs.js";
@@ -12,7 +12,7 @@ import { compareOutputs, TOLERANCE } from "../../src/reference/compareOutputs.js
 import { referenceAttention } from "../../src/reference/referenceAttention.js";
 import { toFloat64 } from "../../src/runtime/tensor.js";
 import type { TunedChoice } from "../../src/select/tunedChoice.js";
-import { TUNED_VARIANT_WARNING_CODE } from "../../src/tunedVariants.js";
+import { TUNED_VARIANT_WARNING_CODE } from "../../src/tune/tunedVariants.js";
 
 /*
  * Tuned choices are stored per cache dir, so every test here uses a private one: a store in the shared test cache

@@ -2,13 +2,13 @@ import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readTunedChoices, storeTunedChoice, tuningKey, tuningStorePath } from "../../src/bench/tuningStore.js";
+import { readTunedChoices, storeTunedChoice, tuningKey, tuningStorePath } from "../../src/tune/tuningStore.js";
 import { parseSpec } from "../../src/ir/spec.js";
 import { describeChoice } from "../../src/select/describeChoice.js";
 import { callFeatures } from "../../src/select/features.js";
 import { selectTemplate } from "../../src/select/selectTemplate.js";
 import { type TunedChoice, shapeBucket } from "../../src/select/tunedChoice.js";
-import { withBlockSize } from "../../src/tunedVariants.js";
+import { withBlockSize } from "../../src/tune/tunedVariants.js";
 
 const spec = {
   name: "tune_store",

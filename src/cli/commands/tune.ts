@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { formatTable, ms } from "../../bench/formatTable.js";
 import { type Trial, tuneKernel } from "../../bench/tuneKernel.js";
-import { storeTunedChoice } from "../../bench/tuningStore.js";
+import { storeTunedChoice } from "../../tune/tuningStore.js";
 import { specFeatures } from "../../kernel.js";
 import { UserError } from "../errors.js";
 import { type CliIO, printJson } from "../io.js";
