@@ -16,6 +16,7 @@ import {
 import { CacheLockTimeoutError } from "./errors.js";
 import { isStaleLock, withLock } from "./lock.js";
 import { defaultCacheDir } from "./options.js";
+import { pchRoot } from "./precompiledHeader.js";
 import { isProcessAlive } from "./processAlive.js";
 
 export interface CacheEntrySummary {
@@ -48,8 +49,8 @@ export async function listCache(dir: string = defaultCacheDir()): Promise<CacheE
 }
 
 /**
- * Removes every entry, kept failed sources, abandoned temp builds and stale locks; returns how many published
- * entries went. Builds and locks of live processes are left alone so a concurrent compile still finishes.
+ * Removes every entry, kept failed sources, abandoned temp builds, stale locks and precompiled preludes; returns
+ * how many published entries went. Builds and locks of live processes are left alone so a concurrent compile still finishes.
  */
 export async function clearCache(dir: string = defaultCacheDir()): Promise<number> {
   let removed = 0;
@@ -68,6 +69,7 @@ export async function clearCache(dir: string = defaultCacheDir()): Promise<numbe
     if (pid === undefined || !isProcessAlive(pid)) await rm(join(tempRoot(dir), name), { recursive: true, force: true });
   }
   await rm(failedDir(dir), { recursive: true, force: true });
+  await rm(pchRoot(dir), { recursive: true, force: true });
   return removed;
 }
 
@@ -80,6 +82,8 @@ export interface PruneResult {
   removed: CacheEntrySummary[];
   /** Entries that were due to go but stayed because a live process is building or has loaded them. */
   kept: Array<CacheEntrySummary & { reason: string }>;
+  /** Precompiled preludes removed (they go first: large, and rebuilt in about a second when next needed). */
+  precompiledRemoved: { count: number; bytes: number };
 }
 
 /**
@@ -94,12 +98,21 @@ export async function pruneCache(maxBytes: number, dir: string = defaultCacheDir
   const entries = (await listCache(dir)).sort(
     (a, b) => a.lastUsed.getTime() - b.lastUsed.getTime() || a.key.localeCompare(b.key),
   );
-  const bytesBefore = entries.reduce((sum, e) => sum + e.bytes, 0);
-  const result: PruneResult = { maxBytes, bytesBefore, bytesAfter: bytesBefore, removed: [], kept: [] };
+  const precompiled = await precompiledDirs(dir);
+  const bytesBefore = entries.reduce((sum, e) => sum + e.bytes, 0) + precompiled.reduce((sum, p) => sum + p.bytes, 0);
+  const result: PruneResult = { maxBytes, bytesBefore, bytesAfter: bytesBefore, removed: [], kept: [], precompiledRemoved: { count: 0, bytes: 0 } };
   if (bytesBefore <= maxBytes) return result;
 
   // discardDir moves an entry into tmp/ first, so no reader ever sees half of one.
   await mkdir(tempRoot(dir), { recursive: true });
+  // A build that borrowed a .gch holds its own link to it, so removing the directory never breaks a build.
+  for (const p of precompiled) {
+    if (result.bytesAfter <= maxBytes) break;
+    await discardDir(dir, p.path);
+    result.precompiledRemoved.count++;
+    result.precompiledRemoved.bytes += p.bytes;
+    result.bytesAfter -= p.bytes;
+  }
   const mapped = await mappedFiles();
   const needed = await neededByLoaded(dir, entries, mapped);
   for (const entry of entries) {
@@ -119,6 +132,18 @@ export async function pruneCache(maxBytes: number, dir: string = defaultCacheDir
     }
   }
   return result;
+}
+
+/** The precompiled prelude directories (`pch/<key>/`) with their sizes. */
+async function precompiledDirs(dir: string): Promise<Array<{ path: string; bytes: number }>> {
+  const found: Array<{ path: string; bytes: number }> = [];
+  for (const key of await namesIn(pchRoot(dir), KEY_PATTERN)) {
+    const path = join(pchRoot(dir), key);
+    let bytes = 0;
+    for (const file of await readdir(path).catch(() => [])) bytes += (await statOrUndefined(join(path, file)))?.size ?? 0;
+    found.push({ path, bytes });
+  }
+  return found;
 }
 
 /**

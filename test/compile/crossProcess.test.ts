@@ -29,8 +29,8 @@ beforeEach(async () => {
 });
 afterEach(() => cleanup());
 
-function child(source: string, env: Record<string, string> = {}) {
-  return execa(process.execPath, [join(buildDir, "child.mjs"), moduleUrl, cacheDir, cxx, source], { env });
+function child(source: string, env: Record<string, string> = {}, prelude?: { name: string; text: string }) {
+  return execa(process.execPath, [join(buildDir, "child.mjs"), moduleUrl, cacheDir, cxx, source, ...(prelude ? [JSON.stringify(prelude)] : [])], { env });
 }
 
 async function builds(countFile: string): Promise<number> {
@@ -94,5 +94,35 @@ describe("the disk cache across processes", () => {
 
     expect(await clearCache(cacheDir)).toBe(1);
     expect(await readdir(join(cacheDir, "tmp"))).toEqual([]);
+  });
+
+  // A mod library's kind of entry: its source includes a prelude that is precompiled first, into pch/.
+  it("leaves nothing loadable when a build with a prelude is killed, in the precompilation or after it", async () => {
+    const prelude = { name: "answer_prelude.h", text: "static inline int md_prelude_answer(int x) { return x; }\n" };
+    const withPrelude = (value: number) => `#include "answer_prelude.h"\nextern "C" int md_answer() { return md_prelude_answer(${value}); }\n`;
+    const kill = async (value: number, hangFile: string) => {
+      const before = (await listCache(cacheDir)).map((e) => e.key);
+      const doomed = child(withPrelude(value), { MD_TEST_HANG: hangFile }, prelude);
+      process.kill(Number(await waitForFile(hangFile, 30_000)), "SIGKILL");
+      doomed.kill("SIGKILL");
+      await doomed.catch(() => undefined);
+      expect((await listCache(cacheDir)).map((e) => e.key)).toEqual(before);
+    };
+    // No .gch yet: the first compiler run is the precompilation, and it dies. No precompiled header is published.
+    await kill(44, join(root, "hang-pch"));
+    expect((await readdir(join(cacheDir, "pch")).catch(() => [])).length).toBe(0);
+
+    // Another source with the same prelude precompiles it; then a build that uses it dies.
+    const other = await compileSource(withPrelude(45), { cacheDir, cxx, prelude });
+    expect(callAnswer(other.soPath)).toBe(45);
+    await kill(44, join(root, "hang-library"));
+    expect(await readdir(join(cacheDir, "pch"))).toHaveLength(1);
+
+    _resetMemoryCacheForTests();
+    const library = await compileSource(withPrelude(44), { cacheDir, cxx, prelude });
+    expect(library.fromCache).toBe("compiled");
+    expect(callAnswer(library.soPath)).toBe(44);
+    // The entry keeps the prelude beside its source, so the source builds from there alone.
+    expect(await readFile(join(library.sourcePath, "..", prelude.name), "utf8")).toBe(prelude.text);
   });
 });

@@ -55,8 +55,8 @@ exec g++ "$@"
 /**
  * The compile stage as plain JavaScript for child processes, built once from the current sources into a private
  * dir inside the checkout (so `execa` resolves from the project's node_modules, and a stale or missing dist/
- * cannot decide a test), plus `child.mjs`: `node child.mjs <moduleUrl> <cacheDir> <cxx> <source>` compiles and
- * prints the CompiledLibrary as JSON. Remove `buildDir` when done.
+ * cannot decide a test), plus `child.mjs`: `node child.mjs <moduleUrl> <cacheDir> <cxx> <source> [<prelude JSON>]`
+ * compiles and prints the CompiledLibrary as JSON. Remove `buildDir` when done.
  */
 export async function buildCompileStageForChildren(tag: string): Promise<{ buildDir: string; moduleUrl: string }> {
   const repoRoot = join(import.meta.dirname, "..", "..");
@@ -71,9 +71,9 @@ export async function buildCompileStageForChildren(tag: string): Promise<{ build
   await execa(join(repoRoot, "node_modules", ".bin", "tsc"), ["-p", join(buildDir, "tsconfig.json")]);
   await writeFile(
     join(buildDir, "child.mjs"),
-    `const [moduleUrl, cacheDir, cxx, source] = process.argv.slice(2);
+    `const [moduleUrl, cacheDir, cxx, source, prelude] = process.argv.slice(2);
 const { compileSource } = await import(moduleUrl);
-process.stdout.write(JSON.stringify(await compileSource(source, { cacheDir, cxx })));
+process.stdout.write(JSON.stringify(await compileSource(source, { cacheDir, cxx, prelude: prelude ? JSON.parse(prelude) : undefined })));
 `,
   );
   return { buildDir, moduleUrl: pathToFileURL(join(buildDir, "out", "compile", "index.js")).href };

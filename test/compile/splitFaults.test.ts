@@ -1,4 +1,4 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, readdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { execa } from "execa";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
@@ -112,6 +112,8 @@ describe.skipIf(process.platform !== "linux")("cache prune and the split", () =>
       expect(await main(["node", "minductor", "cache", "prune", "--max-size", "0"], { out: (s) => void (stdout += s), err: () => {}, interactive: false })).toBe(0);
       const left = (await listCache(cacheDir)).map((e) => e.key).sort();
       expect(left).toEqual([engine.key, mods.key].sort());
+      // The precompiled prelude goes first: it is rebuilt in a second when next needed.
+      expect(await readdir(join(cacheDir, "pch"))).toEqual([]);
       expect(stdout).toMatch(new RegExp(`kept +${engine.key} .*engine of mod library ${mods.key.slice(0, 12)}, loaded by live process ${holder.pid}`));
     } finally {
       holder.kill("SIGKILL");

@@ -1,7 +1,8 @@
 import { copyFileSync, writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { renderHarness } from "../../codegen/renderHarness.js";
-import { compile, generate } from "../../index.js";
+import { compileSource } from "../../compile/index.js";
+import { generate } from "../../index.js";
 import { describeGraph } from "../../ir/describeGraph.js";
 import { UserError } from "../errors.js";
 import { type CliIO, printJson } from "../io.js";
@@ -47,10 +48,13 @@ export function registerCompile(program: Command, io: CliIO): void {
         } else io.out(cpp);
         return;
       }
-      const kernel = await withProgress(io, `compiling ${graph.name}`, () => compile(graph));
+      // One self-contained library (engine and mods, every entry point), as an embedding engine wants it; the
+      // split libraries that compile() caches need each other and the runtime to pair them.
+      const { cpp, header } = generate(graph);
+      const library = await withProgress(io, `compiling ${graph.name}`, () => compileSource(cpp, { header }));
       const target = opts.output ?? `${graph.name}.so`;
-      copyFileSync(kernel.library.soPath, target);
-      const summary = { so: target, cacheKey: kernel.library.key, fromCache: kernel.library.fromCache, compileMs: Math.round(kernel.library.compileMs) };
+      copyFileSync(library.soPath, target);
+      const summary = { so: target, cacheKey: library.key, fromCache: library.fromCache, compileMs: Math.round(library.compileMs) };
       if (opts.json) printJson(io, summary);
       else io.out(`wrote ${target} (${summary.fromCache === "compiled" ? `compiled in ${summary.compileMs} ms` : `from the ${summary.fromCache} cache`})\n`);
     });
