@@ -30,8 +30,8 @@ type SpecLike = AttentionGraph | string | object;
  * first. Choices `minductor tune` stored for this graph on this machine are loaded too (with their block-size
  * variants) unless `tuning` is false. Given several specs, builds them together, up to one compiler per core.
  */
-export async function compile(spec: SpecLike, options?: CompileOptions & { tuning?: boolean }): Promise<Kernel>;
 export async function compile(specs: readonly SpecLike[], options?: CompileOptions & { tuning?: boolean }): Promise<Kernel[]>;
+export async function compile(spec: SpecLike, options?: CompileOptions & { tuning?: boolean }): Promise<Kernel>;
 export async function compile(spec: SpecLike | readonly SpecLike[], options: CompileOptions & { tuning?: boolean } = {}): Promise<Kernel | Kernel[]> {
   if (Array.isArray(spec)) {
     // Parse every spec first, so a bad one fails before any compiler starts.

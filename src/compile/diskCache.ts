@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { CACHE_FORMAT_VERSION, sha256 } from "./cacheKey.js";
@@ -34,13 +35,15 @@ export type EntryState =
 
 /**
  * Reads an entry and checks every file against the manifest and the manifest against what was asked for.
- * A truncated or edited .so, source or header makes the entry corrupt, never half-trusted.
+ * A truncated or edited .so, source or header makes the entry corrupt, never half-trusted. The reads are
+ * synchronous: a cache hit reads a few files of a few hundred KB, and in a fresh process the thread-pool round
+ * trips of the promise API cost more than the reads themselves.
  */
 export async function inspectEntry(cacheDir: string, wanted: EntryContents): Promise<EntryState> {
   const dir = entryDir(cacheDir, wanted.key);
   let manifestText: string;
   try {
-    manifestText = await readFile(`${dir}/${MANIFEST_FILE}`, "utf8");
+    manifestText = readFileSync(`${dir}/${MANIFEST_FILE}`, "utf8");
   } catch (error) {
     if (isMissing(error)) return (await exists(dir)) ? { status: "corrupt", reason: "no manifest" } : { status: "absent" };
     throw error;
@@ -60,19 +63,28 @@ export async function inspectEntry(cacheDir: string, wanted: EntryContents): Pro
     ...(wanted.prelude ? { [wanted.prelude.name]: sha256(wanted.prelude.text) } : {}),
     [LIBRARY_FILE]: manifest.checksums?.[LIBRARY_FILE],
   };
+  let library: Buffer | undefined;
   for (const [file, checksum] of Object.entries(expected)) {
     if (checksum === undefined) continue;
     if (manifest.checksums?.[file] !== checksum) return { status: "corrupt", reason: `manifest checksum of ${file} differs` };
-    const actual = await fileChecksum(`${dir}/${file}`);
+    const bytes = readOrUndefined(`${dir}/${file}`);
+    if (file === LIBRARY_FILE) library = bytes;
+    const actual = bytes === undefined ? undefined : sha256(bytes);
     if (actual !== checksum) return { status: "corrupt", reason: `${file} ${actual === undefined ? "is missing" : "was altered"}` };
   }
-  if (expected[LIBRARY_FILE] === undefined) return { status: "corrupt", reason: `manifest has no checksum of ${LIBRARY_FILE}` };
-  if (wanted.requires?.length) {
-    const library = await readFile(`${dir}/${LIBRARY_FILE}`);
-    const missing = wanted.requires.find((hash) => !library.includes(hash));
-    if (missing !== undefined) return { status: "corrupt", reason: `${LIBRARY_FILE} was built against another engine than ${missing.slice(0, 12)}` };
-  }
+  if (library === undefined) return { status: "corrupt", reason: `manifest has no checksum of ${LIBRARY_FILE}` };
+  const missing = wanted.requires?.find((hash) => !library.includes(hash));
+  if (missing !== undefined) return { status: "corrupt", reason: `${LIBRARY_FILE} was built against another engine than ${missing.slice(0, 12)}` };
   return { status: "valid", dir, manifest };
+}
+
+function readOrUndefined(path: string): Buffer | undefined {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
+  }
 }
 
 export type PublishOutcome = "ours" | "theirs";

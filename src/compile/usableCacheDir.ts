@@ -1,5 +1,4 @@
-import { constants } from "node:fs";
-import { access, lstat, mkdir } from "node:fs/promises";
+import { accessSync, constants, lstatSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { tempRoot } from "./entryLayout.js";
@@ -58,15 +57,16 @@ async function resolveCacheDir(requested: string): Promise<string> {
   }
 }
 
+/* Synchronous, as the cache-hit path is: a few metadata calls, cheaper than thread-pool round trips. */
 async function ensureWritable(dir: string): Promise<void> {
-  await mkdir(tempRoot(dir), { recursive: true, mode: 0o700 });
-  await access(dir, constants.W_OK | constants.X_OK);
-  await access(tempRoot(dir), constants.W_OK | constants.X_OK);
+  mkdirSync(tempRoot(dir), { recursive: true, mode: 0o700 });
+  accessSync(dir, constants.W_OK | constants.X_OK);
+  accessSync(tempRoot(dir), constants.W_OK | constants.X_OK);
 }
 
 /** The shared temp dir is writable by everyone: refuse a fallback someone else planted, or we would load their .so. */
 async function ensurePrivate(dir: string): Promise<void> {
-  const info = await lstat(dir);
+  const info = lstatSync(dir);
   const uid = process.getuid?.();
   if (!info.isDirectory() || (uid !== undefined && info.uid !== uid) || (info.mode & 0o022) !== 0) {
     throw new Error(`'${dir}' is not a private directory owned by this user`);
