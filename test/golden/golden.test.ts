@@ -43,6 +43,42 @@ describe("minductor golden check catches a changed mod", () => {
     expect(await main(["node", "minductor", "golden", "check", dir], quiet)).toBe(0);
   });
 
+  it("an engine change is reported once, by its hash, apart from the specs' own C++", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "minductor-golden-"));
+    for (const spec of ["alibi", "identity"]) cpSync(join(root, "examples", "specs", `${spec}.json`), join(dir, `${spec}.json`));
+    await goldenUpdate(dir);
+    // Both specs share one configuration, so one engine: pretend they were checked against another one.
+    const other = "ab".repeat(32);
+    const stored = readFileSync(join(dir, "__golden__", "alibi.engine"), "utf8").match(/^[0-9a-f]{64}$/m)![0];
+    for (const spec of ["alibi", "identity"]) writeFileSync(join(dir, "__golden__", `${spec}.engine`), `# edited\n${other}\n`);
+    const results = await goldenCheck(dir);
+    expect(results.map((r) => [r.status, r.sourceDiff, r.engineChange])).toEqual([
+      ["engine-changed", undefined, { stored: other.slice(0, 12), now: stored.slice(0, 12) }],
+      ["engine-changed", undefined, { stored: other.slice(0, 12), now: stored.slice(0, 12) }],
+    ]);
+
+    let stdout = "";
+    let stderr = "";
+    const code = await main(["node", "minductor", "golden", "check", dir], { out: (s) => void (stdout += s), err: (s) => void (stderr += s), interactive: false });
+    expect(code).toBe(1);
+    const engineLines = stdout.split("\n").filter((l) => l.startsWith("engine changed"));
+    expect(engineLines).toEqual([expect.stringContaining(`${other.slice(0, 12)} -> ${stored.slice(0, 12)}`)]);
+    expect(engineLines[0]).toContain("run by alibi, identity");
+    expect(stderr).toContain("2 of 2 golden snapshot(s) differ: alibi (engine-changed), identity (engine-changed)");
+    expect(await main(["node", "minductor", "golden", "update", dir], quiet)).toBe(0);
+    expect(await main(["node", "minductor", "golden", "check", dir], quiet)).toBe(0);
+  });
+
+  it("stores only what depends on the spec: no pasted runtime header, no engine hash", () => {
+    const cpp = readFileSync(join(root, "test", "golden", "alibi.cpp"), "utf8");
+    expect(cpp.length).toBeLessThan(20_000);
+    expect(cpp).not.toMatch(/[0-9a-f]{64}/);
+    expect(cpp).not.toContain("md_flash_attention_task");
+    expect(cpp).not.toContain("namespace mdm");
+    expect(cpp).toContain('#include "md_mods_prelude.h"');
+    expect(readFileSync(join(root, "test", "golden", "alibi.engine"), "utf8")).toMatch(/^[0-9a-f]{64}$/m);
+  });
+
   it("a spec without snapshots is reported missing", async () => {
     const dir = mkdtempSync(join(tmpdir(), "minductor-golden-"));
     cpSync(join(root, "examples", "specs", "causal.json"), join(dir, "causal.json"));

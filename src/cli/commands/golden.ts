@@ -27,12 +27,28 @@ export function registerGolden(program: Command, io: CliIO): void {
     .action(async (dir: string, f: GoldenFlags) => {
       const results = await withProgress(io, "checking golden outputs", () => goldenCheck(dir, { goldenDir: f.goldenDir, seed: intOption("--seed", f.seed, 0) }));
       if (f.json) printJson(io, results);
-      else io.out(results.map(formatCase).join(""));
+      else io.out(results.map(formatCase).join("") + formatEngineChanges(results));
       const bad = results.filter((r) => r.status !== "ok");
       if (bad.length > 0) {
         throw new UserError(`${bad.length} of ${results.length} golden snapshot(s) differ: ${bad.map((r) => `${r.spec} (${r.status})`).join(", ")}`, "if the change is intended, run `minductor golden update` and commit the snapshots");
       }
     });
+}
+
+/**
+ * One line per distinct engine change: when the engine changes, every spec of its configuration reports it, but it
+ * is one change with one cause (the templates or the runtime headers), not the specs' own.
+ */
+function formatEngineChanges(results: GoldenCaseResult[]): string {
+  const changes = new Map<string, string[]>();
+  for (const r of results) {
+    if (!r.engineChange) continue;
+    const id = `${r.engineChange.stored} -> ${r.engineChange.now}`;
+    changes.set(id, [...(changes.get(id) ?? []), r.spec]);
+  }
+  return [...changes]
+    .map(([id, specs]) => `engine changed ${id} (the engine source, not the specs' mods; run by ${specs.join(", ")}): check the outputs above, then \`minductor golden update\`\n`)
+    .join("");
 }
 
 function formatCase(r: GoldenCaseResult): string {
