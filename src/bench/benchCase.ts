@@ -33,8 +33,24 @@ export const caseRequestSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("kernel"), id: z.string(), spec: z.record(z.string(), z.unknown()), call, variants: z.array(variant).min(1), timing, seed: z.number().int() }),
   /** `generate(graph)`: the first call of a fresh process (templates loaded) and the steady state. */
   z.object({ kind: z.literal("codegen"), id: z.string(), spec: z.record(z.string(), z.unknown()), runs: z.number().int().positive() }),
-  /** The first `compile()` of a fresh process: cold when `cacheDir` is empty, a cache hit when it holds the kernel. */
-  z.object({ kind: z.literal("compile"), id: z.string(), spec: z.record(z.string(), z.unknown()), cacheDir: z.string().optional() }),
+  /**
+   * The first `compile()` of a fresh process: cold when `cacheDir` is empty, a cache hit when it holds the kernel, a
+   * new mod when it holds only the engine. `build` "selfContained" times instead what every new mod cost before the
+   * split: `generate(graph)` built as one library with the mods inlined (`compileSource`), and loaded.
+   */
+  z.object({
+    kind: z.literal("compile"),
+    id: z.string(),
+    spec: z.record(z.string(), z.unknown()),
+    cacheDir: z.string().optional(),
+    build: z.enum(["split", "selfContained"]).optional(),
+  }),
+  /**
+   * One call timed on the split kernel (the engine calling the mod library through its table of function pointers)
+   * and on the self-contained library of the same graph (mods inlined), interleaved, with the same block mask and
+   * the template the selector picks.
+   */
+  z.object({ kind: z.literal("splitKernel"), id: z.string(), spec: z.record(z.string(), z.unknown()), call, timing, seed: z.number().int() }),
   /** `run()` on a tiny call, many times: the per-call cost of the TS side and the FFI. */
   z.object({ kind: z.literal("call"), id: z.string(), spec: z.record(z.string(), z.unknown()), call, warmup: z.number().int().nonnegative(), runs: z.number().int().positive() }),
 ]);
@@ -65,7 +81,26 @@ export interface VariantResult {
 export type CaseResult =
   | { kind: "kernel"; id: string; compileMs: number; fromCache: string; work: CallWork; variants: VariantResult[] }
   | { kind: "codegen"; id: string; firstMs: number; stats: TimingStats }
-  | { kind: "compile"; id: string; ms: number; fromCache: string; compilerProbeMs: number }
+  | {
+      kind: "compile";
+      id: string;
+      build: "split" | "selfContained";
+      ms: number;
+      fromCache: string;
+      /** Split builds: where each library came from ("memory", "disk" or "compiled"). */
+      engineFromCache?: string;
+      modsFromCache?: string;
+      compilerProbeMs: number;
+    }
+  | {
+      kind: "splitKernel";
+      id: string;
+      template: string;
+      partitionSize: number | null;
+      /** Both timed in the same rounds, alternating which one goes first. */
+      split: { firstMs: number | null; stats: TimingStats };
+      selfContained: { firstMs: number | null; stats: TimingStats };
+    }
   | { kind: "call"; id: string; template: string; stats: TimingStats };
 
 export type ResultOf<K extends CaseRequest["kind"]> = Extract<CaseResult, { kind: K }>;

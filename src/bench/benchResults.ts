@@ -79,9 +79,35 @@ export interface SweepPoint {
 
 export interface OverheadFigures {
   codegen: { spec: string; firstMs: number; medianMs: number }[];
-  coldCompile: { spec: string; ms: number; compilerProbeMs: number }[];
+  /**
+   * The first build of a configuration (a fresh cache dir: engine, mod library and precompiled prelude), `ms`,
+   * against the self-contained build of the same spec (`generate(graph)` as one library, what every new mod cost
+   * before the split), `selfContainedMs`: medians over `rounds` fresh processes each, alternating, compiler probe
+   * included in both.
+   */
+  coldCompile: { spec: string; ms: number; compilerProbeMs: number; selfContainedMs: number; rounds: number }[];
+  /**
+   * First `compile()` of fresh processes, each with a score_mod no cache has seen, on a cache dir holding the
+   * configuration's engine: median over the processes. `engineHits` and `modsCompiled` count the processes that
+   * found the engine cached and compiled their mod library (all of them, or the figure measured something else).
+   */
+  newMod: {
+    spec: string;
+    medianMs: number;
+    minMs: number;
+    maxMs: number;
+    compilerProbeMs: number;
+    processes: number;
+    engineHits: number;
+    modsCompiled: number;
+  }[];
   /** First `compile()` of fresh processes on a warm cache: median over the processes. */
   cacheHit: { spec: string; medianMs: number; minMs: number; maxMs: number; compilerProbeMs: number; processes: number }[];
+  /**
+   * One call on the split kernel (engine calling the mods through the table) and on the self-contained library
+   * (mods inlined), interleaved in one process; `ratio` = split median / self-contained median.
+   */
+  splitKernel: { spec: string; shape: string; template: string; split: TimingStats; selfContained: TimingStats; ratio: number }[];
   call: { spec: string; shape: string; template: string; stats: TimingStats } | null;
 }
 

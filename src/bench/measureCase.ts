@@ -1,10 +1,13 @@
 /** Measures one bench case in this process: what `runCase.js` runs in a child, and what tests call directly. */
 import { resolve } from "node:path";
-import { compilerInfo } from "../compile/index.js";
+import { compileSource, compilerInfo } from "../compile/index.js";
 import { defaultCacheDir, defaultCxx, defaultCxxflags } from "../compile/options.js";
 import { compile, generate } from "../index.js";
 import { parseSpec } from "../ir/spec.js";
 import type { Kernel, RunOptions } from "../kernel.js";
+import { buildKernelLibrary } from "../kernelLibrary.js";
+import { openLibrary } from "../runtime/nativeLibrary.js";
+import { runKernel } from "../runtime/runKernel.js";
 import type { KernelInputs } from "../runtime/validateInputs.js";
 import { withBlockSize } from "../tune/tunedVariants.js";
 import type { CaseRequest, CaseResult, KernelCaseRequest, ResultOf, VariantRequest, VariantResult } from "./benchCase.js";
@@ -21,6 +24,8 @@ export async function measureCase(request: CaseRequest): Promise<CaseResult> {
       return measureCodegen(request);
     case "compile":
       return measureCompile(request);
+    case "splitKernel":
+      return measureSplitKernel(request);
     case "call":
       return measureCall(request);
   }
@@ -95,9 +100,73 @@ async function measureCompile(request: Extract<CaseRequest, { kind: "compile" }>
   const started = performance.now();
   await compilerInfo(defaultCxx(), defaultCxxflags(), resolve(request.cacheDir ?? defaultCacheDir()));
   const probed = performance.now();
+  if (request.build === "selfContained") {
+    // What compile() did for every graph before the split: one source, one g++, one library to load.
+    const source = generate(graph);
+    const library = await compileSource(source.cpp, { header: source.header, cacheDir: request.cacheDir });
+    openLibrary(library.soPath);
+    const ms = performance.now() - started;
+    return { kind: "compile", id: request.id, build: "selfContained", ms, fromCache: library.fromCache, compilerProbeMs: probed - started };
+  }
   const kernel = await compile(graph, { cacheDir: request.cacheDir, tuning: false });
   const ms = performance.now() - started;
-  return { kind: "compile", id: request.id, ms, fromCache: kernel.library.fromCache, compilerProbeMs: probed - started };
+  const { library } = kernel;
+  return {
+    kind: "compile",
+    id: request.id,
+    build: "split",
+    ms,
+    fromCache: library.fromCache,
+    engineFromCache: library.engine.fromCache,
+    modsFromCache: library.mods.fromCache,
+    compilerProbeMs: probed - started,
+  };
+}
+
+async function measureSplitKernel(request: Extract<CaseRequest, { kind: "splitKernel" }>): Promise<ResultOf<"splitKernel">> {
+  const graph = parseSpec(request.spec);
+  const kernel = await compile(graph, { tuning: false });
+  // The same engine and mod library the kernel loaded (compileSource and the loader both answer from memory).
+  const { native: split } = await buildKernelLibrary(graph);
+  const source = generate(graph);
+  const whole = openLibrary((await compileSource(source.cpp, { header: source.header })).soPath);
+  const inputs = benchInputs(graph, request.call, request.seed);
+  const { batch, qLen, kvLen } = request.call;
+  // One block mask and one resolved choice for both: only the library differs between the two runners.
+  const mask = kernel.createBlockMask(batch, qLen, kvLen, inputs);
+  const choice = kernel.choiceFor(inputs);
+  const options = { template: choice.template, partitionSize: choice.partitionSize, numThreads: choice.numThreads ?? 0 };
+  const runners = [() => void runKernel(split, graph, inputs, mask, options), () => void runKernel(whole, graph, inputs, mask, options)];
+  // Both get the same number of runs, fitted to the slower one's warm-up, so every round times both (A B, B A, ...).
+  const { warmup, minRuns, maxRuns, budgetMs } = request.timing;
+  const firstMs: (number | null)[] = [null, null];
+  let slowest = 0;
+  for (const [i, run] of runners.entries()) {
+    let fastest = Infinity;
+    for (let w = 0; w < Math.max(1, warmup); w++) {
+      const started = performance.now();
+      run();
+      const ms = performance.now() - started;
+      if (w === 0) firstMs[i] = ms;
+      fastest = Math.min(fastest, ms);
+    }
+    slowest = Math.max(slowest, fastest);
+  }
+  const runs = Math.min(maxRuns, Math.max(minRuns, slowest > 0 ? Math.floor(budgetMs / 2 / slowest) : minRuns));
+  const samples = timeInterleaved(runners, { warmup: 1, minRuns: runs, maxRuns: runs, budgetMs });
+  const [a, b] = samples.map((s, i) => {
+    const which = i === 0 ? "split" : "self-contained";
+    if ("error" in s) throw new Error(`${request.id}: the ${which} kernel failed: ${s.error}`);
+    return { firstMs: firstMs[i], stats: timingStats(s.times) };
+  });
+  return {
+    kind: "splitKernel",
+    id: request.id,
+    template: choice.template,
+    partitionSize: choice.template === "flash_decoding" ? choice.partitionSize : null,
+    split: a,
+    selfContained: b,
+  };
 }
 
 async function measureCall(request: Extract<CaseRequest, { kind: "call" }>): Promise<ResultOf<"call">> {

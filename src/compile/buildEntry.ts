@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { CACHE_FORMAT_VERSION, sha256 } from "./cacheKey.js";
 import type { CompilerInfo } from "./compilerInfo.js";
 import { withCompilerSlot } from "./compilerSlots.js";
-import { placePrecompiled, precompiledPrelude } from "./precompiledHeader.js";
+import { existingPrecompiledPrelude, placePrecompiled } from "./precompiledHeader.js";
 import type { EntryContents } from "./diskCache.js";
 import { fileChecksum } from "./diskCache.js";
 import {
@@ -37,11 +37,12 @@ export async function buildEntry(
   try {
     await writeFile(join(dir, SOURCE_FILE), wanted.source);
     if (wanted.header !== undefined) await writeFile(join(dir, HEADER_FILE), wanted.header);
-    // The prelude stays in the entry, so its source compiles from there alone; its .gch is only borrowed.
+    // The prelude stays in the entry, so its source compiles from there alone; its .gch is only borrowed. Without
+    // one yet, this build parses the prelude (compileSource precompiles it once the entry is published).
     let borrowed: string | undefined;
     if (wanted.prelude) {
       await writeFile(join(dir, wanted.prelude.name), wanted.prelude.text);
-      const gch = await precompiledPrelude(cacheDir, wanted.prelude, argv, compiler);
+      const gch = await existingPrecompiledPrelude(cacheDir, wanted.prelude, argv, compiler);
       if (gch) borrowed = await placePrecompiled(gch, dir, wanted.prelude.name).catch(() => undefined);
     }
     // Loaded on first use: execa takes about 100 ms to import, and a cache hit never runs the compiler.

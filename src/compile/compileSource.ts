@@ -6,7 +6,7 @@ import { type CompilerInfo, compilerInfo } from "./compilerInfo.js";
 import { type EntryContents, discardDir, inspectEntry, publishEntry } from "./diskCache.js";
 import { HEADER_FILE, LIBRARY_FILE, SOURCE_FILE, entryDir, lockDir } from "./entryLayout.js";
 import { withLock } from "./lock.js";
-import type { Prelude } from "./precompiledHeader.js";
+import { type Prelude, precompiledPrelude } from "./precompiledHeader.js";
 import { type CompileOptions, type CompileProgressEvent, defaultCacheDir, defaultCxx, defaultCxxflags } from "./options.js";
 import { _forgetCacheDirsForTests, usableCacheDir } from "./usableCacheDir.js";
 
@@ -99,6 +99,9 @@ async function findOrBuild(
     progress("compiling");
     const built = await buildEntry(cacheDir, wanted, argv, compiler);
     const outcome = await publishEntry(cacheDir, built, wanted);
+    // A build without a precompiled prelude leaves one for the next. On a cold configuration the engine's longer
+    // build runs meanwhile, so the first build of a configuration does not wait for this.
+    if (wanted.prelude) await precompiledPrelude(cacheDir, wanted.prelude, argv, compiler);
     return library(outcome === "ours" ? "compiled" : "disk");
   });
 }

@@ -28,13 +28,22 @@ export function pchRoot(cacheDir: string): string {
 /** In-flight and finished precompilations of this process, by directory. */
 const pending = new Map<string, Promise<string | undefined>>();
 
+function pchDir(cacheDir: string, prelude: Prelude, argv: readonly string[], compiler: CompilerInfo): string {
+  return join(pchRoot(cacheDir), sha256(JSON.stringify([PCH_FORMAT, prelude.name, prelude.text, argv, compiler.version, compiler.cpuFeatures])));
+}
+
+/** The path of `<prelude.name>.gch` for these flags if it has been precompiled, else undefined. */
+export async function existingPrecompiledPrelude(cacheDir: string, prelude: Prelude, argv: readonly string[], compiler: CompilerInfo): Promise<string | undefined> {
+  const gch = join(pchDir(cacheDir, prelude, argv, compiler), `${prelude.name}.gch`);
+  return (await exists(gch)) ? gch : undefined;
+}
+
 /**
  * The path of `<prelude.name>.gch` for these flags, precompiled now if needed; undefined when it cannot be made
- * (the build then parses the header, as without this cache).
+ * (a build then parses the header, as without this cache).
  */
 export function precompiledPrelude(cacheDir: string, prelude: Prelude, argv: readonly string[], compiler: CompilerInfo): Promise<string | undefined> {
-  const key = sha256(JSON.stringify([PCH_FORMAT, prelude.name, prelude.text, argv, compiler.version, compiler.cpuFeatures]));
-  const dir = join(pchRoot(cacheDir), key);
+  const dir = pchDir(cacheDir, prelude, argv, compiler);
   let result = pending.get(dir);
   if (!result) {
     result = findOrPrecompile(cacheDir, dir, prelude, argv).catch(() => undefined);

@@ -70,9 +70,28 @@ describe("measureCase (overhead kinds)", () => {
 
   it("times a compile() and its compiler probe", async () => {
     const r = (await measureCase({ kind: "compile", id: "hit", spec: SPEC })) as ResultOf<"compile">;
-    expect(["memory", "disk", "compiled"]).toContain(r.fromCache);
+    expect(r.build).toBe("split");
+    for (const from of [r.fromCache, r.engineFromCache, r.modsFromCache]) expect(["memory", "disk", "compiled"]).toContain(from);
     expect(r.compilerProbeMs).toBeGreaterThanOrEqual(0);
     expect(r.ms).toBeGreaterThanOrEqual(r.compilerProbeMs);
+  });
+
+  it("times the self-contained build of the same spec when asked", async () => {
+    const r = (await measureCase(caseRequestSchema.parse({ kind: "compile", id: "whole", spec: SPEC, build: "selfContained" }))) as ResultOf<"compile">;
+    expect(r.build).toBe("selfContained");
+    expect(["memory", "disk", "compiled"]).toContain(r.fromCache);
+    expect(r.engineFromCache).toBeUndefined();
+    expect(r.ms).toBeGreaterThanOrEqual(r.compilerProbeMs);
+  });
+
+  it("times the split kernel and the self-contained one on the same call, interleaved", async () => {
+    const request = { kind: "splitKernel", id: "split", spec: SPEC, call: { batch: 1, qLen: 40, kvLen: 40 }, timing: TIMING, seed: 1 };
+    const r = (await measureCase(caseRequestSchema.parse(request))) as ResultOf<"splitKernel">;
+    expect(r).toMatchObject({ kind: "splitKernel", id: "split", template: "flash_attention", partitionSize: null });
+    for (const side of [r.split, r.selfContained]) {
+      expectWellFormed(side.stats, TIMING.minRuns, TIMING.maxRuns);
+      expect(side.firstMs).toBeGreaterThan(0);
+    }
   });
 
   it("times run() on a tiny call many times", async () => {
@@ -86,6 +105,7 @@ describe("caseRequestSchema", () => {
   it("refuses a request without variants or with an unknown kind", () => {
     expect(() => caseRequestSchema.parse({ kind: "kernel", id: "x", spec: SPEC, call: { batch: 1, qLen: 1, kvLen: 1 }, variants: [], timing: TIMING, seed: 0 })).toThrow();
     expect(() => caseRequestSchema.parse({ kind: "disk", id: "x" })).toThrow();
+    expect(() => caseRequestSchema.parse({ kind: "compile", id: "x", spec: SPEC, build: "both" })).toThrow();
   });
 });
 

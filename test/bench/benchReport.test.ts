@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { CaseResult } from "../../src/bench/benchCase.js";
-import { type BenchResults, type DecodeRow, type PrefillRow, type SweepPoint, emptyResults } from "../../src/bench/benchResults.js";
+import { type BenchResults, type DecodeRow, type OverheadFigures, type PrefillRow, type SweepPoint, emptyResults } from "../../src/bench/benchResults.js";
 import { formatDecode } from "../../src/bench/decodeSuite.js";
+import { OVERHEAD_TARGETS, formatOverhead, withNewMod } from "../../src/bench/overheadSuite.js";
 import { plotSpec, renderPlot } from "../../src/bench/plotResults.js";
 import { formatPrefill } from "../../src/bench/prefillSuite.js";
 import { formatMachine } from "../../src/bench/runBench.js";
@@ -55,14 +56,88 @@ describe("checkTargets", () => {
     const overhead = {
       codegen: [{ spec: "a", firstMs: 12, medianMs: 2 }, { spec: "b", firstMs: 25, medianMs: 3 }],
       coldCompile: [],
-      cacheHit: [{ spec: "a", medianMs: 30, minMs: 28, maxMs: 40, compilerProbeMs: 20, processes: 3 }],
+      newMod: [],
+      cacheHit: [{ spec: "a", medianMs: 25, minMs: 23, maxMs: 40, compilerProbeMs: 20, processes: 3 }],
+      splitKernel: [],
       call: { spec: "tiny", shape: "tiny", template: "flash_attention", stats: stats(0.02) },
     };
     const byName = Object.fromEntries(checkTargets({ prefill: [], decode: [], overhead }).map((c) => [c.name, c]));
     expect(byName["codegen per kernel"]).toMatchObject({ met: false });
     expect(byName["codegen per kernel"].measured).toContain("(b;");
     expect(byName["cache-hit compile() in a fresh process"].met).toBe(true);
+    expect(byName["cache-hit compile() in a fresh process"].target).toBe(`< ${OVERHEAD_TARGETS.cacheHitMs} ms`);
     expect(byName["run() per-call overhead"].met).toBe(true);
+  });
+});
+
+describe("overhead report", () => {
+  const figures = (over: Partial<OverheadFigures>): OverheadFigures => ({ codegen: [], coldCompile: [], newMod: [], cacheHit: [], splitKernel: [], call: null, ...over });
+  const newMod = (spec: string, medianMs: number, engineHits = 5, modsCompiled = 5) => ({ spec, medianMs, minMs: medianMs * 0.9, maxMs: medianMs * 1.2, compilerProbeMs: 1.5, processes: 5, engineHits, modsCompiled });
+  /** The report's row that starts with `what`. */
+  const row = (text: string, what: string) => {
+    const line = text.split("\n").find((l) => l.startsWith(what));
+    expect(line, what).toBeDefined();
+    return line!;
+  };
+
+  it("has the targets of the issue: a new mod in 1 s, a cache hit in 30 ms, the split kernel within 3%", () => {
+    expect(OVERHEAD_TARGETS).toMatchObject({ newModMs: 1000, cacheHitMs: 30, coldVsSelfContained: 1, splitKernelRatio: 1.03 });
+  });
+
+  it("prints the first build of a configuration beside the self-contained build, with their ratio", () => {
+    const text = formatOverhead(
+      figures({
+        coldCompile: [
+          { spec: "fast", ms: 4800, compilerProbeMs: 180, selfContainedMs: 5000, rounds: 3 },
+          { spec: "slow", ms: 6000, compilerProbeMs: 180, selfContainedMs: 5000, rounds: 1 },
+        ],
+      }),
+    );
+    const fast = row(text, "first build of a configuration fast");
+    expect(fast).toContain("4.80 s engine + mods + prelude vs 5.00 s self-contained: 0.960x");
+    expect(fast).toContain("median of 3 fresh process(es) each");
+    expect(fast).toContain("<= 1x self-contained");
+    expect(fast).toMatch(/ met$/);
+    const slow = row(text, "first build of a configuration slow");
+    expect(slow).toContain("1.200x");
+    expect(slow).toMatch(/NOT MET$/);
+  });
+
+  it("judges a new mod against 1 s only when every process found the engine cached and compiled its mods", () => {
+    const text = formatOverhead(figures({ newMod: [newMod("quick", 450), newMod("slow", 1250), newMod("engine rebuilt", 450, 4, 5), newMod("mods cached", 450, 5, 3)] }));
+    const quick = row(text, "new mod compile() quick");
+    expect(quick).toContain("450 ms (405..540, 5 fresh processes; engine cached in 5/5, mod library compiled in 5/5)");
+    expect(quick).toContain("<= 1000 ms");
+    expect(quick).toMatch(/ met$/);
+    expect(row(text, "new mod compile() slow")).toMatch(/NOT MET$/);
+    expect(row(text, "new mod compile() engine rebuilt")).toMatch(/engine cached in 4\/5.* n\/a$/);
+    expect(row(text, "new mod compile() mods cached")).toMatch(/mod library compiled in 3\/5.* n\/a$/);
+  });
+
+  it("judges a cache hit against 30 ms", () => {
+    const hit = (spec: string, medianMs: number) => ({ spec, medianMs, minMs: medianMs, maxMs: medianMs, compilerProbeMs: 1, processes: 3 });
+    const text = formatOverhead(figures({ cacheHit: [hit("a", 24), hit("b", 35)] }));
+    expect(row(text, "cache-hit compile() a")).toMatch(/< 30 ms +met$/);
+    expect(row(text, "cache-hit compile() b")).toMatch(/< 30 ms +NOT MET$/);
+  });
+
+  it("prints the split kernel's time over the self-contained one's, within 3% or not", () => {
+    const kernel = (shape: string, splitMs: number, wholeMs: number) => ({
+      spec: "s", shape, template: "flash_attention", split: stats(splitMs), selfContained: stats(wholeMs), ratio: splitMs / wholeMs,
+    });
+    const text = formatOverhead(figures({ splitKernel: [kernel("prefill L 1024", 41, 40), kernel("decode kv 16384", 2.1, 2)] }));
+    const prefill = row(text, "split vs self-contained kernel, prefill L 1024");
+    expect(prefill).toContain("1.025x (flash_attention: split 41.0 ms, self-contained 40.0 ms median, 3 interleaved runs each)");
+    expect(prefill).toMatch(/<= 1\.03x +met$/);
+    expect(row(text, "split vs self-contained kernel, decode kv 16384")).toMatch(/1\.050x .*NOT MET$/);
+  });
+
+  it("gives every process of the new-mod figure a score_mod of its own, on the same configuration", () => {
+    const spec = { name: "base", query: { shape: [1, 2, 1, 16], dtype: "float32" }, maskMod: "q_idx >= kv_idx" };
+    const [a, b] = [withNewMod(spec, 0), withNewMod(spec, 1)];
+    expect(a.scoreMod).not.toBe(b.scoreMod);
+    expect(a.name).not.toBe(b.name);
+    expect(a).toMatchObject({ query: spec.query, maskMod: spec.maskMod });
   });
 });
 

@@ -96,27 +96,36 @@ describe("the disk cache across processes", () => {
     expect(await readdir(join(cacheDir, "tmp"))).toEqual([]);
   });
 
-  // A mod library's kind of entry: its source includes a prelude that is precompiled first, into pch/.
-  it("leaves nothing loadable when a build with a prelude is killed, in the precompilation or after it", async () => {
+  // A mod library's kind of entry: its source includes a prelude, precompiled into pch/ after its first build.
+  it("leaves nothing loadable when a build with a prelude is killed: building, precompiling, or using the .gch", async () => {
     const prelude = { name: "answer_prelude.h", text: "static inline int md_prelude_answer(int x) { return x; }\n" };
     const withPrelude = (value: number) => `#include "answer_prelude.h"\nextern "C" int md_answer() { return md_prelude_answer(${value}); }\n`;
-    const kill = async (value: number, hangFile: string) => {
+    const kill = async (value: number, hangFile: string, hangOn = "") => {
       const before = (await listCache(cacheDir)).map((e) => e.key);
-      const doomed = child(withPrelude(value), { MD_TEST_HANG: hangFile }, prelude);
+      const doomed = child(withPrelude(value), { MD_TEST_HANG: hangFile, MD_TEST_HANG_ON: hangOn }, prelude);
       process.kill(Number(await waitForFile(hangFile, 30_000)), "SIGKILL");
       doomed.kill("SIGKILL");
       await doomed.catch(() => undefined);
-      expect((await listCache(cacheDir)).map((e) => e.key)).toEqual(before);
+      return before;
     };
-    // No .gch yet: the first compiler run is the precompilation, and it dies. No precompiled header is published.
-    await kill(44, join(root, "hang-pch"));
-    expect((await readdir(join(cacheDir, "pch")).catch(() => [])).length).toBe(0);
+    const pchCount = async () => (await readdir(join(cacheDir, "pch")).catch(() => [])).length;
+    // No .gch yet: the library build itself dies.
+    expect(await kill(44, join(root, "hang-build"))).toEqual((await listCache(cacheDir)).map((e) => e.key));
+    expect(await pchCount()).toBe(0);
 
-    // Another source with the same prelude precompiles it; then a build that uses it dies.
+    // The library is built and published, then its precompilation dies: the entry is whole, no .gch is published.
+    await kill(46, join(root, "hang-pch"), "c++-header");
+    const published = await listCache(cacheDir);
+    expect(published).toHaveLength(1);
+    expect(callAnswer(join(cacheDir, published[0].key.slice(0, 2), published[0].key, "kernel.so"))).toBe(46);
+    expect(await pchCount()).toBe(0);
+
+    // Another source precompiles it; then a build that uses the .gch dies.
     const other = await compileSource(withPrelude(45), { cacheDir, cxx, prelude });
     expect(callAnswer(other.soPath)).toBe(45);
-    await kill(44, join(root, "hang-library"));
-    expect(await readdir(join(cacheDir, "pch"))).toHaveLength(1);
+    expect(await pchCount()).toBe(1);
+    const before = await kill(44, join(root, "hang-library"));
+    expect((await listCache(cacheDir)).map((e) => e.key)).toEqual(before);
 
     _resetMemoryCacheForTests();
     const library = await compileSource(withPrelude(44), { cacheDir, cxx, prelude });

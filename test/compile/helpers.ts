@@ -31,7 +31,8 @@ export async function freshDir(tag: string): Promise<{ dir: string; cleanup: () 
 /**
  * A stand-in for g++ that forwards to it, and when it is asked to build a library (argv has `-o`) can count the
  * build (MD_TEST_COUNT=file), slow it down (MD_TEST_SLEEP=seconds) or hang forever after recording its pid
- * (MD_TEST_HANG=file), so tests can observe and interrupt builds.
+ * (MD_TEST_HANG=file; only a run whose argv contains MD_TEST_HANG_ON, when set), so tests can observe and
+ * interrupt builds.
  */
 export async function writeCompilerWrapper(dir: string): Promise<string> {
   const path = join(dir, "wrapped-g++");
@@ -42,7 +43,8 @@ case " $* " in
   *" -o "*)
     if [ -n "$MD_TEST_COUNT" ]; then echo build >> "$MD_TEST_COUNT"; fi
     if [ -n "$MD_TEST_SLEEP" ]; then sleep "$MD_TEST_SLEEP"; fi
-    if [ -n "$MD_TEST_HANG" ]; then echo $$ > "$MD_TEST_HANG.tmp"; mv "$MD_TEST_HANG.tmp" "$MD_TEST_HANG"; exec sleep 120; fi
+    case " $* " in *"$MD_TEST_HANG_ON"*) hang=1 ;; *) hang= ;; esac
+    if [ -n "$MD_TEST_HANG" ] && [ -n "$hang" ]; then echo $$ > "$MD_TEST_HANG.tmp"; mv "$MD_TEST_HANG.tmp" "$MD_TEST_HANG"; exec sleep 120; fi
     ;;
 esac
 exec g++ "$@"

@@ -1,5 +1,5 @@
 import { describe, it } from "vitest";
-import { buildKernel, type KernelConfig } from "./harness/buildKernel.js";
+import { buildKernel, type KernelConfig, TEST_OPT } from "./harness/buildKernel.js";
 import { expectAttention } from "./harness/compare.js";
 import { alibiOffsetCausalMods, type Mods, softcapShiftedMods } from "./harness/mods.js";
 import { argsFor, openKernel } from "./harness/native.js";
@@ -12,9 +12,9 @@ import { blockMaskFromKinds, referenceAttention } from "./harness/reference.js";
  * 16 exercise the bf16 pairs' plain tail and the partial last vector of a row.
  */
 const TARGETS: Record<string, string[]> = {
-  scalar: ["-O2", "-march=x86-64"],
-  "avx2 without f16c": ["-O2", "-march=haswell", "-mno-f16c"],
-  native: ["-O2", "-march=native"],
+  scalar: [TEST_OPT, "-march=x86-64"],
+  "avx2 without f16c": [TEST_OPT, "-march=haswell", "-mno-f16c"],
+  native: [TEST_OPT, "-march=native"],
 };
 
 const cases: Array<{ name: string; config: KernelConfig; mods: Mods; paged?: boolean }> = [

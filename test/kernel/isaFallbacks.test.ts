@@ -1,5 +1,5 @@
 import { describe, it } from "vitest";
-import { buildKernel, type KernelConfig } from "./harness/buildKernel.js";
+import { buildKernel, type KernelConfig, TEST_OPT } from "./harness/buildKernel.js";
 import { expectAttention } from "./harness/compare.js";
 import { alibiCausalMods, type Mods, softcapShiftedMods } from "./harness/mods.js";
 import { openKernel, runAttention } from "./harness/native.js";
@@ -11,8 +11,8 @@ import { referenceAttention, referenceBlockMask } from "./harness/reference.js";
  * AVX, no FMA, no F16C, so the exact fp16 conversion) and AVX2 without F16C. Both must give the reference answer.
  */
 const TARGETS: Record<string, string[]> = {
-  scalar: ["-O2", "-march=x86-64"],
-  "avx2 without f16c": ["-O2", "-march=haswell", "-mno-f16c"],
+  scalar: [TEST_OPT, "-march=x86-64"],
+  "avx2 without f16c": [TEST_OPT, "-march=haswell", "-mno-f16c"],
 };
 
 const cases: Array<{ name: string; config: KernelConfig; mods: Mods; paged?: boolean }> = [
