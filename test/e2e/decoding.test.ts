@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { compile, listCache } from "../../src/index.js";
@@ -10,7 +11,7 @@ import { rng } from "../../src/io/random.js";
 import { compareOutputs, TOLERANCE } from "../../src/reference/compareOutputs.js";
 import { referenceAttention } from "../../src/reference/referenceAttention.js";
 import { fromFloat64, tensor, toFloat64 } from "../../src/runtime/tensor.js";
-import { expectMatchesReference, kernelFor } from "../helpers/checkKernel.js";
+import { expectMatchesReference, kernelFor, prebuild } from "../helpers/checkKernel.js";
 
 type Dims = { hq: number; hkv: number; d: number; dv?: number; dtype: "float32" | "bfloat16" | "float16"; block: [number, number]; pageSize?: number };
 
@@ -57,19 +58,26 @@ async function checkDecode(graph: AttentionGraph, qLen: number, kvLen: number, p
   expect(compareOutputs(toFloat64(decoding.out), toFloat64(attention.out), { atol: 2 * tol.atol, rtol: 2 * tol.rtol }).ok, label).toBe(true);
 }
 
+const g1 = decodeGraph("dec_g1_d64", { hq: 4, hkv: 4, d: 64, dtype: "float32", block: [64, 64] });
+const GROUPS: Array<[string, AttentionGraph]> = [
+  ["G=2 D=128 bf16, paged (page 32), alibi", decodeGraph("dec_g2_bf16", { hq: 8, hkv: 4, d: 128, dtype: "bfloat16", block: [64, 64], pageSize: 32 }, { scoreMod: "score + slopes[h] * (kv_idx - q_idx - offset[b])", buffers: { slopes: { shape: [8], dtype: "float32" } } })],
+  ["G=4 D=72 Dv=40 fp16, paged (page 16)", decodeGraph("dec_g4_fp16", { hq: 8, hkv: 2, d: 72, dv: 40, dtype: "float16", block: [64, 64], pageSize: 16 })],
+  ["G=8 D=128 fp32, soft-cap", decodeGraph("dec_g8_fp32", { hq: 8, hkv: 1, d: 128, dtype: "float32", block: [128, 128] }, { scoreMod: "30 * tanh(score / 30)" })],
+];
+const windowGraph = decodeGraph("dec_window", { hq: 4, hkv: 2, d: 64, dtype: "float32", block: [64, 64] }, { maskMod: "q_idx + offset[b] >= kv_idx && q_idx + offset[b] - kv_idx < 100" });
+const noneGraph = decodeGraph("dec_none", { hq: 4, hkv: 2, d: 64, dtype: "float32", block: [64, 64] }, { maskMod: "kv_idx > q_idx + offset[b] + 100000" });
+const exampleDir = join(import.meta.dirname, "..", "..", "examples", "specs");
+const exampleFiles = readdirSync(exampleDir).filter((f) => f.endsWith(".json")).sort();
+prebuild([g1, ...GROUPS.map(([, graph]) => graph), windowGraph, noneGraph, ...exampleFiles.map((f) => parseSpec(readFileSync(join(exampleDir, f), "utf8")))]);
+
 describe("flash decoding against the reference and against flash attention", () => {
-  const g1 = decodeGraph("dec_g1_d64", { hq: 4, hkv: 4, d: 64, dtype: "float32", block: [64, 64] });
   const cases: Array<[number, number, number]> = [];
   for (const qLen of [1, 8]) for (const kvLen of [1, 127, 128, 129, 4099]) for (const p of [64, 128, 256, 1024]) cases.push([qLen, kvLen, p]);
   it.each(cases)("G=1 D=64 fp32: q_len %i, kv_len %i, partition %i", async (qLen, kvLen, p) => {
     await checkDecode(g1, qLen, kvLen, p);
   });
 
-  it.each([
-    ["G=2 D=128 bf16, paged (page 32), alibi", decodeGraph("dec_g2_bf16", { hq: 8, hkv: 4, d: 128, dtype: "bfloat16", block: [64, 64], pageSize: 32 }, { scoreMod: "score + slopes[h] * (kv_idx - q_idx - offset[b])", buffers: { slopes: { shape: [8], dtype: "float32" } } })],
-    ["G=4 D=72 Dv=40 fp16, paged (page 16)", decodeGraph("dec_g4_fp16", { hq: 8, hkv: 2, d: 72, dv: 40, dtype: "float16", block: [64, 64], pageSize: 16 })],
-    ["G=8 D=128 fp32, soft-cap", decodeGraph("dec_g8_fp32", { hq: 8, hkv: 1, d: 128, dtype: "float32", block: [128, 128] }, { scoreMod: "30 * tanh(score / 30)" })],
-  ])("%s: q_len 1 and 8 over ragged lengths and partition sizes", async (_name, graph) => {
+  it.each(GROUPS)("%s: q_len 1 and 8 over ragged lengths and partition sizes", async (_name, graph) => {
     for (const [qLen, kvLen, p] of [[1, 129, 128], [1, 700, 256], [8, 333, 128], [8, 1000, 1024], [1, 1, 128]] as const) {
       const block = graph.blockSize[1];
       await checkDecode(graph, qLen, kvLen, Math.max(block, Math.floor(p / block) * block), qLen * 7 + kvLen);
@@ -77,7 +85,7 @@ describe("flash decoding against the reference and against flash attention", () 
   });
 
   it("partitions whose positions are all masked (a block mask that lists every block as partial)", async () => {
-    const graph = decodeGraph("dec_window", { hq: 4, hkv: 2, d: 64, dtype: "float32", block: [64, 64] }, { maskMod: "q_idx + offset[b] >= kv_idx && q_idx + offset[b] - kv_idx < 100" });
+    const graph = windowGraph;
     const kernel = await kernelFor(graph);
     const kvLen = 1000;
     const inputs = generateInputs(graph, 3, { batch: 2, qLen: 1, kvLen });
@@ -98,7 +106,7 @@ describe("flash decoding against the reference and against flash attention", () 
   });
 
   it("a query masked everywhere gives zeros and lse = -inf in both templates", async () => {
-    const graph = decodeGraph("dec_none", { hq: 4, hkv: 2, d: 64, dtype: "float32", block: [64, 64] }, { maskMod: "kv_idx > q_idx + offset[b] + 100000" });
+    const graph = noneGraph;
     const kernel = await kernelFor(graph);
     const inputs = generateInputs(graph, 4, { batch: 2, qLen: 1, kvLen: 500 });
     inputs.buffers.offset = tensor("int32", [2], Int32Array.of(0, 0));
@@ -126,8 +134,10 @@ describe("a decode loop over a paged cache", () => {
     const pageSize = 16;
     const graph = decodeGraph("dec_loop", { hq: 8, hkv: 2, d: 64, dtype: "bfloat16", block: [16, 16], pageSize });
     const events: string[] = [];
-    const kernel = await compile(graph, { onProgress: (e) => events.push(e.phase) });
-    const entriesBefore = (await listCache()).length;
+    // A cache of its own: other test files add entries to the shared one meanwhile.
+    const cacheDir = mkdtempSync(join(tmpdir(), "minductor-decode-loop-"));
+    const kernel = await compile(graph, { cacheDir, onProgress: (e) => events.push(e.phase) });
+    const entriesBefore = (await listCache(cacheDir)).length;
     const r = rng(11);
     const B = 2;
     const start = [300, 257]; // long enough for the auto policy to pick flash decoding from the first step
@@ -152,6 +162,7 @@ describe("a decode loop over a paged cache", () => {
     }
     // One lookup (or build) for the engine and one for the mod library, both before the first step.
     expect(events.filter((p) => p === "compiling").length + events.filter((p) => p.startsWith("cache-hit")).length).toBe(2);
-    expect((await listCache()).length).toBe(entriesBefore);
+    expect((await listCache(cacheDir)).length).toBe(entriesBefore);
+    rmSync(cacheDir, { recursive: true, force: true });
   });
 });

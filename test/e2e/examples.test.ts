@@ -3,11 +3,16 @@ import { join } from "node:path";
 import { describe, it } from "vitest";
 import { overrideDType } from "../../src/cli/overrideDType.js";
 import { parseSpec } from "../../src/ir/spec.js";
-import { expectMatchesReference } from "../helpers/checkKernel.js";
+import { expectMatchesReference, prebuild } from "../helpers/checkKernel.js";
 
 const dir = join(import.meta.dirname, "..", "..", "examples", "specs");
 const specs = readdirSync(dir).filter((f) => f.endsWith(".json")).sort();
 const load = (file: string) => parseSpec(readFileSync(join(dir, file), "utf8"));
+
+prebuild([
+  ...specs.map(load),
+  ...["float32", "bfloat16", "float16"].flatMap((dtype) => [overrideDType(load("alibi.json"), dtype), overrideDType(load("document_mask.json"), dtype)]),
+]);
 
 /** Smaller than the specs' defaults, with lengths that are not multiples of the block sizes. */
 const SMALL = { qLen: 129, kvLen: 200 };

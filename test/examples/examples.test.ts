@@ -12,8 +12,9 @@ describe("the runnable TypeScript examples", () => {
     }
   });
 
-  // Each example checks itself against the float64 reference, within its dtype's tolerance.
-  it.each(examples)("%s runs and matches the reference", async (file) => {
+  // Each example checks itself against the float64 reference, within its dtype's tolerance. They run side by side,
+  // so their kernels compile together (one g++ per core).
+  it.concurrent.each(examples)("%s runs and matches the reference", async (file) => {
     const { main } = (await import(join(dir, file))) as { main: () => Promise<boolean> };
     expect(await main()).toBe(true);
   });

@@ -17,6 +17,14 @@ export function kernelFor(graph: AttentionGraph): Promise<Kernel> {
 }
 
 /**
+ * Starts compiling every graph a test file will use, so the builds run side by side (one g++ per core) while the
+ * first tests wait for theirs; most of a cold suite is g++. A failed build surfaces in the test that uses it.
+ */
+export function prebuild(graphs: readonly AttentionGraph[]): void {
+  for (const graph of graphs) kernelFor(graph).catch(() => {});
+}
+
+/**
  * Runs the kernel on seeded inputs and compares out (and lse) with the float64 reference within the dtype's
  * tolerance (src/reference/compareOutputs.ts); returns the outputs for further checks.
  */

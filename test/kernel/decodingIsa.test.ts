@@ -36,9 +36,15 @@ const cases: Array<{ name: string; config: KernelConfig; mods: Mods; paged?: boo
   },
 ];
 
-describe.each(Object.entries(TARGETS))("flash decoding built for %s", (_target, flags) => {
-  it.each(cases)("$name matches the reference", async ({ config, mods, paged }) => {
-    const lib = openKernel(await buildKernel(config, mods.cpp, flags));
+// Every build starts now, one g++ per core; each test waits for its own.
+const builds = new Map(
+  Object.entries(TARGETS).flatMap(([target, flags]) => cases.map((c) => [`${target}/${c.name}`, buildKernel(c.config, c.mods.cpp, flags)] as const)),
+);
+for (const build of builds.values()) build.catch(() => {});
+
+describe.each(Object.entries(TARGETS))("flash decoding built for %s", (target) => {
+  it.each(cases)("$name matches the reference", async ({ name, config, mods, paged }) => {
+    const lib = openKernel(await builds.get(`${target}/${name}`)!);
     for (const qLen of [1, 6]) {
       const kvLen = 150;
       const seqLens = paged ? [150, 61] : undefined;

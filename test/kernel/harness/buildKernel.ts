@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Expr } from "../../../src/ir/expr.js";
@@ -78,9 +78,23 @@ export async function compileShared(cpp: string, flags: string[] = NATIVE_FLAGS,
   const src = join(dir, `${key}.${tag}.cpp`);
   const tmp = join(dir, `${key}.${tag}.so`);
   writeFileSync(src, cpp);
-  await run("g++", [...argv, src, "-o", tmp]);
+  await withSlot(() => run("g++", [...argv, src, "-o", tmp]));
   renameSync(tmp, so);
   return so;
+}
+
+/** At most one g++ per core: a file may start all its builds at once (see `prebuildKernels`). */
+const slots = { free: availableParallelism(), waiting: [] as Array<() => void> };
+async function withSlot<T>(job: () => Promise<T>): Promise<T> {
+  if (slots.free === 0) await new Promise<void>((resolve) => slots.waiting.push(resolve));
+  else slots.free--;
+  try {
+    return await job();
+  } finally {
+    const next = slots.waiting.shift();
+    if (next) next();
+    else slots.free++;
+  }
 }
 
 /** A built test kernel: one self-contained library, or an engine and a mod library built for it. */
