@@ -71,11 +71,12 @@ typedef void (*md_row_fn)(float* s, int64_t n, int64_t b, int64_t h, int64_t q_i
 #define MD_MODS_MASK_TRUE 2      /* mask_mod is constant true */
 #define MD_MODS_MASK_ROW_ENDS 4  /* mask_mod reads indices only: partial tiles may find each row's last kept position */
 
-/* What an engine needs of a graph: its scale, its captured buffers' count, and its mods as row functions. */
+/* What an engine needs of a graph: its captured buffers' count and its mods as row functions (and the scale, which
+ * the engine has as a constant of its configuration and checks). */
 typedef struct md_mods {
   int32_t abi_version;      /* MD_ABI_VERSION of the mod library */
   int32_t num_buffers;
-  float scale;              /* applied to q.k before score_mod */
+  float scale;              /* applied to q.k before score_mod; must equal the engine's */
   int32_t flags;            /* MD_MODS_* */
   md_row_fn score_row;      /* score_mod (full blocks) */
   md_row_fn score_mask_row; /* score_mod, then mask_mod (-inf where it is false) */
