@@ -100,8 +100,8 @@ const MODS_SYMBOLS = {
 
 export type EntryPoint = keyof typeof ENGINE_SYMBOLS | keyof typeof MODS_SYMBOLS;
 
-/** `md_mods` of kernel.h, read once when a mod library is opened to check what it was built for. */
-const MD_MODS = koffi.struct({
+/** Field order and C types of `md_mods` (kernel.h); read once when a mod library is opened, to check its engine. */
+export const MD_MODS_FIELDS = {
   abi_version: "int32_t",
   num_buffers: "int32_t",
   scale: "float",
@@ -110,7 +110,8 @@ const MD_MODS = koffi.struct({
   score_mask_row: "void *",
   mask_row: "void *",
   engine_hash: "const char *",
-});
+} as const;
+const MD_MODS = koffi.struct(MD_MODS_FIELDS);
 
 type EntryFunction = KoffiFunc<(args: NativeArgs) => number>;
 type BoundFunction = ReturnType<LibraryHandle["func"]>;

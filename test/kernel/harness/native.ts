@@ -1,5 +1,5 @@
 import koffi from "koffi";
-import { MD_ARGS_FIELDS } from "../../../src/runtime/nativeLibrary.js";
+import { MD_ARGS_FIELDS, MD_MODS_FIELDS } from "../../../src/runtime/nativeLibrary.js";
 import type { BuiltKernel, KernelConfig } from "./buildKernel.js";
 import { decode, type NativeData, type Problem } from "./problem.js";
 import type { BlockMaskArrays } from "./reference.js";
@@ -31,7 +31,7 @@ export function openKernel(built: BuiltKernel): KernelLibrary {
     const mods = "selfContained" in built ? engine : koffi.load(built.mods);
     const version = engine.func("md_abi_version", "int32_t", []);
     const table = mods.func("md_mods_table", "const void *", [])() as unknown;
-    const engineHash = (koffi.decode(table, MD_MODS_HASH) as { engine_hash: string }).engine_hash;
+    const engineHash = (koffi.decode(table, MD_MODS) as { engine_hash: string }).engine_hash;
     if (engineHash !== ("selfContained" in built ? "" : built.engineHash)) throw new Error(`mod library built for engine ${engineHash}`);
     const entries = new Map<Entry, (a: Record<string, unknown>) => number>();
     for (const e of ENGINE_ENTRIES) entries.set(e, engine.func(e, "int32_t", [MD_ARGS_PTR]));
@@ -48,17 +48,8 @@ export function openKernel(built: BuiltKernel): KernelLibrary {
   return lib;
 }
 
-/** The head of `md_mods` up to `engine_hash` (docs/abi.md). */
-const MD_MODS_HASH = koffi.struct({
-  abi_version: "int32_t",
-  num_buffers: "int32_t",
-  scale: "float",
-  flags: "int32_t",
-  score_row: "void *",
-  score_mask_row: "void *",
-  mask_row: "void *",
-  engine_hash: "const char *",
-});
+/** `md_mods` as the runtime reads it (docs/abi.md). */
+const MD_MODS = koffi.struct(MD_MODS_FIELDS);
 
 /** md_args for a problem, every field set (zeros / NULL where unused). */
 export function argsFor(p: Problem, extra: Record<string, unknown> = {}): Record<string, unknown> {
