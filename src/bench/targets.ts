@@ -66,6 +66,28 @@ export function checkTargets(r: Figures): TargetCheck[] {
     measured: slowestHit ? `${ms(slowestHit.medianMs)} ms (compiler probe ${ms(slowestHit.compilerProbeMs)} ms of it)` : "-",
     met: slowestHit ? slowestHit.medianMs < OVERHEAD_TARGETS.cacheHitMs : null,
   });
+  const slowestNewMod = o && o.newMod.length > 0 ? o.newMod.reduce((a, b) => (b.medianMs > a.medianMs ? b : a)) : undefined;
+  checks.push({
+    name: "new mod, engine cached, fresh process",
+    target: `<= ${OVERHEAD_TARGETS.newModMs} ms`,
+    measured: slowestNewMod ? `${ms(slowestNewMod.medianMs)} ms (${slowestNewMod.spec})` : "-",
+    met: slowestNewMod ? slowestNewMod.medianMs <= OVERHEAD_TARGETS.newModMs : null,
+  });
+  const coldRatios = (o?.coldCompile ?? []).map((c) => ({ spec: c.spec, ratio: c.ms / c.selfContainedMs }));
+  const worstCold = coldRatios.reduce<(typeof coldRatios)[number] | undefined>((w, c) => (w === undefined || c.ratio > w.ratio ? c : w), undefined);
+  checks.push({
+    name: "first build of a configuration",
+    target: `<= ${OVERHEAD_TARGETS.coldVsSelfContained}x the self-contained build`,
+    measured: worstCold ? `worst ${ratio(worstCold.ratio)} (${worstCold.spec})` : "-",
+    met: worstCold ? worstCold.ratio <= OVERHEAD_TARGETS.coldVsSelfContained : null,
+  });
+  const worstSplit = o && o.splitKernel.length > 0 ? o.splitKernel.reduce((a, b) => (b.ratio > a.ratio ? b : a)) : undefined;
+  checks.push({
+    name: "split kernel vs self-contained",
+    target: `<= ${OVERHEAD_TARGETS.splitKernelRatio}x`,
+    measured: worstSplit ? `worst ${ratio(worstSplit.ratio)} (${worstSplit.shape})` : "-",
+    met: worstSplit ? worstSplit.ratio <= OVERHEAD_TARGETS.splitKernelRatio : null,
+  });
   checks.push({
     name: "run() per-call overhead",
     target: `< ${OVERHEAD_TARGETS.callUs} us`,

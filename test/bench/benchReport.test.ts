@@ -67,6 +67,30 @@ describe("checkTargets", () => {
     expect(byName["cache-hit compile() in a fresh process"].met).toBe(true);
     expect(byName["cache-hit compile() in a fresh process"].target).toBe(`< ${OVERHEAD_TARGETS.cacheHitMs} ms`);
     expect(byName["run() per-call overhead"].met).toBe(true);
+    // Not measured in this run.
+    expect(byName["new mod, engine cached, fresh process"].met).toBeNull();
+    expect(byName["first build of a configuration"].met).toBeNull();
+    expect(byName["split kernel vs self-contained"].met).toBeNull();
+  });
+
+  it("judges the compile targets of the split by their worst case", () => {
+    const overhead = {
+      codegen: [],
+      coldCompile: [{ spec: "a", ms: 5000, compilerProbeMs: 1, selfContainedMs: 5100, rounds: 1 }, { spec: "b", ms: 6000, compilerProbeMs: 1, selfContainedMs: 5000, rounds: 1 }],
+      newMod: [{ spec: "a", medianMs: 540, minMs: 500, maxMs: 600, compilerProbeMs: 1, processes: 3, engineHits: 3, modsCompiled: 3 }],
+      cacheHit: [],
+      splitKernel: [
+        { spec: "a", shape: "prefill", template: "flash_attention", split: stats(0.95), selfContained: stats(1), ratio: 0.95 },
+        { spec: "b", shape: "decode", template: "flash_decoding", split: stats(1.02), selfContained: stats(1), ratio: 1.02 },
+      ],
+      call: null,
+    };
+    const byName = Object.fromEntries(checkTargets({ prefill: [], decode: [], overhead }).map((c) => [c.name, c]));
+    expect(byName["new mod, engine cached, fresh process"].met).toBe(true);
+    expect(byName["first build of a configuration"]).toMatchObject({ met: false });
+    expect(byName["first build of a configuration"].measured).toContain("(b)");
+    expect(byName["split kernel vs self-contained"]).toMatchObject({ met: true });
+    expect(byName["split kernel vs self-contained"].measured).toContain("(decode)");
   });
 });
 
