@@ -1,7 +1,7 @@
 /**
  * The libraries behind a kernel. What depends only on the configuration (dtype, heads, head dims, block, tile and
- * page sizes; the ISA through -march=native) is the engine, built once per configuration and cached; what depends on
- * the graph (score_mod, mask_mod, the scale, the buffers) is a small mod library built for that engine. The runtime
+ * page sizes, the scale; the ISA through -march=native) is the engine, built once per configuration and cached; what
+ * depends on the graph (score_mod, mask_mod, the buffers) is a small mod library built for that engine. The runtime
  * loads both and passes the mod library's table to the engine on every call (docs/abi.md).
  */
 import { renderEngine, renderModLibrary } from "./codegen/renderKernel.js";
