@@ -15,8 +15,9 @@ export default defineConfig({
     testTimeout: 180_000,
     hookTimeout: 180_000,
     pool: "forks",
-    // vitest's default is one worker per core but one, so a single worker on two cores: files would run one at a
-    // time while most of a file's time is one g++ or one single-threaded reference. Two overlap those.
+    // One file at a time (vitest's own default on two cores, said here on purpose): two workers measured no faster
+    // and used about a quarter more CPU, the g++ builds and OpenMP kernels of two files fighting for two cores.
+    // Files start their own builds together instead, one g++ per core (test/helpers/checkKernel.ts, prebuild).
     maxWorkers: 1,
   },
 });
