@@ -8,8 +8,8 @@ export default defineConfig({
     // and a clean clone starts cold.
     env: {
       MINDUCTOR_CACHE_DIR: process.env.MINDUCTOR_CACHE_DIR ?? join(import.meta.dirname, ".cache", "test-kernels"),
-      // Test files, g++ and kernels share two cores. OpenMP threads that spin at barriers while another process
-      // wants the core slow everything down several times over; waiting threads sleep instead. Tests never time.
+      // g++ and the kernels' OpenMP threads share two cores: threads that spin at a barrier would take a core from
+      // the builds running beside them, so waiting threads sleep instead. Tests never time anything.
       OMP_WAIT_POLICY: "passive",
     },
     testTimeout: 180_000,
