@@ -78,6 +78,7 @@ export type { KernelInputs } from "./runtime/validateInputs.js";
 export type { KernelOutputs } from "./runtime/prepareCall.js";
 export { InputError, KernelRuntimeError } from "./runtime/errors.js";
 export { tensor, toFloat64, fromFloat64, type Tensor, type DType } from "./runtime/tensor.js";
+export { view, permute, contiguous, contiguousStrides } from "./runtime/view.js";
 export { toBfloat16, fromBfloat16, toFloat16, fromFloat16 } from "./runtime/dtypes.js";
 
 export { referenceAttention, type ReferenceInputs, type ReferenceOutputs } from "./reference/referenceAttention.js";

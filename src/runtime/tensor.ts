@@ -1,8 +1,10 @@
 /**
- * The runtime's tensor: a contiguous row-major typed array with a shape and a dtype. 16-bit floats are
- * stored as bit patterns (see dtypes.ts), int64 as BigInt64Array, bool as Uint8Array of 0/1.
+ * The runtime's tensor: a typed array with a shape and a dtype, row-major and contiguous unless it carries
+ * `strides` and an `offset` (a view, see view.ts). 16-bit floats are stored as bit patterns (see dtypes.ts), int64
+ * as BigInt64Array, bool as Uint8Array of 0/1.
  */
 import { f16BitsToF32, bf16BitsToF32, toBfloat16, toFloat16 } from "./dtypes.js";
+import { contiguous } from "./view.js";
 
 export type DType = "float32" | "bfloat16" | "float16" | "int32" | "int64" | "bool";
 
@@ -12,6 +14,10 @@ export interface Tensor {
   data: TensorData;
   shape: number[];
   dtype: DType;
+  /** Elements between neighbours of each dim (default: contiguous row-major); 0 broadcasts. */
+  strides?: readonly number[];
+  /** Index in `data` of the first element (default 0). */
+  offset?: number;
 }
 
 /** Maps each dtype to its storage, so `tensor()` and readers can be typed precisely. */
@@ -84,8 +90,9 @@ export function tensor<D extends DType>(dtype: D, shape: readonly number[], data
   return { dtype, shape: dims, data };
 }
 
-/** Every element as a float64 (int64 beyond 2^53 loses precision, like `Number(bigint)`). */
-export function toFloat64(t: Tensor): Float64Array {
+/** Every element as a float64 in row-major order of the shape (int64 beyond 2^53 loses precision, like `Number(bigint)`). */
+export function toFloat64(view: Tensor): Float64Array {
+  const t = contiguous(view);
   checkTensorData(t.dtype, t.shape, t.data);
   const out = new Float64Array(t.data.length);
   const data = t.data;
