@@ -35,14 +35,19 @@ export class BlockMaskCache {
       ? `exact/${shape.batch}/${shape.qLen}/${shape.kvLen}`
       : `blocks/${this.readsBatch ? shape.batch : 1}/${qBlocks}/${kvBlocks}`;
     const buffers = this.readsBuffers
-      ? [...this.graph.buffers.map((b) => inputs.buffers![b.name].data), ...(inputs.seqLens ? [inputs.seqLens.data] : [])]
+      ? [
+        ...this.graph.buffers.map((b) => inputs.buffers![b.name].data),
+        ...[inputs.seqLens, inputs.qStartLoc, inputs.kvStartLoc].filter((t) => t).map((t) => t!.data),
+      ]
       : [];
     if (this.entry && this.entry.key === key && sameContents(this.entry.buffers, buffers)) return this.entry.mask;
     const mask = this.readsBuffers
       ? createBlockMask(this.graph, shape.batch, shape.qLen, shape.kvLen, {
-        // Paged sequences have their own lengths, so a native mask is never broadcast over the batch then.
-        nativeBuild: (request) =>
-          buildBlockMask(this.native, this.graph, inputs, { batch: this.graph.kvCache ? shape.batch : request.batch, heads: request.heads }),
+        // Paged and ragged sequences have their own lengths, so a native mask is never broadcast over the batch then.
+        nativeBuild: (request) => {
+          const perSequence = this.graph.kvCache || shape.qStartLoc || shape.kvStartLoc;
+          return buildBlockMask(this.native, this.graph, inputs, { batch: perSequence ? shape.batch : request.batch, heads: request.heads });
+        },
       })
       : createBlockMask(this.graph, shape.batch, qBlocks * qb, kvBlocks * kb);
     this.entry = { key, buffers: buffers.map((d) => d.slice()), mask };

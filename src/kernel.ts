@@ -15,6 +15,7 @@ import { describeChoice } from "./select/describeChoice.js";
 import type { TunedChoice } from "./select/tunedChoice.js";
 import type { KernelVariant, TunedVariants } from "./tune/tunedVariants.js";
 import type { KernelLibrary } from "./kernelLibrary.js";
+import type { Tensor } from "./runtime/tensor.js";
 
 export interface RunOptions {
   /** Force a template for this call (default: the selector's choice). `naive` is the materialising baseline. */
@@ -27,6 +28,10 @@ export interface RunOptions {
   blockMask?: BlockMask;
   /** `auto` (default) or `pytorch`: which rule picks the template. */
   policy?: "auto" | "pytorch";
+  /** Caller-owned output [B, Hq, Lq, V_DIM] (ragged: [totalQ, Hq, V_DIM]), a view allowed: written in place. */
+  out?: Tensor;
+  /** Caller-owned logsumexp [B, Hq, Lq] (ragged: [totalQ, Hq]), float32, when the graph returns it. */
+  lse?: Tensor;
 }
 
 export interface CallShapeOverrides {
@@ -122,7 +127,7 @@ export class Kernel {
   private plan(inputs: KernelInputs, options: RunOptions) {
     const shape = validateInputs(this.graph, inputs);
     if (options.template === "naive") {
-      return { target: this.main, mask: undefined, runOptions: { template: "naive" as const, partitionSize: options.partitionSize, numThreads: options.numThreads ?? 0 } };
+      return { target: this.main, mask: undefined, runOptions: { template: "naive" as const, partitionSize: options.partitionSize, numThreads: options.numThreads ?? 0, out: options.out, lse: options.lse } };
     }
     const f = this.featuresOf(shape, options);
     const tuned = this.tunedFor(f, inputs, options);
@@ -137,6 +142,8 @@ export class Kernel {
         template,
         partitionSize: options.partitionSize ?? choice.partitionSize,
         numThreads: options.numThreads ?? choice.numThreads ?? 0,
+        out: options.out,
+        lse: options.lse,
       },
     };
   }
@@ -157,9 +164,12 @@ export class Kernel {
     return selectTemplate(f, policy ?? this.graph.kernelOptions.policy ?? "auto", tuned);
   }
 
+  /** A ragged call is judged by its shortest sequence: the decoding entry decodes the short ones and runs the prefill
+   * template over the others, in one call. */
   private featuresOf(shape: CallShape, options: RunOptions): CallFeatures {
     const kvTokens = shape.paged ? shape.paged.numPages * this.graph.kvCache!.pageSize : shape.kvLen;
-    return callFeatures(this.graph, { batch: shape.batch, qLen: shape.qLen, kvLen: shape.kvLen, kvTokens, threads: options.numThreads || defaultThreads() });
+    const qLen = shape.qStartLoc ? shape.minQLen : shape.qLen;
+    return callFeatures(this.graph, { batch: shape.batch, qLen, kvLen: shape.kvLen, kvTokens, threads: options.numThreads || defaultThreads() });
   }
 
   private defaultFeatures(shapes: CallShapeOverrides = {}): CallFeatures {

@@ -11,6 +11,10 @@ export interface ReferenceInputs {
   buffers?: Record<string, Tensor>;
   pageTable?: Tensor;
   seqLens?: Tensor;
+  /** Ragged query [totalQ, Hq, E]: sequence b owns rows qStartLoc[b] .. qStartLoc[b + 1] - 1. */
+  qStartLoc?: Tensor;
+  /** Packed key/value [totalKv, Hkv, D]: sequence b owns kv rows kvStartLoc[b] .. kvStartLoc[b + 1] - 1. */
+  kvStartLoc?: Tensor;
   /** A block mask restricts attention further: blocks it omits are masked, its full blocks skip mask_mod. */
   blockMask?: {
     batch: number; heads: number; qBlocks: number; kvBlocks: number; qBlockSize: number; kvBlockSize: number;
@@ -19,11 +23,12 @@ export interface ReferenceInputs {
 }
 
 export interface ReferenceOutputs {
-  /** [B, Hq, Lq, Dv] */
+  /** [B, Hq, Lq, Dv]; ragged: [totalQ, Hq, Dv]. */
   out: Float64Array;
-  /** [B, Hq, Lq], natural log; -inf for a fully masked row. */
+  /** [B, Hq, Lq], natural log; -inf for a fully masked row. Ragged: [totalQ, Hq]. */
   lse: Float64Array;
-  shape: [number, number, number, number];
+  /** The shape of `out`. */
+  shape: number[];
 }
 
 /**
@@ -31,12 +36,22 @@ export interface ReferenceOutputs {
  * score = scale * q.k, then score_mod, then mask_mod (masked -> -inf), softmax over the row, times V. A row whose
  * every position is masked gives zeros and lse = -inf; a NaN score at an attended position makes the row NaN, as
  * in torch.softmax. Values at masked positions are never read. GQA maps query head h to kv head h / (Hq / Hkv); with a
- * paged cache, logical position p of sequence b is row p % pageSize of page pageTable[b][p / pageSize].
+ * paged cache, logical position p of sequence b is row p % pageSize of page pageTable[b][p / pageSize]; a key/value
+ * batch of 1 serves every sequence. Views are read through their strides. Ragged batches: sequence b's query rows
+ * are rows qStartLoc[b].. of the packed [totalQ, Hq, E] query (q_idx counts from 0 in each sequence), its keys rows
+ * kvStartLoc[b].. of a packed [totalKv, Hkv, D] key/value.
  */
 export function referenceAttention(graph: AttentionGraph, inputs: ReferenceInputs): ReferenceOutputs {
-  const [B, Hq, Lq, E] = inputs.query.shape;
+  const ragged = inputs.qStartLoc !== undefined && inputs.qStartLoc !== null;
+  const packed = inputs.kvStartLoc !== undefined && inputs.kvStartLoc !== null;
+  const qStart = ragged ? toFloat64(inputs.qStartLoc!) : undefined;
+  const kvStart = packed ? toFloat64(inputs.kvStartLoc!) : undefined;
+  const Hq = inputs.query.shape[1];
+  const E = inputs.query.shape[ragged ? 2 : 3];
+  const B = ragged ? qStart!.length - 1 : inputs.query.shape[0];
+  const denseLq = ragged ? 0 : inputs.query.shape[2];
   const Hkv = inputs.key.shape[1];
-  const Dv = inputs.value.shape[3];
+  const Dv = inputs.value.shape[packed ? 2 : 3];
   const group = Hq / Hkv;
   const q = toFloat64(inputs.query);
   const k = toFloat64(inputs.key);
@@ -46,11 +61,20 @@ export function referenceAttention(graph: AttentionGraph, inputs: ReferenceInput
   const pageTable = inputs.pageTable ? toFloat64(inputs.pageTable) : undefined;
   const maxPages = inputs.pageTable?.shape[1] ?? 0;
   const seqLens = inputs.seqLens ? toFloat64(inputs.seqLens) : undefined;
-  const unpagedLen = paged ? 0 : inputs.key.shape[2];
+  const unpagedLen = paged || packed ? 0 : inputs.key.shape[2];
+  // A key/value batch of 1 serves every sequence (broadcast).
+  const kvBatches = paged || packed ? 0 : inputs.key.shape[0];
+
+  /** Query rows of sequence b, and the index of its row i among all rows ([B][Hq][Lq] dense, [T][Hq] ragged). */
+  const qLenOf = (b: number): number => (ragged ? qStart![b + 1] - qStart![b] : denseLq);
+  const rowIndex = (b: number, h: number, i: number): number =>
+    ragged ? (qStart![b] + i) * Hq + h : (b * Hq + h) * denseLq + i;
+  const kvLenOf = (b: number): number => (paged ? seqLens![b] : packed ? kvStart![b + 1] - kvStart![b] : unpagedLen);
 
   /** Offset of the K row (or V row, with its own dim) of logical position p. */
   const rowOffset = (b: number, hkv: number, p: number, dim: number): number => {
-    if (!paged) return ((b * Hkv + hkv) * unpagedLen + p) * dim;
+    if (packed) return ((kvStart![b] + p) * Hkv + hkv) * dim;
+    if (!paged) return (((kvBatches === 1 ? 0 : b) * Hkv + hkv) * unpagedLen + p) * dim;
     const page = pageTable![b * maxPages + Math.floor(p / pageSize)];
     return ((page * Hkv + hkv) * pageSize + (p % pageSize)) * dim;
   };
@@ -62,15 +86,18 @@ export function referenceAttention(graph: AttentionGraph, inputs: ReferenceInput
   const env: EvalEnv = { score: 0, b: 0, h: 0, q_idx: 0, kv_idx: 0, buffers };
   const blockState = blockStateLookup(inputs.blockMask);
 
-  const out = new Float64Array(B * Hq * Lq * Dv);
-  const lse = new Float64Array(B * Hq * Lq);
+  const rows = ragged ? qStart![B] * Hq : B * Hq * denseLq;
+  const out = new Float64Array(rows * Dv);
+  const lse = new Float64Array(rows);
   for (let b = 0; b < B; b++) {
-    const kvLen = paged ? seqLens![b] : unpagedLen;
+    const kvLen = kvLenOf(b);
+    const Lq = qLenOf(b);
     const scores = new Float64Array(kvLen);
     for (let h = 0; h < Hq; h++) {
       const hkv = Math.floor(h / group);
       for (let i = 0; i < Lq; i++) {
-        const qOff = ((b * Hq + h) * Lq + i) * E;
+        const row = rowIndex(b, h, i);
+        const qOff = row * E;
         env.b = b;
         env.h = h;
         env.q_idx = i;
@@ -93,7 +120,6 @@ export function referenceAttention(graph: AttentionGraph, inputs: ReferenceInput
           if (scores[j] > max) max = scores[j];
           if (Number.isNaN(scores[j])) sawNaN = true;
         }
-        const row = (b * Hq + h) * Lq + i;
         if (sawNaN) {
           // As torch.softmax: a NaN score makes the row's max, every weight and so the whole row NaN.
           out.fill(NaN, row * Dv, (row + 1) * Dv);
@@ -118,7 +144,7 @@ export function referenceAttention(graph: AttentionGraph, inputs: ReferenceInput
       }
     }
   }
-  return { out, lse, shape: [B, Hq, Lq, Dv] };
+  return { out, lse, shape: ragged ? [qStart![B], Hq, Dv] : [B, Hq, denseLq, Dv] };
 }
 
 type BlockState = "absent" | "partial" | "full";

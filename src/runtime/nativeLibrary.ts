@@ -8,7 +8,7 @@ import { LibraryError } from "./errors.js";
 import type { TensorData } from "./tensor.js";
 
 /** The `MD_ABI_VERSION` this runtime speaks; a library reporting another version is refused. */
-export const MD_ABI_VERSION = 2;
+export const MD_ABI_VERSION = 3;
 
 /** `md_args` with the C field names; pointers are typed arrays (or null), int64 fields are numbers. */
 export interface NativeArgs {
@@ -41,6 +41,15 @@ export interface NativeArgs {
   status: number;
   /** The mod library's `md_mods` table; set by `NativeLibrary.call`, never by the caller. */
   mods: unknown;
+  /** Strides in elements of [batch, head, position] (a pool: [page, head, slot]); the last dim is contiguous. */
+  q_strides: number[];
+  k_strides: number[];
+  v_strides: number[];
+  out_strides: number[];
+  lse_strides: number[];
+  /** Ragged batches: int32 [batch + 1] row starts of each sequence, or null. */
+  q_start_loc: Int32Array | null;
+  kv_start_loc: Int32Array | null;
 }
 
 /** Field order and C types of `md_args`; the order is the ABI, so it must never be sorted or regrouped. */
@@ -71,6 +80,13 @@ export const MD_ARGS_FIELDS = {
   num_threads: "int32_t",
   status: "int32_t",
   mods: "const void *",
+  q_strides: "int64_t[3]",
+  k_strides: "int64_t[3]",
+  v_strides: "int64_t[3]",
+  out_strides: "int64_t[3]",
+  lse_strides: "int64_t[3]",
+  q_start_loc: "const int32_t *",
+  kv_start_loc: "const int32_t *",
 } as const satisfies Record<keyof NativeArgs, string>;
 
 // Anonymous, so that it cannot clash with another `md_args` registered in koffi's global type namespace.

@@ -6,13 +6,24 @@ import type { AttentionGraph } from "../ir/graph.js";
 import type { BlockMask } from "./blockMask.js";
 import type { NativeArgs } from "./nativeLibrary.js";
 import { type ResolvedRunOptions, type RunOptions, type RunTemplate, resolveRunOptions } from "./runOptions.js";
-import { type Tensor, type TensorData, typedArrayFor } from "./tensor.js";
-import { type CallShape, type KernelInputs, validateInputs } from "./validateInputs.js";
+import { InputError } from "./errors.js";
+import { type DType, type Tensor, type TensorData, tensor } from "./tensor.js";
+import { type CallShape, type CheckedTensor, type KernelInputs, checkTensor, validateInputs } from "./validateInputs.js";
+import { stridesOf, viewSpan } from "./view.js";
 
 export interface KernelOutputs {
-  /** [B, Hq, Lq, V_DIM] in the query dtype. */
+  /** [B, Hq, Lq, V_DIM] in the query dtype (ragged: [totalQ, Hq, V_DIM]); the caller's `out` when it gave one. */
   out: Tensor;
-  /** [B, Hq, Lq] float32 natural-log logsumexp (-inf for a fully masked row), when the graph returns it. */
+  /**
+   * [B, Hq, Lq] float32 natural-log logsumexp (ragged: [totalQ, Hq]; -inf for a fully masked row), when the graph
+   * returns it; the caller's `lse` when it gave one.
+   */
+  lse?: Tensor;
+}
+
+/** Caller-owned outputs: tensors (views allowed) the kernel writes in place instead of allocating. */
+export interface OutputTensors {
+  out?: Tensor;
   lse?: Tensor;
 }
 
@@ -20,29 +31,49 @@ export interface PreparedCall {
   template: RunTemplate;
   shape: CallShape;
   args: NativeArgs;
-  /** Allocated here, written by the kernel. */
+  /** The caller's or allocated here; written by the kernel. */
   outputs: KernelOutputs;
 }
 
-/** Validates everything, allocates the outputs and builds the `md_args` of one kernel call. */
-export function prepareCall(graph: AttentionGraph, inputs: KernelInputs, options: RunOptions = {}): PreparedCall {
+/** Validates everything, takes or allocates the outputs and builds the `md_args` of one kernel call. */
+export function prepareCall(
+  graph: AttentionGraph,
+  inputs: KernelInputs,
+  options: RunOptions & OutputTensors = {},
+): PreparedCall {
   const resolved = resolveRunOptions(graph, options);
   const shape = validateInputs(graph, inputs);
   const heads = graph.query.shape[1];
-  const rows = shape.batch * heads * shape.qLen;
+  const vDim = graph.value.shape[3];
   const dtype = graph.query.dtype;
-  const out: Tensor = {
-    dtype,
-    shape: [shape.batch, heads, shape.qLen, graph.value.shape[3]],
-    data: new (typedArrayFor(dtype))(rows * graph.value.shape[3]),
-  };
-  const lse: Tensor | undefined = graph.returnLse
-    ? { dtype: "float32", shape: [shape.batch, heads, shape.qLen], data: new Float32Array(rows) }
+  const rowsShape = shape.totalQ === null ? [shape.batch, heads, shape.qLen] : [shape.totalQ, heads];
+  const outShape = [...rowsShape, vDim];
+  const out = present(options.out)
+    ? checkOutput("out", options.out, dtype, outShape)
+    : { tensor: tensor(dtype, outShape), view: null };
+  if (present(options.lse) && !graph.returnLse) {
+    throw new InputError("lse", "lse is given but the graph does not return it (returnLse is false)");
+  }
+  const lse = graph.returnLse
+    ? present(options.lse)
+      ? checkOutput("lse", options.lse, "float32", rowsShape)
+      : { tensor: tensor("float32", rowsShape), view: null }
     : undefined;
+  checkOverlaps(inputs, [
+    ["out", out.tensor],
+    ...(lse ? [["lse", lse.tensor] as const] : []),
+  ]);
   const args = encodeArgs(graph, inputs, shape, resolved, inputs.blockMask ?? null);
-  args.out = out.data;
-  args.lse = (lse?.data as Float32Array | undefined) ?? null;
-  return { template: resolved.template, shape, args, outputs: lse ? { out, lse } : { out } };
+  const outView = out.view ?? checkTensor("out", out.tensor, dtype, outShape.length);
+  args.out = outView.data.subarray(outView.offset);
+  args.out_strides = rowStrides(outView.strides, shape.totalQ !== null);
+  if (lse) {
+    const lseView = lse.view ?? checkTensor("lse", lse.tensor, "float32", rowsShape.length);
+    args.lse = (lseView.data as Float32Array).subarray(lseView.offset);
+    args.lse_strides = rowStrides(lseView.strides, shape.totalQ !== null);
+  }
+  const outputs: KernelOutputs = lse ? { out: out.tensor, lse: lse.tensor } : { out: out.tensor };
+  return { template: resolved.template, shape, args, outputs };
 }
 
 /** `md_args` for validated inputs, without outputs; `mask` may be one to be filled by md_build_block_mask. */
@@ -54,13 +85,14 @@ export function encodeArgs(
   mask: BlockMask | null,
 ): NativeArgs {
   const { buffers, dims } = encodeBuffers(graph, inputs.buffers ?? {});
+  const { query, key, value } = shape.views;
   return {
     batch: shape.batch,
     q_len: shape.qLen,
     kv_len: shape.kvLen,
-    query: inputs.query.data,
-    key: inputs.key.data,
-    value: inputs.value.data,
+    query: query.data,
+    key: key.data,
+    value: value.data,
     out: null,
     lse: null,
     page_table: shape.paged ? (inputs.pageTable!.data as Int32Array) : null,
@@ -81,7 +113,78 @@ export function encodeArgs(
     num_threads: options.numThreads,
     status: 0,
     mods: null,
+    q_strides: query.strides,
+    k_strides: key.strides,
+    v_strides: value.strides,
+    out_strides: [0, 0, 0],
+    lse_strides: [0, 0, 0],
+    q_start_loc: shape.qStartLoc,
+    kv_start_loc: shape.kvStartLoc,
   };
+}
+
+function present<T>(value: T | undefined | null): value is T {
+  return value !== undefined && value !== null;
+}
+
+/** The strides of [batch, head, row] of an output: [B, H, L(, D)] as they are, token-major [T, H(, D)] reordered. */
+function rowStrides(strides: readonly number[], ragged: boolean): number[] {
+  return ragged ? [0, strides[1], strides[0]] : [strides[0], strides[1], strides[2]];
+}
+
+/** A caller's output: its dtype, exact logical shape, bounds and (for out) a contiguous last dim. */
+function checkOutput(field: string, t: Tensor, dtype: DType, shape: readonly number[]): { tensor: Tensor; view: CheckedTensor } {
+  const view = checkTensor(field, t, dtype, shape.length, { lastContiguous: field === "out" });
+  shape.forEach((dim, axis) => {
+    if (view.shape[axis] !== dim) {
+      throw new InputError(field, `${field}.shape [${view.shape.join(", ")}] differs from the call's [${shape.join(", ")}]`);
+    }
+  });
+  // An output the kernel writes twice through a zero stride would race with itself.
+  view.strides.forEach((stride, axis) => {
+    if (stride === 0 && shape[axis] > 1) {
+      throw new InputError(field, `${field}.strides[${axis}] is 0: an output element would be written more than once`);
+    }
+  });
+  return { tensor: t, view };
+}
+
+/** Byte range [start, end) of a tensor's elements inside its ArrayBuffer, or null when it has none. */
+function byteRange(t: Tensor): { buffer: ArrayBufferLike; start: number; end: number } | null {
+  const span = viewSpan(t.shape, stridesOf(t), t.offset ?? 0);
+  if (!span) return null;
+  const size = t.data.BYTES_PER_ELEMENT;
+  return { buffer: t.data.buffer, start: t.data.byteOffset + span.first * size, end: t.data.byteOffset + (span.last + 1) * size };
+}
+
+/**
+ * Outputs never overlap an input or each other: compared by the byte range each view spans in its buffer, which
+ * also refuses interleaved views whose elements happen not to collide.
+ */
+function checkOverlaps(inputs: KernelInputs, outputs: ReadonlyArray<readonly [string, Tensor]>): void {
+  const named: [string, Tensor | undefined][] = [
+    ["query", inputs.query],
+    ["key", inputs.key],
+    ["value", inputs.value],
+    ["pageTable", inputs.pageTable],
+    ["seqLens", inputs.seqLens],
+    ["qStartLoc", inputs.qStartLoc],
+    ["kvStartLoc", inputs.kvStartLoc],
+    ...Object.entries(inputs.buffers ?? {}).map(([name, t]) => [`buffers.${name}`, t] as [string, Tensor]),
+  ];
+  for (let i = 0; i < outputs.length; i++) {
+    const [field, t] = outputs[i];
+    const mine = byteRange(t);
+    if (!mine) continue;
+    const others: [string, Tensor | undefined][] = [...named, ...outputs.slice(0, i).map(([f, o]) => [f, o] as [string, Tensor])];
+    for (const [other, o] of others) {
+      if (!o) continue;
+      const theirs = byteRange(o);
+      if (theirs && theirs.buffer === mine.buffer && theirs.start < mine.end && mine.start < theirs.end) {
+        throw new InputError(field, `${field} overlaps ${other} (the same memory); outputs must not overlap inputs or each other`);
+      }
+    }
+  }
 }
 
 /** Buffer pointers in declaration order and their dims as [n][2], unused trailing dims 1. */

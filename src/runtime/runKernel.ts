@@ -4,7 +4,7 @@ import type { BlockMask } from "./blockMask.js";
 import { buildBlockMask, buildBlockMaskAsync } from "./buildBlockMask.js";
 import { throwOnStatus } from "./errors.js";
 import type { EntryPoint, NativeLibrary } from "./nativeLibrary.js";
-import { type KernelOutputs, prepareCall } from "./prepareCall.js";
+import { type KernelOutputs, type OutputTensors, prepareCall } from "./prepareCall.js";
 import { type RunOptions, type RunTemplate, resolveRunOptions } from "./runOptions.js";
 import type { KernelInputs } from "./validateInputs.js";
 
@@ -23,7 +23,7 @@ export function runKernel(
   graph: AttentionGraph,
   inputs: KernelInputs,
   blockMask?: BlockMask,
-  options: RunOptions = {},
+  options: RunOptions & OutputTensors = {},
 ): KernelOutputs {
   const { template } = resolveRunOptions(graph, options);
   let mask = blockMask ?? inputs.blockMask;
@@ -40,7 +40,7 @@ export async function runKernelAsync(
   graph: AttentionGraph,
   inputs: KernelInputs,
   blockMask?: BlockMask,
-  options: RunOptions = {},
+  options: RunOptions & OutputTensors = {},
 ): Promise<KernelOutputs> {
   const { template } = resolveRunOptions(graph, options);
   let mask = blockMask ?? inputs.blockMask;

@@ -1,17 +1,22 @@
 /**
  * Checks a call's tensors against the compiled graph. The kernel does no bounds checking of its own, so
- * everything it will read (shapes, page table entries, block mask indices) is validated here first.
+ * everything it will read (shapes, views' strides and offsets, ragged row starts, page table entries, block mask
+ * indices) is validated here first.
  */
 import { MAX_POSITIONS } from "../codegen/kernelAbi.js";
 import type { AttentionGraph } from "../ir/graph.js";
 import { type BlockMask, validateBlockMask } from "./blockMask.js";
 import { InputError } from "./errors.js";
-import { type DType, type Tensor, numel, typedArrayFor } from "./tensor.js";
+import { type DType, type Tensor, type TensorData, numel, typedArrayFor } from "./tensor.js";
+import { checkViewBounds, contiguousStrides, stridesOf } from "./view.js";
 
 export interface KernelInputs {
-  /** [B, Hq, Lq, Q_DIM] in the graph's dtype (16-bit floats as bit patterns). */
+  /** [B, Hq, Lq, Q_DIM] in the graph's dtype (16-bit floats as bit patterns); ragged: [totalQ, Hq, Q_DIM]. */
   query: Tensor;
-  /** Unpaged [B, Hkv, Lkv, Q_DIM]; paged: the pool [numPages, Hkv, pageSize, Q_DIM]. */
+  /**
+   * Unpaged [B, Hkv, Lkv, Q_DIM] (a batch of 1 broadcasts over the query's), or packed [totalKv, Hkv, Q_DIM] with
+   * kvStartLoc; paged: the pool [numPages, Hkv, pageSize, Q_DIM] (a token-major pool is a permuted view).
+   */
   key: Tensor;
   /** Like key, with V_DIM. */
   value: Tensor;
@@ -21,16 +26,35 @@ export interface KernelInputs {
   pageTable?: Tensor;
   /** int32 [B]; required iff the graph has a kvCache. */
   seqLens?: Tensor;
+  /** Ragged query: int32 [B + 1], sequence b owns query rows qStartLoc[b] .. qStartLoc[b + 1] - 1. */
+  qStartLoc?: Tensor;
+  /** Packed key/value (unpaged): int32 [B + 1], sequence b owns kv rows kvStartLoc[b] .. kvStartLoc[b + 1] - 1. */
+  kvStartLoc?: Tensor;
   blockMask?: BlockMask;
+}
+
+/** A tensor as the kernel reads it: its data from the view's offset, and the strides of its three outer logical dims. */
+export interface NativeView {
+  data: TensorData;
+  strides: [number, number, number];
 }
 
 /** The runtime sizes of a validated call. */
 export interface CallShape {
   batch: number;
+  /** Query rows per sequence; ragged: the longest sequence's. */
   qLen: number;
-  /** Unpaged: Lkv. Paged: max(seqLens), the upper bound md_args.kv_len asks for. */
+  /** Unpaged: Lkv (packed: the longest sequence's). Paged: max(seqLens), the upper bound md_args.kv_len asks for. */
   kvLen: number;
+  /** The fewest query rows of a sequence that has any (qLen unless ragged). */
+  minQLen: number;
   paged: { numPages: number; maxPagesPerSeq: number } | null;
+  /** Ragged batches: the validated row starts, or null. */
+  qStartLoc: Int32Array | null;
+  kvStartLoc: Int32Array | null;
+  /** Ragged: totalQ, the query's packed rows; null for a dense query. */
+  totalQ: number | null;
+  views: { query: NativeView; key: NativeView; value: NativeView };
 }
 
 /** Throws an InputError naming the field at fault unless `inputs` fit `graph`; returns the call's sizes. */
@@ -41,57 +65,165 @@ export function validateInputs(graph: AttentionGraph, inputs: KernelInputs): Cal
   const qDim = graph.query.shape[3];
   const vDim = graph.value.shape[3];
 
-  const query = checkTensor("query", inputs.query, dtype, 4);
-  expectDim("query", query, 1, heads, "Hq");
-  expectDim("query", query, 3, qDim, "Q_DIM");
-  const [batch, , qLen] = query;
-
-  const key = checkTensor("key", inputs.key, dtype, 4);
-  const value = checkTensor("value", inputs.value, dtype, 4);
-  expectDim("key", key, 1, kvHeads, "Hkv");
-  expectDim("key", key, 3, qDim, "Q_DIM");
-  expectDim("value", value, 1, kvHeads, "Hkv");
-  expectDim("value", value, 3, vDim, "V_DIM");
-  for (const axis of [0, 2]) {
-    if (value[axis] !== key[axis]) {
-      throw new InputError("value", `value.shape[${axis}] = ${value[axis]} differs from key.shape[${axis}] = ${key[axis]}`);
-    }
+  const raggedQ = present(inputs.qStartLoc);
+  const query = checkTensor("query", inputs.query, dtype, raggedQ ? 3 : 4);
+  let batch: number, qLen: number, minQLen: number;
+  let qStartLoc: Int32Array | null = null;
+  let totalQ: number | null = null;
+  let queryView: NativeView;
+  if (raggedQ) {
+    expectDim("query", query.shape, 1, heads, "Hq");
+    expectDim("query", query.shape, 2, qDim, "Q_DIM");
+    totalQ = query.shape[0];
+    ({ loc: qStartLoc, longest: qLen, shortest: minQLen } = checkStartLoc("qStartLoc", inputs.qStartLoc!, totalQ, "query.shape[0] (totalQ)"));
+    batch = qStartLoc.length - 1;
+    queryView = packedView(query);
+  } else {
+    expectDim("query", query.shape, 1, heads, "Hq");
+    expectDim("query", query.shape, 3, qDim, "Q_DIM");
+    [batch, , qLen] = query.shape;
+    minQLen = qLen;
+    queryView = denseView(query);
   }
 
   checkBuffers(graph, inputs.buffers);
 
+  const packedKv = present(inputs.kvStartLoc);
+  if (packedKv && graph.kvCache) {
+    throw new InputError("kvStartLoc", "kvStartLoc is given but the graph has a kvCache: a paged call takes seqLens");
+  }
+  const key = checkTensor("key", inputs.key, dtype, packedKv ? 3 : 4);
+  const value = checkTensor("value", inputs.value, dtype, packedKv ? 3 : 4);
+  const dimAxis = packedKv ? 2 : 3;
+  expectDim("key", key.shape, 1, kvHeads, "Hkv");
+  expectDim("key", key.shape, dimAxis, qDim, "Q_DIM");
+  expectDim("value", value.shape, 1, kvHeads, "Hkv");
+  expectDim("value", value.shape, dimAxis, vDim, "V_DIM");
+  for (const axis of packedKv ? [0] : [0, 2]) {
+    if (value.shape[axis] !== key.shape[axis]) {
+      throw new InputError("value", `value.shape[${axis}] = ${value.shape[axis]} differs from key.shape[${axis}] = ${key.shape[axis]}`);
+    }
+  }
+
   let kvLen: number;
   let paged: CallShape["paged"] = null;
+  let kvStartLoc: Int32Array | null = null;
+  let keyView: NativeView, valueView: NativeView;
   if (graph.kvCache) {
-    expectDim("key", key, 2, graph.kvCache.pageSize, "pageSize");
-    const numPages = key[0];
+    expectDim("key", key.shape, 2, graph.kvCache.pageSize, "pageSize");
+    const numPages = key.shape[0];
     const { maxPagesPerSeq, longest } = checkPageTable(inputs, batch, numPages, graph.kvCache.pageSize);
     paged = { numPages, maxPagesPerSeq };
     kvLen = longest;
+    keyView = denseView(key);
+    valueView = denseView(value);
   } else {
     for (const field of ["pageTable", "seqLens"] as const) {
-      if (inputs[field] !== undefined) {
+      if (present(inputs[field])) {
         throw new InputError(field, `${field} is given but the graph has no kvCache`);
       }
     }
-    if (key[0] !== batch) {
-      throw new InputError("key", `key.shape[0] = ${key[0]} differs from the batch size query.shape[0] = ${batch}`);
+    if (packedKv) {
+      const loc = checkStartLoc("kvStartLoc", inputs.kvStartLoc!, key.shape[0], "key.shape[0] (totalKv)");
+      if (loc.loc.length - 1 !== batch) {
+        throw new InputError("kvStartLoc", `kvStartLoc has ${loc.loc.length - 1} sequences, the query ${batch}`);
+      }
+      kvStartLoc = loc.loc;
+      kvLen = loc.longest;
+      keyView = packedView(key);
+      valueView = packedView(value);
+    } else {
+      if (key.shape[0] !== batch && key.shape[0] !== 1) {
+        throw new InputError(
+          "key",
+          `key.shape[0] = ${key.shape[0]} differs from the batch size ${batch} (a key/value batch of 1 broadcasts)`,
+        );
+      }
+      kvLen = key.shape[2];
+      keyView = denseView(key, key.shape[0] === 1);
+      valueView = denseView(value, value.shape[0] === 1);
     }
-    kvLen = key[2];
   }
 
-  if (inputs.blockMask !== undefined && inputs.blockMask !== null) {
+  if (present(inputs.blockMask)) {
     const [qBlockSize, kvBlockSize] = graph.blockSize;
-    validateBlockMask(inputs.blockMask, { batch, heads, qLen, kvLen, qBlockSize, kvBlockSize });
+    validateBlockMask(inputs.blockMask!, { batch, heads, qLen, kvLen, qBlockSize, kvBlockSize });
   }
   for (const [name, value, field] of [["batch", batch, "query"], ["q_len", qLen, "query"], ["kv_len", kvLen, graph.kvCache ? "seqLens" : "key"]] as const) {
     if (value > MAX_POSITIONS) throw new InputError(field, `${name} = ${value} is above ${MAX_POSITIONS}, the longest the kernel indexes (int32)`);
   }
-  return { batch, qLen, kvLen, paged };
+  return {
+    batch,
+    qLen,
+    kvLen,
+    minQLen,
+    paged,
+    qStartLoc,
+    kvStartLoc,
+    totalQ,
+    views: { query: queryView, key: keyView, value: valueView },
+  };
 }
 
-/** Checks presence, dtype, storage, rank and element count; returns the shape. */
-function checkTensor(field: string, t: Tensor | undefined, dtype: DType, rank: number): number[] {
+/** A tensor that passed checkTensor: its shape, strides and offset. */
+export interface CheckedTensor {
+  shape: number[];
+  strides: number[];
+  offset: number;
+  data: TensorData;
+}
+
+function present<T>(value: T | undefined | null): value is T {
+  return value !== undefined && value !== null;
+}
+
+/** [B, H, L, D] -> the strides of B, H, L; `broadcast` reads one batch for every sequence. */
+function denseView(t: CheckedTensor, broadcast = false): NativeView {
+  return { data: t.data.subarray(t.offset), strides: [broadcast ? 0 : t.strides[0], t.strides[1], t.strides[2]] };
+}
+
+/** Token-major [total, H, D] -> batch stride 0 (the start locations place each sequence), H, token. */
+function packedView(t: CheckedTensor): NativeView {
+  return { data: t.data.subarray(t.offset), strides: [0, t.strides[1], t.strides[0]] };
+}
+
+/** Checks int32 [B + 1] start locations: 0 first, non-decreasing, `total` last. */
+function checkStartLoc(
+  field: string,
+  t: Tensor,
+  total: number,
+  totalName: string,
+): { loc: Int32Array; longest: number; shortest: number } {
+  const { shape } = checkTensor(field, t, "int32", 1, { plain: true });
+  if (shape[0] < 1) throw new InputError(field, `${field} has no entries; it holds B + 1 row starts`);
+  const loc = t.data as Int32Array;
+  if (loc[0] !== 0) throw new InputError(field, `${field}[0] = ${loc[0]}, expected 0`);
+  let longest = 0;
+  let shortest = Infinity;
+  for (let b = 0; b + 1 < loc.length; b++) {
+    const rows = loc[b + 1] - loc[b];
+    if (rows < 0) throw new InputError(field, `${field}[${b + 1}] = ${loc[b + 1]} is below ${field}[${b}] = ${loc[b]}; starts must not decrease`);
+    longest = Math.max(longest, rows);
+    if (rows > 0) shortest = Math.min(shortest, rows);
+  }
+  if (loc[loc.length - 1] !== total) {
+    throw new InputError(field, `${field}[${loc.length - 1}] = ${loc[loc.length - 1]} must equal ${totalName} = ${total}`);
+  }
+  return { loc, longest, shortest: shortest === Infinity ? 0 : shortest };
+}
+
+/**
+ * Checks presence, dtype, storage, rank and that every element of the view lies inside its data; a tensor without
+ * strides or offset must hold exactly its elements. `lastContiguous`: the last dim has stride 1 (q, k, v, out);
+ * `plain`: no view at all (index arrays).
+ */
+export function checkTensor(
+  field: string,
+  t: Tensor | undefined,
+  dtype: DType,
+  rank: number,
+  { lastContiguous = rank >= 3, plain = false }: { lastContiguous?: boolean; plain?: boolean } = {},
+): CheckedTensor {
   if (t === undefined || t === null) throw new InputError(field, `${field} is missing`);
   if (t.dtype !== dtype) {
     throw new InputError(field, `${field}.dtype is '${t.dtype}', expected '${dtype}'`);
@@ -114,16 +246,37 @@ function checkTensor(field: string, t: Tensor | undefined, dtype: DType, rank: n
   } catch (error) {
     throw new InputError(field, `${field}.shape [${t.shape.join(", ")}] is too large: ${(error as Error).message}`);
   }
-  if (t.data.length !== count) {
+  const isView = present(t.strides) || present(t.offset);
+  if (!isView) {
+    if (t.data.length !== count) {
+      throw new InputError(
+        field,
+        `${field}.data has ${t.data.length} elements but shape [${t.shape.join(", ")}] holds ${count}`,
+      );
+    }
+    return { shape: t.shape, strides: contiguousStrides(t.shape), offset: 0, data: t.data };
+  }
+  if (plain) throw new InputError(field, `${field} must be a contiguous tensor, not a view (strides/offset given)`);
+  if (present(t.strides) && !Array.isArray(t.strides)) {
+    throw new InputError(field, `${field}.strides must be an array of ${rank} integers`);
+  }
+  const strides = stridesOf(t);
+  const offset = t.offset ?? 0;
+  try {
+    checkViewBounds(t.shape, strides, offset, t.data.length);
+  } catch (error) {
+    throw new InputError(field, `${field}: ${(error as Error).message}`);
+  }
+  if (lastContiguous && t.shape[rank - 1] > 1 && strides[rank - 1] !== 1) {
     throw new InputError(
       field,
-      `${field}.data has ${t.data.length} elements but shape [${t.shape.join(", ")}] holds ${count}`,
+      `${field}.strides[${rank - 1}] = ${strides[rank - 1]}: the last dim must be contiguous (stride 1)`,
     );
   }
-  return t.shape;
+  return { shape: t.shape, strides, offset, data: t.data };
 }
 
-function expectDim(field: string, shape: number[], axis: number, expected: number, name: string): void {
+function expectDim(field: string, shape: readonly number[], axis: number, expected: number, name: string): void {
   if (shape[axis] !== expected) {
     throw new InputError(field, `${field}.shape[${axis}] = ${shape[axis]} but the graph has ${name} = ${expected}`);
   }
@@ -146,7 +299,7 @@ function checkBuffers(graph: AttentionGraph, buffers: Record<string, Tensor> | u
     if (spec.shape.length > 2) {
       throw new InputError(field, `${field} has rank ${spec.shape.length}; the kernel ABI carries at most 2 dims`);
     }
-    const shape = checkTensor(field, given[spec.name], spec.dtype, spec.shape.length);
+    const { shape } = checkTensor(field, given[spec.name], spec.dtype, spec.shape.length, { plain: true });
     shape.forEach((dim, axis) => {
       if (dim === 0) throw new InputError(field, `${field}.shape[${axis}] is 0; buffers must not be empty`);
     });
@@ -160,11 +313,11 @@ function checkPageTable(
   numPages: number,
   pageSize: number,
 ): { maxPagesPerSeq: number; longest: number } {
-  const tableShape = checkTensor("pageTable", inputs.pageTable, "int32", 2);
+  const tableShape = checkTensor("pageTable", inputs.pageTable, "int32", 2, { plain: true }).shape;
   if (tableShape[0] !== batch) {
     throw new InputError("pageTable", `pageTable.shape[0] = ${tableShape[0]} differs from the batch size ${batch}`);
   }
-  const lensShape = checkTensor("seqLens", inputs.seqLens, "int32", 1);
+  const lensShape = checkTensor("seqLens", inputs.seqLens, "int32", 1, { plain: true }).shape;
   if (lensShape[0] !== batch) {
     throw new InputError("seqLens", `seqLens.shape[0] = ${lensShape[0]} differs from the batch size ${batch}`);
   }

@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#define MD_ABI_VERSION 2
+#define MD_ABI_VERSION 3
 
 /* Compile-time constants of this library; batch, q_len and kv_len are runtime fields of md_args. */
 #define MD_HQ 4
@@ -62,7 +62,52 @@ typedef struct md_args {
   /* The graph's mods, md_mods_table() of its mod library, for an engine library; a self-contained kernel has its
    * own and ignores this field (leave it NULL). */
   const struct md_mods* mods;
+  /* Layouts (ABI 3): strides in elements of each tensor's logical dims, the last dim (D) contiguous. query, out:
+   * [batch, head, q position]; key, value: [batch, kv head, kv position], or for a pool [page, kv head, slot];
+   * lse: [batch, head, q position]. Any non-negative value, 0 included (a key/value batch stride of 0 broadcasts
+   * one sequence over the batch). md_args_set_contiguous() fills the row-major ones. */
+  int64_t q_strides[3];
+  int64_t k_strides[3];
+  int64_t v_strides[3];
+  int64_t out_strides[3];
+  int64_t lse_strides[3];
+  /* Ragged batches: sequence b owns query rows q_start_loc[b] .. q_start_loc[b + 1] - 1 of a token-major query
+   * (q_strides[0] is then unused), and likewise kv positions kv_start_loc[b] .. of a packed key/value (unpaged).
+   * NULL: every sequence has q_len rows (kv_len positions) at batch offset b * strides[0]. With q_start_loc, q_len
+   * is the longest sequence's row count; with kv_start_loc, kv_len the longest kv length. */
+  const int32_t* q_start_loc;
+  const int32_t* kv_start_loc;
 } md_args;
+
+/* Rows of sequence b (q positions 0 .. md_seq_q_len - 1) and where its rows start along the position stride. */
+static inline int64_t md_seq_q_start(const md_args* a, int64_t b) { return a->q_start_loc ? a->q_start_loc[b] : 0; }
+static inline int64_t md_seq_q_len(const md_args* a, int64_t b) {
+  return a->q_start_loc ? (int64_t)a->q_start_loc[b + 1] - a->q_start_loc[b] : a->q_len;
+}
+/* Logical kv length of sequence b: positions at or past it are never read and count as masked. */
+static inline int64_t md_seq_kv_len(const md_args* a, int64_t b) {
+  if (MD_PAGE_SIZE > 0) return a->seq_lens[b];
+  return a->kv_start_loc ? (int64_t)a->kv_start_loc[b + 1] - a->kv_start_loc[b] : a->kv_len;
+}
+static inline int64_t md_seq_kv_start(const md_args* a, int64_t b) { return a->kv_start_loc ? a->kv_start_loc[b] : 0; }
+
+/* Row-major strides for contiguous [B, H, L, D] tensors (a pool [numPages, Hkv, pageSize, D]) and [B, H, L] lse, as
+ * a C caller without views sets them; set batch, q_len and kv_len first. */
+static inline void md_args_set_contiguous(md_args* a) {
+  const int64_t kv_rows = MD_PAGE_SIZE > 0 ? MD_PAGE_SIZE : a->kv_len;
+  const int64_t q[3] = {MD_HQ * a->q_len * MD_Q_DIM, a->q_len * MD_Q_DIM, MD_Q_DIM};
+  const int64_t k[3] = {MD_HKV * kv_rows * MD_Q_DIM, kv_rows * MD_Q_DIM, MD_Q_DIM};
+  const int64_t v[3] = {MD_HKV * kv_rows * MD_V_DIM, kv_rows * MD_V_DIM, MD_V_DIM};
+  const int64_t o[3] = {MD_HQ * a->q_len * MD_V_DIM, a->q_len * MD_V_DIM, MD_V_DIM};
+  const int64_t l[3] = {MD_HQ * a->q_len, a->q_len, 1};
+  for (int i = 0; i < 3; ++i) {
+    a->q_strides[i] = q[i];
+    a->k_strides[i] = k[i];
+    a->v_strides[i] = v[i];
+    a->out_strides[i] = o[i];
+    a->lse_strides[i] = l[i];
+  }
+}
 
 /* One row of scores s[0..n) of query row (b, h, q_idx) at kv positions kv0 .. kv0 + n - 1, changed in place. */
 typedef void (*md_row_fn)(float* s, int64_t n, int64_t b, int64_t h, int64_t q_idx, int64_t kv0, md_args* a);
@@ -245,6 +290,10 @@ extern "C" __attribute__((visibility("default"))) int32_t md_build_block_mask(md
                         (!a->full_kv_num_blocks || a->full_kv_indices) &&
                         (MD_NUM_BUFFERS == 0 || (a->buffers && a->buffer_dims));
   if (!shape_ok) return a->status = MD_STATUS_BAD_ARGS;
+  /* A mask shared by every sequence is classified against the longest possible one (q_len, kv_len): a block "full"
+   * there is full in every shorter sequence too, and the kernel masks positions past each sequence's lengths itself. */
+  const bool per_sequence = a->mask_batch == a->batch && a->batch > 0;
+  if (per_sequence && MD_PAGE_SIZE > 0 && !a->seq_lens) return a->status = MD_STATUS_BAD_ARGS;
   int32_t* kv_num_blocks = (int32_t*)a->kv_num_blocks;
   int32_t* kv_indices = (int32_t*)a->kv_indices;
   int32_t* full_num_blocks = (int32_t*)a->full_kv_num_blocks;
@@ -256,9 +305,10 @@ extern "C" __attribute__((visibility("default"))) int32_t md_build_block_mask(md
     const int64_t qb = row % a->q_blocks;
     const int64_t h = row / a->q_blocks % a->mask_heads;
     const int64_t b = row / a->q_blocks / a->mask_heads;
-    const int64_t kv_len = a->kv_len;
+    const int64_t kv_len = per_sequence ? md_seq_kv_len(a, b) : a->kv_len;
+    const int64_t q_len = per_sequence ? md_seq_q_len(a, b) : a->q_len;
     const int64_t q_begin = qb * MD_SPARSE_Q_BLOCK_SIZE;
-    const int64_t q_end = md_min(a->q_len, q_begin + MD_SPARSE_Q_BLOCK_SIZE);
+    const int64_t q_end = md_min(q_len, q_begin + MD_SPARSE_Q_BLOCK_SIZE);
     int32_t* partial = kv_indices + row * a->kv_blocks;
     int32_t* full = full_num_blocks ? full_indices + row * a->kv_blocks : nullptr;
     int64_t n_partial = 0, n_full = 0;

@@ -33,8 +33,9 @@ describe("md_args layout", () => {
     expect(bound.size).toBe(native.size);
     expect(Object.keys(bound.offsets)).toEqual([...FIELD_ORDER]);
     expect(bound.offsets).toEqual(native.offsets);
-    // docs/abi.md: 22 eight-byte fields, num_threads and status sharing the next eight bytes, then the mods pointer.
-    expect(native.size).toBe(200);
+    // docs/abi.md: 22 eight-byte fields, num_threads and status sharing the next eight bytes, the mods pointer, five
+    // triples of int64 strides and the two start-location pointers.
+    expect(native.size).toBe(200 + 5 * 24 + 16);
   });
 });
 

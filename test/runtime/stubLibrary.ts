@@ -40,6 +40,13 @@ typedef struct md_args {
   int32_t num_threads;
   int32_t status;
   const void* mods;
+  int64_t q_strides[3];
+  int64_t k_strides[3];
+  int64_t v_strides[3];
+  int64_t out_strides[3];
+  int64_t lse_strides[3];
+  const int32_t* q_start_loc;
+  const int32_t* kv_start_loc;
 } md_args;
 
 typedef struct md_mods {
@@ -172,7 +179,8 @@ void stub_echo(int64_t* dst) { memcpy(dst, echo, sizeof echo); }
 #define MD_FIELDS(X) X(batch) X(q_len) X(kv_len) X(query) X(key) X(value) X(out) X(lse) X(page_table) \
   X(seq_lens) X(max_pages_per_seq) X(num_pages) X(kv_num_blocks) X(kv_indices) X(full_kv_num_blocks) \
   X(full_kv_indices) X(mask_batch) X(mask_heads) X(q_blocks) X(kv_blocks) X(buffers) X(buffer_dims) \
-  X(partition_size) X(num_threads) X(status) X(mods)
+  X(partition_size) X(num_threads) X(status) X(mods) X(q_strides) X(k_strides) X(v_strides) X(out_strides) \
+  X(lse_strides) X(q_start_loc) X(kv_start_loc)
 /* sizeof(md_args), then every field's offset in declaration order. */
 void stub_layout(int64_t* dst) {
   int i = 0;
@@ -202,7 +210,8 @@ export const FIELD_ORDER = [
   "batch", "q_len", "kv_len", "query", "key", "value", "out", "lse", "page_table", "seq_lens",
   "max_pages_per_seq", "num_pages", "kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices",
   "mask_batch", "mask_heads", "q_blocks", "kv_blocks", "buffers", "buffer_dims", "partition_size",
-  "num_threads", "status", "mods",
+  "num_threads", "status", "mods", "q_strides", "k_strides", "v_strides", "out_strides", "lse_strides",
+  "q_start_loc", "kv_start_loc",
 ] as const;
 
 export const ENTRY_IDS = { flash_attention: 1, flash_decoding: 2, buildBlockMask: 3, naive: 4 } as const;
