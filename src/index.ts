@@ -75,7 +75,7 @@ export { callFeatures, type CallFeatures, type Choice, type Clause } from "./sel
 export { createBlockMask, type CreateBlockMaskOptions } from "./runtime/createBlockMask.js";
 export type { BlockMask } from "./runtime/blockMask.js";
 export type { KernelInputs } from "./runtime/validateInputs.js";
-export type { KernelOutputs } from "./runtime/prepareCall.js";
+export type { KernelOutputs, TensorBinding } from "./runtime/prepareCall.js";
 export { InputError, KernelRuntimeError } from "./runtime/errors.js";
 export { tensor, toFloat64, fromFloat64, type Tensor, type DType } from "./runtime/tensor.js";
 export { view, permute, contiguous, contiguousStrides } from "./runtime/view.js";

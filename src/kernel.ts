@@ -5,7 +5,7 @@ import { describeGraph } from "./ir/describeGraph.js";
 import type { AttentionGraph, TemplateName } from "./ir/graph.js";
 import type { BlockMask } from "./runtime/blockMask.js";
 import type { NativeLibrary } from "./runtime/nativeLibrary.js";
-import { type KernelOutputs } from "./runtime/prepareCall.js";
+import { type KernelOutputs, type TensorBinding, bindingsOf, prepareCall } from "./runtime/prepareCall.js";
 import { runKernel, runKernelAsync } from "./runtime/runKernel.js";
 import { type CallShape, type KernelInputs, validateInputs } from "./runtime/validateInputs.js";
 import { type CallFeatures, callFeatures, type Choice } from "./select/features.js";
@@ -91,6 +91,16 @@ export class Kernel {
   run(inputs: KernelInputs, options: RunOptions = {}): KernelOutputs {
     const { target, mask, runOptions } = this.plan(inputs, options);
     return runKernel(target.native, target.graph, inputs, mask, runOptions);
+  }
+
+  /**
+   * Where a call with these inputs would read and write: for query, key, value, out and lse, the ArrayBuffer, byte
+   * offset and strides the kernel is given (validated exactly as `run` validates). Views are passed as they are, so
+   * the buffers are the caller's own: an engine can check that nothing it holds is copied.
+   */
+  bindings(inputs: KernelInputs, options: RunOptions = {}): Record<"query" | "key" | "value" | "out" | "lse", TensorBinding | null> {
+    const { target, mask, runOptions } = this.plan(inputs, options);
+    return bindingsOf(prepareCall(target.graph, { ...inputs, blockMask: mask }, runOptions).args);
   }
 
   /** Runs the kernel on a worker thread, keeping the event loop free. */

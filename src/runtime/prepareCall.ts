@@ -123,6 +123,26 @@ export function encodeArgs(
   };
 }
 
+/** Where the kernel reads or writes one tensor: the memory it is given and the strides of its three outer dims. */
+export interface TensorBinding {
+  buffer: ArrayBufferLike;
+  byteOffset: number;
+  strides: number[];
+}
+
+/** The tensors of prepared `md_args` as the kernel sees them. */
+export function bindingsOf(args: NativeArgs): Record<"query" | "key" | "value" | "out" | "lse", TensorBinding | null> {
+  const bind = (data: TensorData | null, strides: number[]): TensorBinding | null =>
+    data ? { buffer: data.buffer, byteOffset: data.byteOffset, strides: [...strides] } : null;
+  return {
+    query: bind(args.query, args.q_strides),
+    key: bind(args.key, args.k_strides),
+    value: bind(args.value, args.v_strides),
+    out: bind(args.out, args.out_strides),
+    lse: bind(args.lse, args.lse_strides),
+  };
+}
+
 function present<T>(value: T | undefined | null): value is T {
   return value !== undefined && value !== null;
 }

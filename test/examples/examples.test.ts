@@ -7,7 +7,7 @@ const examples = readdirSync(dir).filter((f) => f.endsWith(".ts") && f !== "chec
 
 describe("the runnable TypeScript examples", () => {
   it("include the documented set", () => {
-    for (const name of ["causal_prefill", "decode_loop", "alibi", "sliding_window", "document_mask", "softcap", "custom_table"]) {
+    for (const name of ["causal_prefill", "decode_loop", "engine_decode_loop", "alibi", "sliding_window", "document_mask", "softcap", "custom_table"]) {
       expect(examples).toContain(`${name}.ts`);
     }
   });
