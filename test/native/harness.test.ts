@@ -85,6 +85,21 @@ describe("standalone harness", () => {
     }
   });
 
+  it.each(["paged_decode", "document_mask"])("%s: BSHD tensors (a token-major pool) give the BHSD call's bits, both templates", async (spec) => {
+    const exe = await exeFor(spec);
+    for (const template of ["attention", "decoding"] as const) {
+      for (const ragged of [false, true]) {
+        const base = { template, batch: 3, qLen: 13, kvLen: 200, partitionSize: 128, threads: 2, ragged };
+        const [bhsd, bshd] = await Promise.all([runHarness(exe, harnessArgs(base)), runHarness(exe, harnessArgs({ ...base, layout: "bshd" }))]);
+        expect(bhsd.exitCode, bhsd.stderr).toBe(0);
+        expect(bshd.exitCode, bshd.stderr).toBe(0);
+        expect(bshd.fields.layout).toBe("bshd");
+        expect(bshd.fields.out_fnv1a, `${template} ragged=${ragged}`).toBe(bhsd.fields.out_fnv1a);
+        expect(bshd.fields.lse_fnv1a).toBe(bhsd.fields.lse_fnv1a);
+      }
+    }
+  });
+
   it("a run is reproducible: the same argv prints the same output hashes, another seed other inputs", async () => {
     const exe = await exeFor("paged_decode");
     const args = harnessArgs({ template: "decoding", batch: 2, qLen: 1, kvLen: 200, partitionSize: 128, threads: 2 });

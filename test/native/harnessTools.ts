@@ -49,8 +49,20 @@ export async function runHarness(exe: string, args: readonly string[], env: Reco
 }
 
 /** The harness's argv for named lengths. */
-export function harnessArgs(o: { template: "attention" | "decoding"; batch: number; qLen: number; kvLen: number; partitionSize?: number; seed?: number; threads?: number }): string[] {
+export function harnessArgs(o: {
+  template: "attention" | "decoding";
+  batch: number;
+  qLen: number;
+  kvLen: number;
+  partitionSize?: number;
+  seed?: number;
+  threads?: number;
+  layout?: "bhsd" | "bshd";
+  ragged?: boolean;
+}): string[] {
   const args = ["--template", o.template, "--batch", String(o.batch), "--q-len", String(o.qLen), "--kv-len", String(o.kvLen)];
+  if (o.layout !== undefined) args.push("--layout", o.layout);
+  if (o.ragged) args.push("--ragged");
   if (o.partitionSize !== undefined) args.push("--partition-size", String(o.partitionSize));
   if (o.seed !== undefined) args.push("--seed", String(o.seed));
   if (o.threads !== undefined) args.push("--threads", String(o.threads));

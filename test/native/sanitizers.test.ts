@@ -77,7 +77,11 @@ afterAll(() => {
   scratch.remove();
 });
 
-/** The argv of every run of one spec: q_len 1 and 67 (decode specs 1 and 8) x kv_len 1, 129, 333 x both templates. */
+/**
+ * The argv of every run of one spec: q_len 1 and 67 (decode specs 1 and 8) x kv_len 1, 129, 333 x both templates;
+ * then the strided and ragged layouts at kv_len 129: BSHD tensors (a token-major pool), and ragged batches (packed
+ * key/value unless paged) through both templates, the decoding one mixing decode rows with prefill chunks.
+ */
 function runsFor(graph: AttentionGraph): string[][] {
   const decode = graph.query.shape[2] === 1;
   const kvBlock = graph.blockSize[1];
@@ -91,6 +95,11 @@ function runsFor(graph: AttentionGraph): string[][] {
         list.push(harnessArgs({ template, batch: 2, qLen, kvLen, partitionSize, seed: qLen * 1000 + kvLen, threads: 2 }));
       }
     }
+  }
+  const qLen = decode ? 8 : 67;
+  for (const template of ["attention", "decoding"] as const) {
+    list.push(harnessArgs({ template, batch: 2, qLen, kvLen: 129, partitionSize: kvBlock, seed: 5, threads: 2, layout: "bshd" }));
+    list.push(harnessArgs({ template, batch: 3, qLen: decode ? qLen : 13, kvLen: 129, partitionSize: kvBlock, seed: 6, threads: 2, ragged: true, layout: "bshd" }));
   }
   return list;
 }

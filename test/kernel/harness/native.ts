@@ -80,6 +80,9 @@ export function argsFor(p: Problem, extra: Record<string, unknown> = {}): Record
     num_threads: 0,
     status: 0,
     mods: null,
+    ...p.strides,
+    q_start_loc: null,
+    kv_start_loc: null,
     ...extra,
   };
 }

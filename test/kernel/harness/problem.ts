@@ -95,6 +95,8 @@ export interface Problem {
   paged?: PagedLayout;
   buffers: Buffers;
   bufferDims: BigInt64Array;
+  /** md_args' stride triples of the contiguous layout (batch, head, position; a pool's page, head, slot). */
+  strides: Record<"q_strides" | "k_strides" | "v_strides" | "out_strides" | "lse_strides", number[]>;
 }
 
 /** Values k/128, |k| <= 128: exact in bf16 and fp16, so every dtype sees the same logical inputs. */
@@ -122,7 +124,15 @@ export function makeProblem(c: KernelConfig, o: ProblemOptions): Problem {
   const buffers = o.buffers ?? [];
   const bufferDims = new BigInt64Array(Math.max(2, 2 * buffers.length)).fill(1n);
   buffers.forEach((b, i) => (bufferDims[2 * i] = BigInt(b.length)));
-  const base = { batch: o.batch, qLen: o.qLen, kvLen: o.kvLen, q, k, v, query: encode(q, c.dtype), buffers, bufferDims };
+  const kvRows = c.pageSize || o.kvLen;
+  const strides = {
+    q_strides: [c.hq * o.qLen * c.qDim, o.qLen * c.qDim, c.qDim],
+    k_strides: [c.hkv * kvRows * c.qDim, kvRows * c.qDim, c.qDim],
+    v_strides: [c.hkv * kvRows * c.vDim, kvRows * c.vDim, c.vDim],
+    out_strides: [c.hq * o.qLen * c.vDim, o.qLen * c.vDim, c.vDim],
+    lse_strides: [c.hq * o.qLen, o.qLen, 1],
+  };
+  const base = { batch: o.batch, qLen: o.qLen, kvLen: o.kvLen, q, k, v, query: encode(q, c.dtype), buffers, bufferDims, strides };
   if (!c.pageSize) return { ...base, key: encode(k, c.dtype), value: encode(v, c.dtype) };
 
   const seqLens = Int32Array.from(o.seqLens ?? Array(o.batch).fill(o.kvLen));
