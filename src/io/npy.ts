@@ -24,6 +24,7 @@ const FILE_DTYPES = {
   "<i4": { itemSize: 4, natural: "int32" },
   "<i8": { itemSize: 8, natural: "int64" },
   "|b1": { itemSize: 1, natural: "bool" },
+  "|i1": { itemSize: 1, natural: "int8" },
   "|u1": { itemSize: 1, natural: undefined },
 } as const satisfies Record<string, { itemSize: number; natural: DType | undefined }>;
 
@@ -36,6 +37,10 @@ const DESCR_OF: Record<DType, Descr> = {
   int32: "<i4",
   int64: "<i8",
   bool: "|b1",
+  int8: "|i1",
+  // numpy has no 8-bit float: fp8 codes travel as uint8
+  float8_e4m3fn: "|u1",
+  float8_e5m2: "|u1",
 };
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -149,6 +154,9 @@ const READABLE_AS: Record<DType, readonly Descr[]> = {
   int32: ["<i4", "<i8"],
   int64: ["<i8", "<i4"],
   bool: ["|b1", "|u1"],
+  int8: ["|i1"],
+  float8_e4m3fn: ["|u1"],
+  float8_e5m2: ["|u1"],
 };
 
 function convert(raw: RawArray, dtype: DType, source: string): TensorData {
@@ -168,6 +176,11 @@ function convert(raw: RawArray, dtype: DType, source: string): TensorData {
       return int64Of(raw);
     case "bool":
       return nonZeroAsBool(raw.bytes);
+    case "int8":
+      return new Int8Array(raw.bytes.buffer, raw.bytes.byteOffset, raw.bytes.length);
+    case "float8_e4m3fn":
+    case "float8_e5m2":
+      return new Uint8Array(raw.bytes);
   }
 }
 

@@ -2,13 +2,17 @@ import type { Expr } from "./expr.js";
 
 /** Element types of query/key/value. */
 export type TensorDType = "float32" | "bfloat16" | "float16";
+/** 8-bit key/value codes (DESIGN "Quantized KV"): int8 with a scale per (token, kv head), OCP fp8 with one per kv head. */
+export type QuantizedDType = "int8" | "float8_e4m3fn" | "float8_e5m2";
+/** Element types key/value may have. */
+export type KvDType = TensorDType | QuantizedDType;
 /** Element types of captured buffers. */
 export type BufferDType = "float32" | "int32" | "int64" | "bool";
 
-export interface TensorSpec {
+export interface TensorSpec<D extends KvDType = TensorDType> {
   /** [B, H, L, D]; with a paged cache, key/value are the page pool [numPages, Hkv, pageSize, D]. */
   readonly shape: readonly [number, number, number, number];
-  readonly dtype: TensorDType;
+  readonly dtype: D;
 }
 
 export interface BufferSpec {
@@ -29,8 +33,9 @@ export interface KernelOptions {
 export interface AttentionGraph {
   readonly name: string;
   readonly query: TensorSpec;
-  readonly key: TensorSpec;
-  readonly value: TensorSpec;
+  /** Unless quantized, in the query's dtype. */
+  readonly key: TensorSpec<KvDType>;
+  readonly value: TensorSpec<KvDType>;
   /** Multiplies q.k before score_mod; default 1/sqrt(E). */
   readonly scale: number;
   /** Typed float32 expression over score, b, h, q_idx, kv_idx and the buffers; `score` when omitted. */

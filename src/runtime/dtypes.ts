@@ -122,3 +122,21 @@ export function fromFloat16(bits: Uint16Array): Float32Array {
   for (let i = 0; i < bits.length; i++) out[i] = f16BitsToF32(bits[i]);
   return out;
 }
+
+/**
+ * OCP float8 e4m3fn code -> the value it denotes: sign, 4 exponent bits (bias 7), 3 mantissa bits; exponent 0 is
+ * subnormal (m / 8 * 2^-6); no infinities, and S.1111.111 is NaN (so 448 is the largest finite value).
+ */
+export function e4m3fnToF32(code: number): number {
+  const sign = code & 0x80 ? -1 : 1;
+  const exponent = (code >>> 3) & 0xf;
+  const mantissa = code & 0x7;
+  if (exponent === 0xf && mantissa === 0x7) return NaN;
+  if (exponent === 0) return sign * mantissa * 2 ** -9;
+  return sign * (8 + mantissa) * 2 ** (exponent - 10);
+}
+
+/** OCP float8 e5m2 code -> its value: the top byte of an IEEE binary16 (bias 15, infinities and NaNs as IEEE). */
+export function e5m2ToF32(code: number): number {
+  return f16BitsToF32((code & 0xff) << 8);
+}

@@ -3,12 +3,21 @@
  * `strides` and an `offset` (a view, see view.ts). 16-bit floats are stored as bit patterns (see dtypes.ts), int64
  * as BigInt64Array, bool as Uint8Array of 0/1.
  */
-import { f16BitsToF32, bf16BitsToF32, toBfloat16, toFloat16 } from "./dtypes.js";
+import { f16BitsToF32, bf16BitsToF32, e4m3fnToF32, e5m2ToF32, toBfloat16, toFloat16 } from "./dtypes.js";
 import { contiguous } from "./view.js";
 
-export type DType = "float32" | "bfloat16" | "float16" | "int32" | "int64" | "bool";
+export type DType =
+  | "float32"
+  | "bfloat16"
+  | "float16"
+  | "int32"
+  | "int64"
+  | "bool"
+  | "int8"
+  | "float8_e4m3fn"
+  | "float8_e5m2";
 
-export type TensorData = Float32Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array;
+export type TensorData = Float32Array | Uint16Array | Int32Array | BigInt64Array | Uint8Array | Int8Array;
 
 export interface Tensor {
   data: TensorData;
@@ -28,6 +37,11 @@ export interface DataOf {
   int32: Int32Array;
   int64: BigInt64Array;
   bool: Uint8Array;
+  /** int8 codes of a quantized key/value (symmetric: value = scale * code). */
+  int8: Int8Array;
+  /** OCP 8-bit float codes. */
+  float8_e4m3fn: Uint8Array;
+  float8_e5m2: Uint8Array;
 }
 
 type TypedArrayConstructor<A> = { new (length: number): A; readonly BYTES_PER_ELEMENT: number };
@@ -39,6 +53,9 @@ const STORAGE: { [D in DType]: TypedArrayConstructor<DataOf[D]> } = {
   int32: Int32Array,
   int64: BigInt64Array,
   bool: Uint8Array,
+  int8: Int8Array,
+  float8_e4m3fn: Uint8Array,
+  float8_e5m2: Uint8Array,
 };
 
 export const DTYPES: readonly DType[] = Object.keys(STORAGE) as DType[];
@@ -105,6 +122,12 @@ export function toFloat64(view: Tensor): Float64Array {
       break;
     case "int64":
       for (let i = 0; i < out.length; i++) out[i] = Number(data[i]);
+      break;
+    case "float8_e4m3fn":
+      for (let i = 0; i < out.length; i++) out[i] = e4m3fnToF32(data[i] as number);
+      break;
+    case "float8_e5m2":
+      for (let i = 0; i < out.length; i++) out[i] = e5m2ToF32(data[i] as number);
       break;
     default:
       for (let i = 0; i < out.length; i++) out[i] = data[i] as number;
