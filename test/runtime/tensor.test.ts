@@ -30,7 +30,11 @@ describe("tensor", () => {
       int32: Int32Array,
       int64: BigInt64Array,
       bool: Uint8Array,
+      int8: Int8Array,
+      float8_e4m3fn: Uint8Array,
+      float8_e5m2: Uint8Array,
     };
+    expect(new Set(DTYPES)).toEqual(new Set(Object.keys(storage)));
     for (const dtype of DTYPES) {
       expect(typedArrayFor(dtype)).toBe(storage[dtype]);
       const t = tensor(dtype, [2, 3]);
