@@ -79,6 +79,7 @@ export type { KernelOutputs, TensorBinding } from "./runtime/prepareCall.js";
 export { InputError, KernelRuntimeError } from "./runtime/errors.js";
 export { tensor, toFloat64, fromFloat64, type Tensor, type DType } from "./runtime/tensor.js";
 export { view, permute, contiguous, contiguousStrides } from "./runtime/view.js";
+export { quantizeKv, type QuantizedKv, type QuantizeOptions } from "./runtime/quantize.js";
 export { toBfloat16, fromBfloat16, toFloat16, fromFloat16 } from "./runtime/dtypes.js";
 
 export { referenceAttention, type ReferenceInputs, type ReferenceOutputs } from "./reference/referenceAttention.js";

@@ -1,4 +1,4 @@
-import type { AttentionGraph, TensorDType } from "../ir/graph.js";
+import type { AttentionGraph, KvDType, TensorDType } from "../ir/graph.js";
 import { DECODE_MAX_Q_LEN, PYTORCH_PARTITION_SIZE } from "../select/selectTemplate.js";
 import { cppFloat } from "./cppLiteral.js";
 import { KERNEL_ABI_VERSION } from "./kernelAbi.js";
@@ -38,6 +38,11 @@ export interface EngineConstants {
   readonly dtype_name: TensorDType;
   readonly dtype_enum: string;
   readonly elem_type: string;
+  /** Key/value: the query's dtype, or an 8-bit quantized one. */
+  readonly kv_dtype_name: KvDType;
+  readonly kv_dtype_enum: string;
+  readonly kv_elem_type: string;
+  readonly kv_quantized: boolean;
 }
 
 /** What the mod library of a graph reads besides its mods' C++ and its engine's constants. */
@@ -48,11 +53,17 @@ export interface ModsConstants {
 /** Every value the kernel templates read: plain numbers, booleans and fixed C tokens, never user text. */
 export type KernelConstants = EngineConstants & ModsConstants;
 
-const DTYPE_C: Readonly<Record<TensorDType, { enumName: string; elemType: string }>> = {
+const DTYPE_C: Readonly<Record<KvDType, { enumName: string; elemType: string }>> = {
   float32: { enumName: "MD_FLOAT32", elemType: "float" },
   bfloat16: { enumName: "MD_BFLOAT16", elemType: "uint16_t" },
   float16: { enumName: "MD_FLOAT16", elemType: "uint16_t" },
+  int8: { enumName: "MD_INT8", elemType: "int8_t" },
+  float8_e4m3fn: { enumName: "MD_FP8_E4M3FN", elemType: "uint8_t" },
+  float8_e5m2: { enumName: "MD_FP8_E5M2", elemType: "uint8_t" },
 };
+
+const QUANTIZED: ReadonlySet<KvDType> = new Set(["int8", "float8_e4m3fn", "float8_e5m2"]);
+const FLOATS: ReadonlySet<KvDType> = new Set(["float32", "bfloat16", "float16"]);
 
 /**
  * Largest tiles inside a sparse block. 128 x 128 keeps one task's fp32 working set (Q, K^T, V, S, O tiles at
@@ -95,9 +106,10 @@ export function engineConstants(graph: AttentionGraph): EngineConstants {
     throw new KernelRenderError(field, problem);
   };
   const dtype = graph.query.dtype;
-  if (!(dtype in DTYPE_C)) fail("query.dtype", `unsupported dtype ${String(dtype)}`);
-  if (graph.key.dtype !== dtype) fail("key.dtype", `${graph.key.dtype} differs from query.dtype ${dtype}`);
-  if (graph.value.dtype !== dtype) fail("value.dtype", `${graph.value.dtype} differs from query.dtype ${dtype}`);
+  if (!FLOATS.has(dtype)) fail("query.dtype", `unsupported dtype ${String(dtype)}`);
+  const kvDtype = graph.key.dtype;
+  if (kvDtype !== dtype && !QUANTIZED.has(kvDtype)) fail("key.dtype", `${kvDtype} differs from query.dtype ${dtype}`);
+  if (graph.value.dtype !== kvDtype) fail("value.dtype", `${graph.value.dtype} differs from key.dtype ${kvDtype}`);
 
   const hq = positiveInt("query.shape[1]", graph.query.shape[1]);
   const hkv = positiveInt("key.shape[1]", graph.key.shape[1]);
@@ -132,5 +144,9 @@ export function engineConstants(graph: AttentionGraph): EngineConstants {
     dtype_name: dtype,
     dtype_enum: DTYPE_C[dtype].enumName,
     elem_type: DTYPE_C[dtype].elemType,
+    kv_dtype_name: kvDtype,
+    kv_dtype_enum: DTYPE_C[kvDtype].enumName,
+    kv_elem_type: DTYPE_C[kvDtype].elemType,
+    kv_quantized: QUANTIZED.has(kvDtype),
   };
 }

@@ -15,6 +15,9 @@ export interface ReferenceInputs {
   qStartLoc?: Tensor;
   /** Packed key/value [totalKv, Hkv, D]: sequence b owns kv rows kvStartLoc[b] .. kvStartLoc[b + 1] - 1. */
   kvStartLoc?: Tensor;
+  /** Quantized key/value: int8 one scale per token and kv head (the cache's shape without D), fp8 [Hkv] or none. */
+  keyScale?: Tensor;
+  valueScale?: Tensor;
   /** A block mask restricts attention further: blocks it omits are masked, its full blocks skip mask_mod. */
   blockMask?: {
     batch: number; heads: number; qBlocks: number; kvBlocks: number; qBlockSize: number; kvBlockSize: number;
@@ -78,6 +81,13 @@ export function referenceAttention(graph: AttentionGraph, inputs: ReferenceInput
     const page = pageTable![b * maxPages + Math.floor(p / pageSize)];
     return ((page * Hkv + hkv) * pageSize + (p % pageSize)) * dim;
   };
+  // Quantized key/value: a value is scale * code, exactly (codes and float32 scales are exact doubles, and so is their
+  // product); int8 scales are addressed like the rows without their last dim, fp8 ones by kv head.
+  const keyScales = inputs.keyScale ? toFloat64(inputs.keyScale) : undefined;
+  const valueScales = inputs.valueScale ? toFloat64(inputs.valueScale) : undefined;
+  const perToken = graph.key.dtype === "int8";
+  const scaleAt = (scales: Float64Array | undefined, b: number, hkv: number, p: number): number =>
+    scales === undefined ? 1 : perToken ? scales[rowOffset(b, hkv, p, 1)] : scales[hkv];
 
   const buffers = interpreterBuffers(graph, inputs.buffers);
   const scoreIsIdentity = varName(graph.scoreMod) === "score";
@@ -110,8 +120,9 @@ export function referenceAttention(graph: AttentionGraph, inputs: ReferenceInput
             continue;
           }
           const kOff = rowOffset(b, hkv, j, E);
+          const ks = scaleAt(keyScales, b, hkv, j);
           let dot = 0;
-          for (let d = 0; d < E; d++) dot += q[qOff + d] * k[kOff + d];
+          for (let d = 0; d < E; d++) dot += q[qOff + d] * (ks * k[kOff + d]);
           env.kv_idx = j;
           env.score = dot * graph.scale;
           const s = scoreIsIdentity ? env.score : (scoreMod(env) as number);
@@ -137,7 +148,8 @@ export function referenceAttention(graph: AttentionGraph, inputs: ReferenceInput
           const p = Math.exp(scores[j] - max);
           sum += p;
           const vOff = rowOffset(b, hkv, j, Dv);
-          for (let d = 0; d < Dv; d++) out[outOff + d] += p * v[vOff + d];
+          const vs = scaleAt(valueScales, b, hkv, j);
+          for (let d = 0; d < Dv; d++) out[outOff + d] += p * (vs * v[vOff + d]);
         }
         for (let d = 0; d < Dv; d++) out[outOff + d] /= sum;
         lse[row] = max + Math.log(sum);

@@ -140,3 +140,38 @@ export function e4m3fnToF32(code: number): number {
 export function e5m2ToF32(code: number): number {
   return f16BitsToF32((code & 0xff) << 8);
 }
+
+/**
+ * float32 (the input is first rounded to float32) -> OCP fp8 code, round to nearest even. Overflow saturates: a finite
+ * value beyond the largest code becomes it (+-448 for e4m3fn, +-57344 for e5m2), and so does an infinity for e4m3fn,
+ * which has none (e5m2 keeps infinities); NaN gives NaN (0x7f with the sign). This is the saturating convention of
+ * scaled fp8 quantizers (PyTorch's own scalar cast turns e4m3fn overflow into NaN instead).
+ */
+function f32ToFp8(x: number, expBits: 4 | 5): number {
+  const manBits = expBits === 4 ? 3 : 2;
+  const bias = expBits === 4 ? 7 : 15;
+  const maxCode = expBits === 4 ? 0x7e : 0x7b;
+  const bits = f32Bits(x);
+  const sign = (bits >>> 24) & 0x80;
+  const a = bits & 0x7fffffff;
+  if (a > 0x7f800000) return sign | 0x7f;
+  if (a === 0x7f800000) return sign | (expBits === 5 ? 0x7c : maxCode);
+  const field = (a >>> 23) - 127 + bias;
+  let code: number;
+  if (field >= 1) {
+    code = field * 2 ** manBits + shiftRoundEven(a & 0x7fffff, 23 - manBits);
+  } else {
+    const shift = 23 - manBits + (1 - field);
+    if (shift > 24 || a >>> 23 === 0) return sign;
+    code = shiftRoundEven((a & 0x7fffff) | 0x800000, shift);
+  }
+  return sign | Math.min(code, maxCode);
+}
+
+export function f32ToE4m3fn(x: number): number {
+  return f32ToFp8(x, 4);
+}
+
+export function f32ToE5m2(x: number): number {
+  return f32ToFp8(x, 5);
+}

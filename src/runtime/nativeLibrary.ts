@@ -50,6 +50,11 @@ export interface NativeArgs {
   /** Ragged batches: int32 [batch + 1] row starts of each sequence, or null. */
   q_start_loc: Int32Array | null;
   kv_start_loc: Int32Array | null;
+  /** Quantized key/value: the float32 scales and their strides over [batch, kv head, position] (a pool: page, head, slot). */
+  k_scale: Float32Array | null;
+  v_scale: Float32Array | null;
+  k_scale_strides: number[];
+  v_scale_strides: number[];
 }
 
 /** Field order and C types of `md_args`; the order is the ABI, so it must never be sorted or regrouped. */
@@ -87,6 +92,10 @@ export const MD_ARGS_FIELDS = {
   lse_strides: "int64_t[3]",
   q_start_loc: "const int32_t *",
   kv_start_loc: "const int32_t *",
+  k_scale: "const float *",
+  v_scale: "const float *",
+  k_scale_strides: "int64_t[3]",
+  v_scale_strides: "int64_t[3]",
 } as const satisfies Record<keyof NativeArgs, string>;
 
 // Anonymous, so that it cannot clash with another `md_args` registered in koffi's global type namespace.

@@ -120,6 +120,10 @@ export function encodeArgs(
     lse_strides: [0, 0, 0],
     q_start_loc: shape.qStartLoc,
     kv_start_loc: shape.kvStartLoc,
+    k_scale: shape.scales.key?.data ?? null,
+    v_scale: shape.scales.value?.data ?? null,
+    k_scale_strides: shape.scales.key?.strides ?? [0, 0, 0],
+    v_scale_strides: shape.scales.value?.strides ?? [0, 0, 0],
   };
 }
 
@@ -190,6 +194,8 @@ function checkOverlaps(inputs: KernelInputs, outputs: ReadonlyArray<readonly [st
     ["seqLens", inputs.seqLens],
     ["qStartLoc", inputs.qStartLoc],
     ["kvStartLoc", inputs.kvStartLoc],
+    ["keyScale", inputs.keyScale],
+    ["valueScale", inputs.valueScale],
     ...Object.entries(inputs.buffers ?? {}).map(([name, t]) => [`buffers.${name}`, t] as [string, Tensor]),
   ];
   for (let i = 0; i < outputs.length; i++) {

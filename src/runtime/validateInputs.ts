@@ -8,7 +8,7 @@ import type { AttentionGraph } from "../ir/graph.js";
 import { type BlockMask, validateBlockMask } from "./blockMask.js";
 import { InputError } from "./errors.js";
 import { type DType, type Tensor, type TensorData, numel, typedArrayFor } from "./tensor.js";
-import { checkViewBounds, contiguousStrides, stridesOf } from "./view.js";
+import { checkViewBounds, contiguousStrides, elementIndices, stridesOf } from "./view.js";
 
 export interface KernelInputs {
   /** [B, Hq, Lq, Q_DIM] in the graph's dtype (16-bit floats as bit patterns); ragged: [totalQ, Hq, Q_DIM]. */
@@ -30,6 +30,13 @@ export interface KernelInputs {
   qStartLoc?: Tensor;
   /** Packed key/value (unpaged): int32 [B + 1], sequence b owns kv rows kvStartLoc[b] .. kvStartLoc[b + 1] - 1. */
   kvStartLoc?: Tensor;
+  /**
+   * Quantized key (int8: required, float32 shaped like key without its last dim, one scale per token and kv head;
+   * fp8: optional, float32 [Hkv], default 1). A key value is scale * code.
+   */
+  keyScale?: Tensor;
+  /** Like keyScale, for value. */
+  valueScale?: Tensor;
   blockMask?: BlockMask;
 }
 
@@ -55,6 +62,14 @@ export interface CallShape {
   /** Ragged: totalQ, the query's packed rows; null for a dense query. */
   totalQ: number | null;
   views: { query: NativeView; key: NativeView; value: NativeView };
+  /** Quantized key/value: their scales as the kernel reads them (null: none, every scale 1). */
+  scales: { key: NativeScale | null; value: NativeScale | null };
+}
+
+/** A scale tensor as the kernel reads it: its data from the view's offset and the strides of [batch, head, position]. */
+export interface NativeScale {
+  data: Float32Array;
+  strides: [number, number, number];
 }
 
 /** Throws an InputError naming the field at fault unless `inputs` fit `graph`; returns the call's sizes. */
@@ -92,8 +107,9 @@ export function validateInputs(graph: AttentionGraph, inputs: KernelInputs): Cal
   if (packedKv && graph.kvCache) {
     throw new InputError("kvStartLoc", "kvStartLoc is given but the graph has a kvCache: a paged call takes seqLens");
   }
-  const key = checkTensor("key", inputs.key, dtype, packedKv ? 3 : 4);
-  const value = checkTensor("value", inputs.value, dtype, packedKv ? 3 : 4);
+  const kvDtype = graph.key.dtype;
+  const key = checkTensor("key", inputs.key, kvDtype, packedKv ? 3 : 4);
+  const value = checkTensor("value", inputs.value, graph.value.dtype, packedKv ? 3 : 4);
   const dimAxis = packedKv ? 2 : 3;
   expectDim("key", key.shape, 1, kvHeads, "Hkv");
   expectDim("key", key.shape, dimAxis, qDim, "Q_DIM");
@@ -145,6 +161,11 @@ export function validateInputs(graph: AttentionGraph, inputs: KernelInputs): Cal
     }
   }
 
+  const scales = {
+    key: checkScales(graph, "keyScale", inputs.keyScale, key, { paged: paged !== null, packed: packedKv }),
+    value: checkScales(graph, "valueScale", inputs.valueScale, value, { paged: paged !== null, packed: packedKv }),
+  };
+
   if (present(inputs.blockMask)) {
     const [qBlockSize, kvBlockSize] = graph.blockSize;
     validateBlockMask(inputs.blockMask!, { batch, heads, qLen, kvLen, qBlockSize, kvBlockSize });
@@ -162,7 +183,66 @@ export function validateInputs(graph: AttentionGraph, inputs: KernelInputs): Cal
     kvStartLoc,
     totalQ,
     views: { query: queryView, key: keyView, value: valueView },
+    scales,
   };
+}
+
+const QUANTIZED = new Set(["int8", "float8_e4m3fn", "float8_e5m2"]);
+
+/**
+ * The scales of a quantized key or value (`kv`, already checked): int8 needs one per token and kv head, shaped like
+ * the cache without its last dim ([B or 1, Hkv, Lkv], packed [totalKv, Hkv], a pool [numPages, Hkv, pageSize]); fp8
+ * takes an optional [Hkv]. Every scale the kernel may read must be finite and non-negative.
+ */
+function checkScales(
+  graph: AttentionGraph,
+  field: "keyScale" | "valueScale",
+  t: Tensor | undefined,
+  kv: CheckedTensor,
+  { paged, packed }: { paged: boolean; packed: boolean },
+): NativeScale | null {
+  const dtype = graph.key.dtype;
+  if (!QUANTIZED.has(dtype)) {
+    if (present(t)) throw new InputError(field, `${field} is given but key/value are ${dtype}, not quantized`);
+    return null;
+  }
+  if (!present(t)) {
+    if (dtype === "int8") throw new InputError(field, `${field} is missing: int8 key/value need one scale per token and kv head`);
+    return null;
+  }
+  let want: number[];
+  if (dtype === "int8") want = kv.shape.slice(0, -1);
+  else want = [kv.shape[1]];
+  const scale = checkTensor(field, t, "float32", want.length, { lastContiguous: false });
+  want.forEach((dim, axis) => {
+    if (scale.shape[axis] !== dim) {
+      const what = dtype === "int8" ? (paged ? "the pool without its last dim" : "key/value without their last dim") : "[Hkv], one per kv head";
+      throw new InputError(field, `${field}.shape [${scale.shape.join(", ")}] should be [${want.join(", ")}] (${what})`);
+    }
+  });
+  checkScaleValues(field, scale);
+  const [s0, s1, s2] = scale.strides;
+  const data = (scale.data as Float32Array).subarray(scale.offset);
+  if (dtype !== "int8") return { data, strides: [0, s0, 0] };
+  if (packed) return { data, strides: [0, s1, s0] };
+  return { data, strides: [!paged && scale.shape[0] === 1 ? 0 : s0, s1, s2] };
+}
+
+/** Every element of a scale view is finite and >= 0: the kernel multiplies by it unchecked. */
+function checkScaleValues(field: string, t: CheckedTensor): void {
+  const data = t.data as Float32Array;
+  const bad = (at: number) => {
+    const v = data[at];
+    if (Number.isFinite(v) && v >= 0) return;
+    throw new InputError(field, `${field} holds ${v} (data index ${at}); scales must be finite and non-negative`);
+  };
+  if (t.offset === 0 && t.shape.length > 0 && t.strides.every((s, i) => s === contiguousStrides(t.shape)[i]) && data.length === numel(t.shape)) {
+    for (let i = 0; i < data.length; i++) if (!(data[i] >= 0 && data[i] < Infinity)) bad(i);
+    return;
+  }
+  for (const at of elementIndices({ data, shape: t.shape, dtype: "float32", strides: t.strides, offset: t.offset })) {
+    if (!(data[at] >= 0 && data[at] < Infinity)) bad(at);
+  }
 }
 
 /** A tensor that passed checkTensor: its shape, strides and offset. */

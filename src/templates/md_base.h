@@ -19,8 +19,9 @@
 
 #define MD_INLINE static inline __attribute__((always_inline))
 
-/* Element types of query/key/value; bf16 and fp16 travel as uint16_t bit patterns. */
-enum md_dtype { MD_FLOAT32 = 0, MD_BFLOAT16 = 1, MD_FLOAT16 = 2 };
+/* Element types of query/key/value; bf16 and fp16 travel as uint16_t bit patterns. A quantized key/value holds
+ * int8 codes (value = scale * code) or OCP fp8 codes (e4m3fn, e5m2) as uint8_t. */
+enum md_dtype { MD_FLOAT32 = 0, MD_BFLOAT16 = 1, MD_FLOAT16 = 2, MD_INT8 = 3, MD_FP8_E4M3FN = 4, MD_FP8_E5M2 = 5 };
 
 MD_INLINE constexpr int64_t md_round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 MD_INLINE constexpr int64_t md_min(int64_t a, int64_t b) { return a < b ? a : b; }

@@ -220,10 +220,54 @@ MD_INLINE float md_f16_to_f32(uint16_t h) { return md_f16_to_f32_exact(h); }
 MD_INLINE uint16_t md_f32_to_f16(float f) { return md_f32_to_f16_exact(f); }
 #endif
 
+/* OCP fp8 codes. e5m2 is the top byte of a binary16. e4m3fn's exponent and mantissa fields, moved to those of a
+ * binary16 ((c & 0x7f) << 7), denote the value times 2^-8 (bias 15 instead of 7, subnormals included), so one
+ * binary16 conversion and a multiply by 256 decode it exactly; it has no infinities and S.1111.111 is NaN. */
+MD_INLINE uint16_t md_e4m3fn_as_f16_bits(uint8_t c) { return (uint16_t)(((c & 0x80u) << 8) | ((c & 0x7fu) << 7)); }
+MD_INLINE float md_e4m3fn_to_f32(uint8_t c) {
+  return (c & 0x7fu) == 0x7fu ? NAN : md_f16_to_f32_exact(md_e4m3fn_as_f16_bits(c)) * 256.0f;
+}
+MD_INLINE float md_e5m2_to_f32(uint8_t c) { return md_f16_to_f32_exact((uint16_t)(c << 8)); }
+
+/* float32 -> fp8, round to nearest even; a finite value beyond the largest code saturates to it (+-448 for e4m3fn,
+ * +-57344 for e5m2), infinities too for e4m3fn (which has none) while e5m2 keeps them; NaN stays NaN. */
+MD_INLINE uint8_t md_f32_to_fp8(float f, int exp_bits, int man_bits, int max_exp_field, uint32_t max_man) {
+  const uint32_t u = md_bits_from_f32(f);
+  const uint8_t sign = (uint8_t)((u >> 24) & 0x80u);
+  const uint32_t a = u & 0x7fffffffu;
+  const int bias = (1 << (exp_bits - 1)) - 1;
+  const uint8_t max_code = (uint8_t)(((uint32_t)max_exp_field << man_bits) | max_man);
+  if (a > 0x7f800000u) return (uint8_t)(sign | 0x7fu); /* NaN: e4m3fn's S.1111.111, a NaN of e5m2 too */
+  if (a == 0x7f800000u && exp_bits == 5) return (uint8_t)(sign | 0x7cu);
+  if (a >= 0x7f800000u) return (uint8_t)(sign | max_code);
+  const int e = (int)(a >> 23) - 127; /* unbiased exponent of a normal float32 (float32 subnormals round to 0 below) */
+  int field = e + bias;
+  uint32_t code;
+  if (field >= 1) {
+    /* normal: keep man_bits of the 23, round to nearest even; a carry moves to the next exponent */
+    const int shift = 23 - man_bits;
+    const uint32_t m = a & 0x7fffffu, kept = m >> shift, rest = m & ((1u << shift) - 1u), half = 1u << (shift - 1);
+    code = ((uint32_t)field << man_bits) + kept + ((rest > half || (rest == half && (kept & 1u))) ? 1u : 0u);
+  } else {
+    /* subnormal: units of 2^(1 - bias - man_bits) */
+    const int shift = 23 - man_bits + (1 - field);
+    if (shift > 24 || (a >> 23) == 0) return sign;
+    const uint32_t m = (a & 0x7fffffu) | 0x800000u, kept = m >> shift, rest = m & ((1u << shift) - 1u), half = 1u << (shift - 1);
+    code = kept + ((rest > half || (rest == half && (kept & 1u))) ? 1u : 0u);
+  }
+  if (code > max_code) code = max_code;
+  return (uint8_t)(sign | code);
+}
+MD_INLINE uint8_t md_f32_to_e4m3fn(float f) { return md_f32_to_fp8(f, 4, 3, 15, 6); }
+MD_INLINE uint8_t md_f32_to_e5m2(float f) { return md_f32_to_fp8(f, 5, 2, 30, 3); }
+
 template <int DT> MD_INLINE float md_load_elem(const void* p, int64_t i) {
   if constexpr (DT == MD_FLOAT32) return ((const float*)p)[i];
   else if constexpr (DT == MD_BFLOAT16) return md_bf16_to_f32(((const uint16_t*)p)[i]);
-  else return md_f16_to_f32(((const uint16_t*)p)[i]);
+  else if constexpr (DT == MD_FLOAT16) return md_f16_to_f32(((const uint16_t*)p)[i]);
+  else if constexpr (DT == MD_INT8) return (float)((const int8_t*)p)[i];
+  else if constexpr (DT == MD_FP8_E4M3FN) return md_e4m3fn_to_f32(((const uint8_t*)p)[i]);
+  else return md_e5m2_to_f32(((const uint8_t*)p)[i]);
 }
 template <int DT> MD_INLINE void md_store_elem(void* p, int64_t i, float x) {
   if constexpr (DT == MD_FLOAT32) ((float*)p)[i] = x;
@@ -232,10 +276,28 @@ template <int DT> MD_INLINE void md_store_elem(void* p, int64_t i, float x) {
 }
 
 #if defined(__AVX2__)
+/* Eight fp8 codes at p, widened to 16-bit lanes. */
+MD_INLINE __m128i md_load8_u8_as_u16(const void* p) { return _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i*)p)); }
+
 /* Eight consecutive elements of a row as fp32. */
 template <int DT> MD_INLINE __m256 md_load8(const void* p, int64_t i) {
   if constexpr (DT == MD_FLOAT32) return _mm256_loadu_ps((const float*)p + i);
-  else if constexpr (DT == MD_BFLOAT16) {
+  else if constexpr (DT == MD_INT8) return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)((const int8_t*)p + i))));
+  else if constexpr (DT == MD_FP8_E4M3FN || DT == MD_FP8_E5M2) {
+#if defined(__F16C__)
+    const __m128i c = md_load8_u8_as_u16((const uint8_t*)p + i);
+    if constexpr (DT == MD_FP8_E5M2) return _mm256_cvtph_ps(_mm_slli_epi16(c, 8));
+    const __m128i h = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(c, _mm_set1_epi16(0x80)), 8),
+                                   _mm_slli_epi16(_mm_and_si128(c, _mm_set1_epi16(0x7f)), 7));
+    const __m256 x = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
+    const __m256i nan = _mm256_cvtepi16_epi32(_mm_cmpeq_epi16(_mm_and_si128(c, _mm_set1_epi16(0x7f)), _mm_set1_epi16(0x7f)));
+    return _mm256_blendv_ps(x, _mm256_set1_ps(NAN), _mm256_castsi256_ps(nan));
+#else
+    float t[8];
+    for (int k = 0; k < 8; ++k) t[k] = md_load_elem<DT>(p, i + k);
+    return _mm256_loadu_ps(t);
+#endif
+  } else if constexpr (DT == MD_BFLOAT16) {
     const __m128i h = _mm_loadu_si128((const __m128i*)((const uint16_t*)p + i));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
   } else {
@@ -442,7 +504,16 @@ MD_INLINE void md_gemm(const float* a, int64_t lda, const float* b, float* c, in
 template <int DT> MD_INLINE md_vf md_vload_dt(const void* p, int64_t i) {
 #if MD_W == 16
   if constexpr (DT == MD_FLOAT32) return _mm512_loadu_ps((const float*)p + i);
-  else {
+  else if constexpr (DT == MD_INT8) return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)((const int8_t*)p + i))));
+  else if constexpr (DT == MD_FP8_E4M3FN || DT == MD_FP8_E5M2) {
+    const __m256i c = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i*)((const uint8_t*)p + i)));
+    if constexpr (DT == MD_FP8_E5M2) return _mm512_cvtph_ps(_mm256_slli_epi16(c, 8));
+    const __m256i low = _mm256_and_si256(c, _mm256_set1_epi16(0x7f));
+    const __m256i h = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(c, _mm256_set1_epi16(0x80)), 8), _mm256_slli_epi16(low, 7));
+    const __m512 x = _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f));
+    const __mmask16 nan = _mm512_cmpeq_epi32_mask(_mm512_cvtepu16_epi32(low), _mm512_set1_epi32(0x7f));
+    return _mm512_mask_blend_ps(nan, x, _mm512_set1_ps(NAN));
+  } else {
     const __m256i h = _mm256_loadu_si256((const __m256i*)((const uint16_t*)p + i));
     if constexpr (DT == MD_BFLOAT16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
     else return _mm512_cvtph_ps(h);
@@ -737,6 +808,13 @@ MD_INLINE bool md_all_finite(const float* x, int64_t count) {
 template <int DT>
 MD_INLINE bool md_row_finite(const void* row, int64_t dim) {
   bool finite = true;
+  if constexpr (DT == MD_INT8) return true;
+  if constexpr (DT == MD_FP8_E4M3FN || DT == MD_FP8_E5M2) {
+    const uint8_t mask = DT == MD_FP8_E4M3FN ? 0x7fu : 0x7cu;
+    const uint8_t* u = (const uint8_t*)row;
+    for (int64_t d = 0; d < dim; ++d) finite &= (uint8_t)(u[d] & mask) != mask;
+    return finite;
+  }
   if (DT == MD_FLOAT32) {
     const uint32_t* u = (const uint32_t*)row;
     for (int64_t d = 0; d < dim; ++d) finite &= (u[d] & 0x7f800000u) != 0x7f800000u;

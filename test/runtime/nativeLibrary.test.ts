@@ -34,8 +34,8 @@ describe("md_args layout", () => {
     expect(Object.keys(bound.offsets)).toEqual([...FIELD_ORDER]);
     expect(bound.offsets).toEqual(native.offsets);
     // docs/abi.md: 22 eight-byte fields, num_threads and status sharing the next eight bytes, the mods pointer, five
-    // triples of int64 strides and the two start-location pointers.
-    expect(native.size).toBe(200 + 5 * 24 + 16);
+    // triples of int64 strides, the two start-location pointers, two scale pointers and their two stride triples.
+    expect(native.size).toBe(200 + 5 * 24 + 16 + 16 + 2 * 24);
   });
 });
 

@@ -47,6 +47,10 @@ typedef struct md_args {
   int64_t lse_strides[3];
   const int32_t* q_start_loc;
   const int32_t* kv_start_loc;
+  const float* k_scale;
+  const float* v_scale;
+  int64_t k_scale_strides[3];
+  int64_t v_scale_strides[3];
 } md_args;
 
 typedef struct md_mods {
@@ -180,7 +184,7 @@ void stub_echo(int64_t* dst) { memcpy(dst, echo, sizeof echo); }
   X(seq_lens) X(max_pages_per_seq) X(num_pages) X(kv_num_blocks) X(kv_indices) X(full_kv_num_blocks) \
   X(full_kv_indices) X(mask_batch) X(mask_heads) X(q_blocks) X(kv_blocks) X(buffers) X(buffer_dims) \
   X(partition_size) X(num_threads) X(status) X(mods) X(q_strides) X(k_strides) X(v_strides) X(out_strides) \
-  X(lse_strides) X(q_start_loc) X(kv_start_loc)
+  X(lse_strides) X(q_start_loc) X(kv_start_loc) X(k_scale) X(v_scale) X(k_scale_strides) X(v_scale_strides)
 /* sizeof(md_args), then every field's offset in declaration order. */
 void stub_layout(int64_t* dst) {
   int i = 0;
@@ -211,7 +215,7 @@ export const FIELD_ORDER = [
   "max_pages_per_seq", "num_pages", "kv_num_blocks", "kv_indices", "full_kv_num_blocks", "full_kv_indices",
   "mask_batch", "mask_heads", "q_blocks", "kv_blocks", "buffers", "buffer_dims", "partition_size",
   "num_threads", "status", "mods", "q_strides", "k_strides", "v_strides", "out_strides", "lse_strides",
-  "q_start_loc", "kv_start_loc",
+  "q_start_loc", "kv_start_loc", "k_scale", "v_scale", "k_scale_strides", "v_scale_strides",
 ] as const;
 
 export const ENTRY_IDS = { flash_attention: 1, flash_decoding: 2, buildBlockMask: 3, naive: 4 } as const;

@@ -83,6 +83,10 @@ export function argsFor(p: Problem, extra: Record<string, unknown> = {}): Record
     ...p.strides,
     q_start_loc: null,
     kv_start_loc: null,
+    k_scale: null,
+    v_scale: null,
+    k_scale_strides: [0, 0, 0],
+    v_scale_strides: [0, 0, 0],
     ...extra,
   };
 }
