@@ -213,13 +213,12 @@ function checkScales(
   let want: number[];
   if (dtype === "int8") want = kv.shape.slice(0, -1);
   else want = [kv.shape[1]];
+  const what = dtype === "int8" ? (paged ? "the pool without its last dim" : "key/value without their last dim") : "[Hkv], one per kv head";
+  const wrongShape = (shape: readonly number[]) =>
+    new InputError(field, `${field}.shape [${shape.join(", ")}] should be [${want.join(", ")}] (${what})`);
+  if (Array.isArray(t.shape) && t.shape.length !== want.length) throw wrongShape(t.shape);
   const scale = checkTensor(field, t, "float32", want.length, { lastContiguous: false });
-  want.forEach((dim, axis) => {
-    if (scale.shape[axis] !== dim) {
-      const what = dtype === "int8" ? (paged ? "the pool without its last dim" : "key/value without their last dim") : "[Hkv], one per kv head";
-      throw new InputError(field, `${field}.shape [${scale.shape.join(", ")}] should be [${want.join(", ")}] (${what})`);
-    }
-  });
+  if (want.some((dim, axis) => scale.shape[axis] !== dim)) throw wrongShape(scale.shape);
   checkScaleValues(field, scale);
   const [s0, s1, s2] = scale.strides;
   const data = (scale.data as Float32Array).subarray(scale.offset);

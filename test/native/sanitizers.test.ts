@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
-import type { AttentionGraph } from "../../src/ir/graph.js";
+import type { AttentionGraph, QuantizedDType } from "../../src/ir/graph.js";
 import { buildHarness, exampleGraphs, harnessArgs, type HarnessRun, runHarness, scratchDir } from "./harnessTools.js";
 
 /*
@@ -29,6 +29,8 @@ const CPU_FLAGS = new Set(readFileSync("/proc/cpuinfo", "utf8").match(/^flags\s*
 const SIMD_LANES = CPU_FLAGS.has("avx512f") ? 16 : CPU_FLAGS.has("avx2") && CPU_FLAGS.has("fma") ? 8 : 1;
 /** Specs also run on the scalar path: the paged fp16 one covers the most helpers (16-bit loads, paging). */
 const SCALAR_SPECS = ["paged_decode"];
+/** Specs also run with a quantized key/value, one per 8-bit format: paged and unpaged, decode and prefill. */
+const QUANTIZED_SPECS: Array<[string, QuantizedDType]> = [["paged_decode", "int8"], ["causal", "float8_e4m3fn"], ["gqa_decode", "float8_e5m2"]];
 
 /* libgomp's thread pool is released at exit without leaking, so no LeakSanitizer suppression is needed. */
 const SANITIZER_ENV = {
@@ -69,6 +71,11 @@ for (const name of SCALAR_SPECS) {
   const graph = graphs.find(([n]) => n === name)![1];
   builds.set(`${name}_scalar`, slot(() => buildHarness(graph, scratch.dir, `${name}_scalar`, SCALAR)));
 }
+const quantized = QUANTIZED_SPECS.map(([name, dtype]) => {
+  const graph = graphs.find(([n]) => n === name)![1];
+  return [`${name}_${dtype}`, { ...graph, key: { ...graph.key, dtype }, value: { ...graph.value, dtype } }] as [string, AttentionGraph];
+});
+for (const [name, graph] of quantized) builds.set(name, slot(() => buildHarness(graph, scratch.dir, name, NATIVE)));
 for (const build of builds.values()) build.catch(() => {});
 
 let runs = 0;
@@ -133,6 +140,10 @@ describe("ASan + UBSan + LSan over every example spec", () => {
     expect(Number(run.fields.mods_rows)).toBe(2 * graph.query.shape[1] * 3 * (4 * lanes + 3) * 2);
     expect(run.fields.mods_mismatches).toBe("0");
     runs++;
+  });
+
+  it.each(quantized)("%s: quantized key/value", async (name, graph) => {
+    await runAll(await builds.get(name)!, runsFor(graph), name);
   });
 
   it.each(SCALAR_SPECS)("%s on the scalar path (-mno-avx2 -mno-fma)", async (name) => {

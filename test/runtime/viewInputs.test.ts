@@ -266,3 +266,44 @@ describe("views: refusals", () => {
     expectInputError(() => prepareCall(g, given, outputs?.(given) ?? {}), field, message);
   });
 });
+
+describe("quantized key/value: scales", () => {
+  const int8Graph = { ...makeGraph(), key: { ...makeGraph().key, dtype: "int8" as const }, value: { ...makeGraph().value, dtype: "int8" as const } };
+  const fp8Graph = { ...makeGraph(), key: { ...makeGraph().key, dtype: "float8_e4m3fn" as const }, value: { ...makeGraph().value, dtype: "float8_e4m3fn" as const } };
+  const int8Inputs = (): KernelInputs => ({
+    query: ramp("float32", [2, HQ, 3, Q_DIM]),
+    key: tensor("int8", [2, HKV, 5, Q_DIM]),
+    value: tensor("int8", [2, HKV, 5, V_DIM]),
+    keyScale: tensor("float32", [2, HKV, 5], new Float32Array(20).fill(0.5)),
+    valueScale: tensor("float32", [2, HKV, 5], new Float32Array(20).fill(0.25)),
+  });
+  const fp8Inputs = (): KernelInputs => ({
+    query: ramp("float32", [2, HQ, 3, Q_DIM]),
+    key: tensor("float8_e4m3fn", [2, HKV, 5, Q_DIM]),
+    value: tensor("float8_e4m3fn", [2, HKV, 5, V_DIM]),
+  });
+
+  it("passes int8 scales with the rows' strides, fp8 ones by kv head, none as NULL", () => {
+    const { args } = prepareCall(int8Graph, int8Inputs());
+    expect(args.k_scale_strides).toEqual([HKV * 5, 5, 1]);
+    expect(args.v_scale).not.toBeNull();
+    const fp8 = prepareCall(fp8Graph, { ...fp8Inputs(), keyScale: tensor("float32", [HKV], Float32Array.of(2, 3)) }).args;
+    expect(fp8.k_scale_strides).toEqual([0, 1, 0]);
+    expect(fp8.v_scale).toBeNull();
+  });
+
+  const cases: Array<{ name: string; graph: typeof int8Graph | typeof fp8Graph | ReturnType<typeof makeGraph>; field: string; message: RegExp; inputs: () => KernelInputs }> = [
+    { name: "a missing int8 scale", graph: int8Graph, field: "valueScale", message: /valueScale is missing: int8 key\/value need one scale per token and kv head/, inputs: () => ({ ...int8Inputs(), valueScale: undefined }) },
+    { name: "an int8 scale of the wrong shape", graph: int8Graph, field: "keyScale", message: /keyScale\.shape \[2, 2\] should be \[2, 2, 5\] \(key\/value without their last dim\)/, inputs: () => ({ ...int8Inputs(), keyScale: tensor("float32", [2, HKV]) }) },
+    { name: "a scale of the wrong dtype", graph: int8Graph, field: "keyScale", message: /keyScale\.dtype is 'float16', expected 'float32'/, inputs: () => ({ ...int8Inputs(), keyScale: tensor("float16", [2, HKV, 5]) }) },
+    { name: "a negative scale", graph: int8Graph, field: "keyScale", message: /keyScale holds -1 \(data index 3\); scales must be finite and non-negative/, inputs: () => { const i = int8Inputs(); (i.keyScale!.data as Float32Array)[3] = -1; return i; } },
+    { name: "a non-finite scale", graph: fp8Graph, field: "valueScale", message: /valueScale holds NaN/, inputs: () => ({ ...fp8Inputs(), valueScale: tensor("float32", [HKV], Float32Array.of(1, NaN)) }) },
+    { name: "an fp8 scale that is not per kv head", graph: fp8Graph, field: "keyScale", message: /keyScale\.shape \[2, 2, 5\] should be \[2\] \(\[Hkv\], one per kv head\)/, inputs: () => ({ ...fp8Inputs(), keyScale: tensor("float32", [2, HKV, 5]) }) },
+    { name: "fp8 codes given as float32 data", graph: fp8Graph, field: "key", message: /key\.data is a Float32Array; float8_e4m3fn data is stored in a Uint8Array/, inputs: () => ({ ...fp8Inputs(), key: { dtype: "float8_e4m3fn", shape: [2, HKV, 5, Q_DIM], data: new Float32Array(160) } as unknown as Tensor }) },
+    { name: "codes of another format", graph: fp8Graph, field: "key", message: /key\.dtype is 'float8_e5m2', expected 'float8_e4m3fn'/, inputs: () => ({ ...fp8Inputs(), key: tensor("float8_e5m2", [2, HKV, 5, Q_DIM]) }) },
+    { name: "scales for an unquantized key", graph: makeGraph(), field: "keyScale", message: /keyScale is given but key\/value are float32, not quantized/, inputs: () => ({ ...makeInputs(), keyScale: tensor("float32", [HKV]) }) },
+  ];
+  it.each(cases)("refuses $name", ({ graph: g, field, message, inputs }) => {
+    expectInputError(() => prepareCall(g, inputs()), field, message);
+  });
+});
