@@ -24,6 +24,7 @@
 #define MD_PAGE_SIZE 0 /* 0: unpaged */
 #define MD_NUM_BUFFERS 1
 #define MD_DTYPE "float32"
+#define MD_KV_DTYPE "float32" /* MD_DTYPE, or 8-bit codes: int8, float8_e4m3fn, float8_e5m2 */
 
 #define MD_STATUS_OK 0
 #define MD_STATUS_BUFFER_INDEX 1 /* a mod indexed a captured buffer out of range */
@@ -77,6 +78,14 @@ typedef struct md_args {
    * is the longest sequence's row count; with kv_start_loc, kv_len the longest kv length. */
   const int32_t* q_start_loc;
   const int32_t* kv_start_loc;
+  /* Quantized key/value (MD_KV_DTYPE int8 or fp8): the float32 scale of the row at (batch, kv head, position) ([page,
+   * kv head, slot] for a pool) is k_scale[b * k_scale_strides[0] + hkv * k_scale_strides[1] + p * k_scale_strides[2]],
+   * its value scale * code. int8 has one per token and kv head; fp8 one per kv head (strides {0, 1, 0}) or none
+   * (NULL: 1). Unread otherwise. */
+  const float* k_scale;
+  const float* v_scale;
+  int64_t k_scale_strides[3];
+  int64_t v_scale_strides[3];
 } md_args;
 
 /* Rows of sequence b (q positions 0 .. md_seq_q_len - 1) and where its rows start along the position stride. */
@@ -134,6 +143,10 @@ int32_t md_flash_attention(md_args* args);   /* engine */
 int32_t md_flash_decoding(md_args* args);    /* engine */
 int32_t md_naive_attention(md_args* args);   /* engine */
 int32_t md_build_block_mask(md_args* args);  /* mod library */
+/* Engine, quantized key/value: codes[r][0..dim) of float32 src[r][0..dim) for r < rows. int8: scales[r] is written,
+ * max |src[r]| / 127 (0 for a zero row), codes round(src / scale) to nearest even. fp8: scales[r] is read (the row's
+ * kv head scale; NULL: 1), codes are src / scale rounded to nearest even, saturated to the largest finite code. */
+int32_t md_quantize_kv(const float* src, int64_t rows, int64_t dim, void* codes, float* scales);
 const md_mods* md_mods_table(void);          /* mod library */
 
 #ifdef __cplusplus
