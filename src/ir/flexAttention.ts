@@ -19,7 +19,7 @@ export type FlexAttentionOptions = Omit<Spec, "scoreMod" | "maskMod"> & {
  */
 export function flexAttention(options: FlexAttentionOptions): AttentionGraph {
   const { scoreMod, maskMod, ...rest } = options;
-  const parsed = specSchema.omit({ scoreMod: true, maskMod: true }).safeParse(rest);
+  const parsed = specSchema.omit({ scoreMod: true, maskMod: true }).safeParse(rest, { reportInput: true });
   if (!parsed.success) throw zodToSpecError(parsed.error);
   const mod = (kind: "scoreMod" | "maskMod", m: string | ScoreModFn | MaskModFn | undefined): Ast | undefined => {
     if (m === undefined) return undefined;

@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { Ast } from "./ast.js";
 import { SpecError } from "./errors.js";
 import { constant } from "./expr.js";
-import type { AttentionGraph, BufferDType, TensorDType } from "./graph.js";
+import type { AttentionGraph, BufferDType, KvDType, TensorDType } from "./graph.js";
 import { inferTypes, suggest } from "./inferTypes.js";
 import { FUNCTIONS, VARS } from "./ops.js";
 import { parseExpr } from "./parseExpr.js";
@@ -15,18 +15,21 @@ export const BUFFER_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
 const RESERVED = new Set<string>([...VARS, ...Object.keys(FUNCTIONS), "clamp", "inf", "nan", "true", "false", "True", "False"]);
 
 const MAX_DIM = 2 ** 31 - 1;
+const QUANTIZED_DTYPES: ReadonlySet<string> = new Set(["int8", "float8_e4m3fn", "float8_e5m2"]);
 const dim = z.number().int("must be an integer").positive("must be positive").max(MAX_DIM, `must be at most ${MAX_DIM}`);
-const tensorDType = z.enum(["float32", "bfloat16", "float16"]);
-const tensorSpec = z.strictObject({
-  shape: z.tuple([dim, dim, dim, dim], { error: "must be a 4-D shape [B, H, L, D]" }),
-  dtype: tensorDType,
-});
+const QUERY_DTYPES = ["float32", "bfloat16", "float16"] as const;
+const queryDType = z.enum(QUERY_DTYPES);
+/** Key/value may also hold 8-bit codes (DESIGN "Quantized KV"). */
+const kvDType = z.enum([...QUERY_DTYPES, "int8", "float8_e4m3fn", "float8_e5m2"]);
+const shape4 = z.tuple([dim, dim, dim, dim], { error: "must be a 4-D shape [B, H, L, D]" });
+const querySpec = z.strictObject({ shape: shape4, dtype: queryDType });
+const tensorSpec = z.strictObject({ shape: shape4, dtype: kvDType });
 const blockDim = z.number().int("must be an integer").min(16, "must be at least 16").max(1024, "must be at most 1024")
   .refine((n) => n % 16 === 0, "must be a multiple of 16");
 
 export const specSchema = z.strictObject({
   name: z.string().regex(SPEC_NAME, "must start with a letter and hold only letters, digits, '_' and '-' (at most 64)"),
-  query: tensorSpec,
+  query: querySpec,
   key: tensorSpec,
   value: tensorSpec,
   scale: z.number().refine(Number.isFinite, "must be a finite number").optional(),
@@ -62,7 +65,7 @@ export function parseSpec(input: string | unknown): AttentionGraph {
       throw new SpecError(`malformed JSON: ${(e as Error).message}`, { field: "(spec)" }, "check the file is valid JSON");
     }
   }
-  const parsed = specSchema.safeParse(raw);
+  const parsed = specSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw zodToSpecError(parsed.error);
   const spec = parsed.data;
   const mods = {
@@ -85,8 +88,12 @@ export function buildGraph(
   const fail = (field: string, problem: string, hint?: string): never => {
     throw new SpecError(problem, { field }, hint);
   };
-  if (key.dtype !== query.dtype) fail("key.dtype", `is ${key.dtype} but query.dtype is ${query.dtype}; query, key and value share one dtype`);
-  if (value.dtype !== query.dtype) fail("value.dtype", `is ${value.dtype} but query.dtype is ${query.dtype}; query, key and value share one dtype`);
+  if (key.dtype !== query.dtype && !QUANTIZED_DTYPES.has(key.dtype)) {
+    fail("key.dtype", `is ${key.dtype} but query.dtype is ${query.dtype}; key and value share the query's dtype unless quantized (int8, float8_e4m3fn, float8_e5m2)`);
+  }
+  if (value.dtype !== key.dtype) {
+    fail("value.dtype", `is ${value.dtype} but key.dtype is ${key.dtype}; key and value share one dtype (one quantized format for both)`);
+  }
   const [, hq, , qkDim] = query.shape;
   const [kvBatch, hkv, kvLen, kDim] = key.shape;
   if (hq % hkv !== 0) fail("key.shape[1]", `query heads (${hq}) must be a multiple of key/value heads (${hkv})`);
@@ -102,7 +109,7 @@ export function buildGraph(
     fail("key.shape[0]", `batch ${kvBatch} differs from query's ${query.shape[0]}`);
   }
   for (const [field, t] of [["query", query], ["key", key], ["value", value]] as const) {
-    checkBytes(field, t.shape, t.dtype === "float32" ? 4 : 2);
+    checkBytes(field, t.shape, t.dtype === "float32" ? 4 : QUANTIZED_DTYPES.has(t.dtype) ? 1 : 2);
   }
   const buffers = Object.entries(spec.buffers ?? {}).map(([name, b]) => {
     checkBytes(`buffers.${name}`, b.shape, b.dtype === "int64" ? 8 : b.dtype === "bool" ? 1 : 4);
@@ -121,8 +128,8 @@ export function buildGraph(
   return {
     name: spec.name,
     query: { shape: [...query.shape], dtype: query.dtype as TensorDType },
-    key: { shape: [...key.shape], dtype: key.dtype as TensorDType },
-    value: { shape: [...value.shape], dtype: value.dtype as TensorDType },
+    key: { shape: [...key.shape], dtype: key.dtype as KvDType },
+    value: { shape: [...value.shape], dtype: value.dtype as KvDType },
     scale: spec.scale ?? 1 / Math.sqrt(qkDim),
     scoreMod: simplify(mods.scoreMod ? inferTypes(mods.scoreMod, scope("scoreMod")) : inferTypes({ kind: "name", name: "score", pos: -1 }, scope("scoreMod"))),
     maskMod: simplify(mods.maskMod ? inferTypes(mods.maskMod, scope("maskMod")) : constant(true, "bool")),
@@ -154,6 +161,12 @@ export function zodToSpecError(error: z.ZodError): SpecError {
     problem = `key ${JSON.stringify(String(issue.path[issue.path.length - 1]))} ${issue.issues[0]?.message ?? "is not allowed"}`;
   } else if (issue.code === "invalid_value" && "values" in issue) {
     problem = `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+    if (field === "query.dtype" && QUANTIZED_DTYPES.has(String(issue.input))) {
+      // The query keeps a float dtype: it is a few rows per call, so quantizing it would save no memory and cost
+      // precision in every product.
+      problem = `is ${String(issue.input)}, but only key and value may be quantized; ${problem}`;
+      hint = "the query is a few rows per call: quantizing it saves no memory and costs precision in every product";
+    }
   } else if (issue.code === "invalid_type" && /received undefined/.test(issue.message)) {
     problem = "is required";
   }

@@ -57,6 +57,8 @@ export function tuningKey(graph: AttentionGraph): string {
     buffers: graph.buffers.map((b) => [b.name, b.dtype, b.shape.length]),
     pageSize: graph.kvCache?.pageSize ?? null,
     returnLse: graph.returnLse,
+    // a quantized key/value is another kernel (said only when present, so the keys of other graphs stay as they were)
+    ...(graph.key.dtype !== graph.query.dtype ? { kvDtype: graph.key.dtype } : {}),
   };
   return createHash("sha256").update(JSON.stringify(fields)).digest("hex").slice(0, 24);
 }

@@ -26,6 +26,8 @@ const EXPECTED: Record<string, string> = {
   mask_not_bool: "SpecError at maskMod:7: a mask_mod must produce a bool, but this expression is int64",
   missing_query: "SpecError at query: is required",
   mixed_dtypes: "SpecError at key.dtype: is bfloat16 but query.dtype is float32",
+  mixed_quantized: "SpecError at value.dtype: is float8_e4m3fn but key.dtype is int8; key and value share one dtype",
+  quantized_query: "SpecError at query.dtype: is int8, but only key and value may be quantized",
   mod_syntax: "SpecError at scoreMod:14: the expression ends too early",
   negative_size: "SpecError at query.shape[2]: must be positive",
   page_size_mismatch: "SpecError at key.shape[2]: with kvCache, key is the page pool",
