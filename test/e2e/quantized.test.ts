@@ -23,11 +23,17 @@ const identity = EXAMPLES.find(([name]) => name === "identity")![1];
 /** Semantics, not speed: -O0 builds the 24 engines of this file in a fraction of the time of -O3 (the shapes are small). */
 const CXXFLAGS = ["-O0", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu++17"];
 
+/**
+ * The vector paths of the conversions: this machine's (AVX-512 or AVX2), AVX2 + F16C, and plain x86-64 (scalar), each
+ * run where it is compiled (every x86-64 CPU runs the narrower ones).
+ */
+const ISAS: Record<string, string[]> = { native: [], avx2: ["-march=haswell"], scalar: ["-march=x86-64"] };
+
 const kernels = new Map<string, Promise<Kernel>>();
-function kernelOf(graph: AttentionGraph): Promise<Kernel> {
-  const key = JSON.stringify([graph.name, graph.key.dtype, graph.query, graph.key.shape, graph.value.shape, graph.blockSize, graph.kvCache]);
+function kernelOf(graph: AttentionGraph, isa = "native"): Promise<Kernel> {
+  const key = JSON.stringify([isa, graph.name, graph.key.dtype, graph.query, graph.key.shape, graph.value.shape, graph.blockSize, graph.kvCache]);
   let k = kernels.get(key);
-  if (!k) kernels.set(key, (k = compile(graph, { cxxflags: CXXFLAGS })));
+  if (!k) kernels.set(key, (k = compile(graph, { cxxflags: [...CXXFLAGS, ...ISAS[isa]] })));
   return k;
 }
 
@@ -97,10 +103,11 @@ describe("fp8 conversions", () => {
     }
   });
 
-  it.each(QUANTIZED)("the kernel decodes every %s code as TypeScript does (every template)", async (dtype) => {
-    // The identity spec's engine (shared with the example cases below). One kv position: the output row is that
-    // position's value row, i.e. its decoded codes (scale 1); four calls of 64 codes cover all 256.
-    const kernel = await kernelOf(quantizedGraph(identity, dtype));
+  const codeCases = QUANTIZED.flatMap((dtype) => Object.keys(ISAS).map((isa) => ({ dtype, isa })));
+  it.each(codeCases)("the kernel decodes every $dtype code as TypeScript does (every template, $isa)", async ({ dtype, isa }) => {
+    // The identity spec's engine (native: shared with the example cases below). One kv position: the output row is
+    // that position's value row, i.e. its decoded codes (scale 1); four calls of 64 codes cover all 256.
+    const kernel = await kernelOf(quantizedGraph(identity, dtype), isa);
     const ones = (n: number) => tensor("float32", [1, 8, n], new Float32Array(8 * n).fill(1));
     const scales = dtype === "int8" ? { keyScale: ones(1), valueScale: ones(1) } : {};
     // -0 comes out as +0 (the accumulator starts at +0); NaN codes as NaN, which toEqual matches
