@@ -4,7 +4,7 @@
  * indices) is validated here first.
  */
 import { MAX_POSITIONS } from "../codegen/kernelAbi.js";
-import type { AttentionGraph } from "../ir/graph.js";
+import { type AttentionGraph, isQuantized } from "../ir/graph.js";
 import { type BlockMask, validateBlockMask } from "./blockMask.js";
 import { InputError } from "./errors.js";
 import { type DType, type Tensor, type TensorData, numel, typedArrayFor } from "./tensor.js";
@@ -187,8 +187,6 @@ export function validateInputs(graph: AttentionGraph, inputs: KernelInputs): Cal
   };
 }
 
-const QUANTIZED = new Set(["int8", "float8_e4m3fn", "float8_e5m2"]);
-
 /**
  * The scales of a quantized key or value (`kv`, already checked): int8 needs one per token and kv head, shaped like
  * the cache without its last dim ([B or 1, Hkv, Lkv], packed [totalKv, Hkv], a pool [numPages, Hkv, pageSize]); fp8
@@ -202,7 +200,7 @@ function checkScales(
   { paged, packed }: { paged: boolean; packed: boolean },
 ): NativeScale | null {
   const dtype = graph.key.dtype;
-  if (!QUANTIZED.has(dtype)) {
+  if (!isQuantized(dtype)) {
     if (present(t)) throw new InputError(field, `${field} is given but key/value are ${dtype}, not quantized`);
     return null;
   }

@@ -1,6 +1,6 @@
 import { quantizeKv } from "../../src/runtime/quantize.js";
 import { compile, type CompileOptions, type RunOptions } from "../../src/index.js";
-import type { AttentionGraph } from "../../src/ir/graph.js";
+import { type AttentionGraph, isQuantized } from "../../src/ir/graph.js";
 import { rng } from "../../src/io/random.js";
 import { compareOutputs, TOLERANCE, type Comparison } from "../../src/reference/compareOutputs.js";
 import { referenceAttention } from "../../src/reference/referenceAttention.js";
@@ -99,7 +99,7 @@ export function buildInputs(graph: AttentionGraph, call: CallCase): KernelInputs
   const buffers = bufferTensors(call);
   // A quantized key/value: the same normals quantized (int8 per token and head; fp8 with per-head scales of 0.5 .. 2).
   const kvDtype = graph.key.dtype;
-  const quantized = kvDtype === "int8" || kvDtype === "float8_e4m3fn" || kvDtype === "float8_e5m2";
+  const quantized = isQuantized(kvDtype);
   const headScales = Array.from({ length: hkv }, (_, h) => 0.5 + (1.5 * h) / Math.max(1, hkv - 1));
   const kv = (keyShape: number[], valueShape: number[]): Pick<KernelInputs, "key" | "value" | "keyScale" | "valueScale"> => {
     const key = normal(keyShape);
