@@ -289,15 +289,7 @@ MD_INLINE __m128i md_load8_u8_as_u16(const void* p) { return _mm_cvtepu8_epi16(_
 /* Eight consecutive elements of a row as fp32. */
 template <int DT> MD_INLINE __m256 md_load8(const void* p, int64_t i) {
   if constexpr (DT == MD_FLOAT32) return _mm256_loadu_ps((const float*)p + i);
-  else if constexpr (DT == MD_INT8) {
-#if defined(__F16C__)
-    /* as md_vload_dt: (c ^ 0x80) | 0x6400 as binary16 is 1152 + c */
-    const __m128i u = _mm_xor_si128(md_load8_u8_as_u16((const int8_t*)p + i), _mm_set1_epi16(0x6480));
-    return _mm256_sub_ps(_mm256_cvtph_ps(u), _mm256_set1_ps(1152.0f));
-#else
-    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)((const int8_t*)p + i))));
-#endif
-  }
+  else if constexpr (DT == MD_INT8) return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)((const int8_t*)p + i))));
   else if constexpr (DT == MD_FP8_E4M3FN || DT == MD_FP8_E5M2) {
 #if defined(__F16C__)
     const __m128i c = md_load8_u8_as_u16((const uint8_t*)p + i);
@@ -519,12 +511,7 @@ MD_INLINE void md_gemm(const float* a, int64_t lda, const float* b, float* c, in
 template <int DT> MD_INLINE md_vf md_vload_dt(const void* p, int64_t i) {
 #if MD_W == 16
   if constexpr (DT == MD_FLOAT32) return _mm512_loadu_ps((const float*)p + i);
-  else if constexpr (DT == MD_INT8) {
-    /* (c ^ 0x80) | 0x6400 as binary16 is 1024 + 128 + c exactly: a 256-bit widening, one binary16 conversion and a
-     * subtraction, cheaper than widening bytes to 32-bit lanes and converting integers. */
-    const __m256i u = _mm256_xor_si256(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i*)((const int8_t*)p + i))), _mm256_set1_epi16(0x6480));
-    return _mm512_sub_ps(_mm512_cvtph_ps(u), _mm512_set1_ps(1152.0f));
-  }
+  else if constexpr (DT == MD_INT8) return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)((const int8_t*)p + i))));
   else if constexpr (DT == MD_FP8_E4M3FN || DT == MD_FP8_E5M2) {
     const __m128i bytes = _mm_loadu_si128((const __m128i*)((const uint8_t*)p + i));
     if constexpr (DT == MD_FP8_E5M2) return _mm512_cvtph_ps(_mm256_slli_epi16(_mm256_cvtepu8_epi16(bytes), 8));

@@ -194,6 +194,21 @@ describe("the quantizer", () => {
   });
 });
 
+describe("scales the kernel checks", () => {
+  it("a negative scale in a scale tensor too large to scan per call is an InputError from the kernel's check", async () => {
+    const graph = quantizedGraph(identity, "int8");
+    const kernel = await kernelOf(graph);
+    const kvLen = 8200; // 8 heads x 8200 > 65536 scales: checked as the kernel reads them
+    const base = generateInputs({ ...identity }, 3, { batch: 1, qLen: 1, kvLen });
+    const inputs = quantizeInputs(graph, base, "int8");
+    expect(() => kernel.run(inputs)).not.toThrow();
+    (inputs.valueScale!.data as Float32Array)[5 * kvLen + 4321] = -1;
+    for (const template of ["flash_attention", "flash_decoding"] as const) {
+      expect(() => kernel.run(inputs, { template })).toThrow(/keyScale or valueScale holds a negative, infinite or NaN scale/);
+    }
+  });
+});
+
 describe("every example spec with a quantized key/value", () => {
   const cases = EXAMPLES.flatMap(([name, graph]) => QUANTIZED.map((dtype) => ({ name, dtype, graph: quantizedGraph(graph, dtype) })));
   // Start every build at once: g++ runs one per core while the first cases wait for theirs.
