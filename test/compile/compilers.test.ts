@@ -134,8 +134,9 @@ describe("a compiler that cannot build with -fopenmp", () => {
   /** Forwards to g++ but fails as a compiler without OpenMP does when given -fopenmp. */
   let fake: string;
   beforeAll(() => {
-    // A stable path inside the test cache, rewritten only when its text changes: its probe and kernels stay cached.
-    fake = join(process.env.MINDUCTOR_CACHE_DIR ?? join(dir, "cache"), "..", "fake-compilers", "g++-without-openmp");
+    // A stable path in the checkout's (ignored) .cache, rewritten only when its text changes: its compiler info and
+    // kernels stay cached across runs.
+    fake = join(import.meta.dirname, "..", "..", ".cache", "fake-compilers", "g++-without-openmp");
     const text = `#!/bin/sh
 for arg in "$@"; do
   if [ "$arg" = -fopenmp ]; then echo "g++-without-openmp: error: unsupported option '-fopenmp'" >&2; exit 1; fi
