@@ -15,6 +15,7 @@ export function graphSummary(graph: AttentionGraph) {
     buffers: graph.buffers,
     kvCache: graph.kvCache ?? null,
     returnLse: graph.returnLse,
+    raggedQuery: graph.raggedQuery,
     kernelOptions: graph.kernelOptions,
     scoreMod: mod(graph.scoreMod),
     maskMod: mod(graph.maskMod),
@@ -26,15 +27,30 @@ export function describeGraph(graph: AttentionGraph): string {
   const shape = (s: readonly number[]) => `[${s.join(", ")}]`;
   const [, hq] = graph.query.shape;
   const hkv = graph.key.shape[1];
+  const paged = graph.kvCache !== undefined;
+  const ragged = graph.raggedQuery === true;
+  /** The tensor's storage, as its .npy file holds it. */
+  const stored = (field: "query" | "key" | "value"): string => {
+    const h = field === "query" ? "Hq" : "Hkv";
+    const d = field === "value" ? "Dv" : "D";
+    if (ragged && (field === "query" || !paged)) return `packed: file ${field === "query" ? "[totalQ, Hq, D]" : `[totalKv, Hkv, ${d}]`}`;
+    const bshd = graph[field].layout === "bshd";
+    if (paged && field !== "query") {
+      return bshd ? `bshd, token-major pool: file [numPages, pageSize, Hkv, ${d}]` : `bhsd, page pool: file [numPages, Hkv, pageSize, ${d}]`;
+    }
+    return bshd ? `bshd: file [B, L, ${h}, ${d}]` : `bhsd: file [B, ${h}, L, ${d}]`;
+  };
+  const broadcast = !paged && !ragged && graph.key.shape[0] === 1 && graph.query.shape[0] > 1 ? "; batch 1 broadcasts over the query's" : "";
   const lines = [
     `graph ${graph.name}`,
-    `  query    ${shape(graph.query.shape)} ${graph.query.dtype}`,
-    `  key      ${shape(graph.key.shape)} ${graph.key.dtype}${graph.kvCache ? " (page pool [numPages, Hkv, pageSize, D])" : ""}`,
-    `  value    ${shape(graph.value.shape)} ${graph.value.dtype}`,
+    `  query    ${shape(graph.query.shape)} ${graph.query.dtype} (${stored("query")})`,
+    `  key      ${shape(graph.key.shape)} ${graph.key.dtype} (${stored("key")}${broadcast})`,
+    `  value    ${shape(graph.value.shape)} ${graph.value.dtype} (${stored("value")}${broadcast})`,
+    `  ragged   ${ragged ? `yes: query rows by qStartLoc [B + 1]${paged ? "" : ", kv rows by kvStartLoc [B + 1]"}; a call is judged by its shortest sequence` : "no"}`,
     `  heads    Hq = ${hq}, Hkv = ${hkv}${hq !== hkv ? ` (GQA, ${hq / hkv} query heads per kv head)` : ""}`,
     `  scale    ${graph.scale}`,
     `  blocks   ${graph.blockSize[0]} (q) x ${graph.blockSize[1]} (kv)`,
-    `  kvCache  ${graph.kvCache ? `paged, pageSize ${graph.kvCache.pageSize}` : "none (contiguous)"}`,
+    `  kvCache  ${graph.kvCache ? `paged, pageSize ${graph.kvCache.pageSize}` : "none (unpaged)"}`,
     `  lse      ${graph.returnLse ? "returned" : "not returned"}`,
   ];
   if (graph.buffers.length > 0) {

@@ -16,10 +16,20 @@ export function isQuantized(dtype: string): dtype is QuantizedDType {
 /** Element types of captured buffers. */
 export type BufferDType = "float32" | "int32" | "int64" | "bool";
 
+/**
+ * How a tensor is stored in its `.npy` file and in generated inputs: "bhsd" row-major [B, H, L, D] (a pool
+ * [numPages, Hkv, pageSize, D]), "bshd" row-major [B, L, H, D] (a token-major pool [numPages, pageSize, Hkv, D]).
+ * The logical shape is [B, H, L, D] either way; the kernel reads both through strides, so the layout never changes
+ * the generated code.
+ */
+export type TensorLayout = "bhsd" | "bshd";
+
 export interface TensorSpec<D extends KvDType = TensorDType> {
-  /** [B, H, L, D]; with a paged cache, key/value are the page pool [numPages, Hkv, pageSize, D]. */
+  /** Logical [B, H, L, D]; with a paged cache, key/value are the page pool [numPages, Hkv, pageSize, D]. */
   readonly shape: readonly [number, number, number, number];
   readonly dtype: D;
+  /** Storage order of the tensor's file and generated data (default "bhsd"); packed ragged tensors are "bshd". */
+  readonly layout: TensorLayout;
 }
 
 export interface BufferSpec {
@@ -55,5 +65,11 @@ export interface AttentionGraph {
   readonly blockSize: readonly [number, number];
   readonly kvCache?: { readonly pageSize: number };
   readonly returnLse: boolean;
+  /**
+   * Calls pack the query token-major [totalQ, Hq, D] with qStartLoc (int32 [B + 1]); key/value come from the page
+   * pool or are packed [totalKv, Hkv, D] with kvStartLoc. Says how the CLI reads and generates inputs; the kernel
+   * serves dense and ragged calls alike, so it never changes the generated code.
+   */
+  readonly raggedQuery: boolean;
   readonly kernelOptions: KernelOptions;
 }

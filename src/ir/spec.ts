@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { Ast } from "./ast.js";
 import { SpecError } from "./errors.js";
 import { constant } from "./expr.js";
-import { type AttentionGraph, type BufferDType, type KvDType, QUANTIZED_DTYPES, type TensorDType, isQuantized } from "./graph.js";
+import { type AttentionGraph, type BufferDType, type KvDType, QUANTIZED_DTYPES, type TensorDType, type TensorLayout, isQuantized } from "./graph.js";
 import { inferTypes, suggest } from "./inferTypes.js";
 import { FUNCTIONS, VARS } from "./ops.js";
 import { parseExpr } from "./parseExpr.js";
@@ -21,8 +21,10 @@ const queryDType = z.enum(QUERY_DTYPES);
 /** Key/value may also hold 8-bit codes (DESIGN "Quantized KV"). */
 const kvDType = z.enum([...QUERY_DTYPES, ...QUANTIZED_DTYPES]);
 const shape4 = z.tuple([dim, dim, dim, dim], { error: "must be a 4-D shape [B, H, L, D]" });
-const querySpec = z.strictObject({ shape: shape4, dtype: queryDType });
-const tensorSpec = z.strictObject({ shape: shape4, dtype: kvDType });
+/** How a tensor's `.npy` file (and generated data) is stored; the spec's `shape` is the logical [B, H, L, D] either way. */
+const layout = z.enum(["bhsd", "bshd"]).optional();
+const querySpec = z.strictObject({ shape: shape4, dtype: queryDType, layout });
+const tensorSpec = z.strictObject({ shape: shape4, dtype: kvDType, layout });
 const blockDim = z.number().int("must be an integer").min(16, "must be at least 16").max(1024, "must be at most 1024")
   .refine((n) => n % 16 === 0, "must be a multiple of 16");
 
@@ -45,6 +47,7 @@ export const specSchema = z.strictObject({
   blockSize: z.tuple([blockDim, blockDim]).optional(),
   kvCache: z.strictObject({ pageSize: z.number().int("must be an integer").min(1, "must be positive").max(4096, "must be at most 4096") }).optional(),
   returnLse: z.boolean().optional(),
+  raggedQuery: z.boolean().optional(),
   kernelOptions: z.strictObject({
     PARTITION_SIZE: z.number().int("must be an integer").positive("must be positive").max(1 << 20, "must be at most 2^20").optional(),
     template: z.enum(["flash_attention", "flash_decoding"]).optional(),
@@ -100,13 +103,32 @@ export function buildGraph(
   for (const i of [0, 1, 2] as const) {
     if (value.shape[i] !== key.shape[i]) fail(`value.shape[${i}]`, `is ${value.shape[i]} but key.shape[${i}] is ${key.shape[i]}`);
   }
+  const ragged = spec.raggedQuery ?? false;
   if (spec.kvCache) {
     if (kvLen !== spec.kvCache.pageSize) {
       fail("key.shape[2]", `with kvCache, key is the page pool [numPages, Hkv, pageSize, D]: its dim 2 (${kvLen}) must equal kvCache.pageSize (${spec.kvCache.pageSize})`);
     }
-  } else if (kvBatch !== query.shape[0]) {
-    fail("key.shape[0]", `batch ${kvBatch} differs from query's ${query.shape[0]}`);
+  } else if (ragged && kvBatch !== query.shape[0]) {
+    fail(
+      "key.shape[0]",
+      `batch ${kvBatch} differs from query's ${query.shape[0]}: with raggedQuery, an unpaged key/value is packed per sequence ([totalKv, Hkv, D] with kvStartLoc) and does not broadcast`,
+      "give key and value the query's batch, or use a kvCache",
+    );
+  } else if (kvBatch !== query.shape[0] && kvBatch !== 1) {
+    fail("key.shape[0]", `batch ${kvBatch} differs from query's ${query.shape[0]} (only a key/value batch of 1 broadcasts over the query's batch)`);
   }
+  // A ragged query is packed token-major [totalQ, Hq, D], and so is an unpaged key/value beside it: their layout is
+  // bshd by construction, so an explicit "bhsd" contradicts the spec. A page pool keeps its own layout.
+  const layoutOf = (field: "query" | "key" | "value"): TensorLayout => {
+    const given = spec[field].layout;
+    const packed = ragged && (field === "query" || !spec.kvCache);
+    if (!packed) return given ?? "bhsd";
+    if (given === "bhsd") {
+      const what = field === "query" ? "a ragged query is packed token-major [totalQ, Hq, D]" : `with raggedQuery and no kvCache, ${field} is packed token-major [totalKv, Hkv, D]`;
+      fail(`${field}.layout`, `is "bhsd", but ${what}`, `leave ${field}.layout out (or say "bshd")`);
+    }
+    return "bshd";
+  };
   for (const [field, t] of [["query", query], ["key", key], ["value", value]] as const) {
     checkBytes(field, t.shape, t.dtype === "float32" ? 4 : isQuantized(t.dtype) ? 1 : 2);
   }
@@ -126,9 +148,9 @@ export function buildGraph(
   }
   return {
     name: spec.name,
-    query: { shape: [...query.shape], dtype: query.dtype as TensorDType },
-    key: { shape: [...key.shape], dtype: key.dtype as KvDType },
-    value: { shape: [...value.shape], dtype: value.dtype as KvDType },
+    query: { shape: [...query.shape], dtype: query.dtype as TensorDType, layout: layoutOf("query") },
+    key: { shape: [...key.shape], dtype: key.dtype as KvDType, layout: layoutOf("key") },
+    value: { shape: [...value.shape], dtype: value.dtype as KvDType, layout: layoutOf("value") },
     scale: spec.scale ?? 1 / Math.sqrt(qkDim),
     scoreMod: simplify(mods.scoreMod ? inferTypes(mods.scoreMod, scope("scoreMod")) : inferTypes({ kind: "name", name: "score", pos: -1 }, scope("scoreMod"))),
     maskMod: simplify(mods.maskMod ? inferTypes(mods.maskMod, scope("maskMod")) : constant(true, "bool")),
@@ -136,6 +158,7 @@ export function buildGraph(
     blockSize,
     kvCache: spec.kvCache ? { pageSize: spec.kvCache.pageSize } : undefined,
     returnLse: spec.returnLse ?? false,
+    raggedQuery: ragged,
     kernelOptions: { ...options },
   };
 }
@@ -178,7 +201,7 @@ function knownFields(path: ReadonlyArray<PropertyKey>): string[] {
   if (path.length === 0) return top;
   if (path[0] === "kernelOptions") return ["PARTITION_SIZE", "template", "policy"];
   if (path[0] === "kvCache") return ["pageSize"];
-  return ["shape", "dtype"];
+  return ["shape", "dtype", "layout"];
 }
 
 function formatPath(path: ReadonlyArray<PropertyKey>): string {

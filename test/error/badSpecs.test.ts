@@ -9,9 +9,10 @@ const dir = join(import.meta.dirname, "specs");
 
 /** Each bad spec and the start of the message it must fail with: the field (and column) and the problem. */
 const EXPECTED: Record<string, string> = {
+  bad_layout: 'SpecError at query.layout: must be one of "bhsd", "bshd"',
   bad_dtype: 'SpecError at query.dtype: must be one of "float32", "bfloat16", "float16"',
   bad_template: 'SpecError at kernelOptions.template: must be one of "flash_attention", "flash_decoding"',
-  batch_mismatch: "SpecError at key.shape[0]: batch 1 differs from query's 2",
+  batch_mismatch: "SpecError at key.shape[0]: batch 3 differs from query's 2 (only a key/value batch of 1 broadcasts over the query's batch)",
   block_not_multiple_16: "SpecError at blockSize[0]: must be a multiple of 16",
   buffer_arity: "SpecError at scoreMod:9: buffer 'bias' has rank 2 but is indexed with 1 index",
   byte_overflow: "SpecError at query.shape: shape [2147483647, 2147483647, 2147483647, 64] is 2.54e+30 bytes, too large to allocate",
@@ -33,6 +34,9 @@ const EXPECTED: Record<string, string> = {
   page_size_mismatch: "SpecError at key.shape[2]: with kvCache, key is the page pool",
   partition_not_multiple: "SpecError at kernelOptions.PARTITION_SIZE: 100 is not a multiple of the kv block size 128",
   path_name: "SpecError at name: must start with a letter",
+  ragged_broadcast: "SpecError at key.shape[0]: batch 1 differs from query's 2: with raggedQuery, an unpaged key/value is packed per sequence",
+  ragged_not_boolean: "SpecError at raggedQuery: Invalid input: expected boolean",
+  ragged_query_bhsd: 'SpecError at query.layout: is "bhsd", but a ragged query is packed token-major [totalQ, Hq, D]',
   reserved_buffer_name: 'SpecError at buffers.exp: key "exp" is a reserved name of the mod language',
   scale_not_number: "SpecError at scale: Invalid input: expected number",
   score_in_mask: "SpecError at maskMod:1: 'score' is not available in a mask_mod",

@@ -10,7 +10,8 @@ import { type CliIO, printJson } from "../io.js";
 import { intOption, loadSpec } from "../loadSpec.js";
 import { overrideDType } from "../overrideDType.js";
 import { withProgress } from "../progress.js";
-import { inputsAsRecord, readInputsDir, writeTensorsDir } from "../tensorDir.js";
+import { inputsAsRecord, outputFor, readInputsDir, writeTensorsDir } from "../tensorDir.js";
+import { describeLayouts, layoutLines } from "../describeLayouts.js";
 
 interface RunFlags {
   inputs?: string; out?: string; seed: string; check?: boolean; dtype?: string;
@@ -23,14 +24,14 @@ export function registerRun(program: Command, io: CliIO): void {
     .command("run")
     .description("compile a spec's kernel and run it on .npy inputs or seeded random ones")
     .argument("<spec>", "spec JSON file")
-    .option("--inputs <dir>", "read query.npy, key.npy, value.npy, one .npy per buffer, pageTable.npy, seqLens.npy")
-    .option("--out <dir>", "write out.npy (and lse.npy) to DIR")
+    .option("--inputs <dir>", "read query.npy, key.npy, value.npy (in their layouts), one .npy per buffer, pageTable.npy, seqLens.npy, qStartLoc.npy, kvStartLoc.npy")
+    .option("--out <dir>", "write out.npy (in the query's layout) and lse.npy to DIR, and the generated inputs unless --inputs")
     .option("--seed <n>", "seed of the random inputs", "0")
     .option("--check", "compare with the float64 reference; exit 1 beyond the dtype's tolerance")
     .option("--dtype <dtype>", "run with another q/k/v dtype than the spec's (float32, bfloat16, float16)")
     .option("--batch <n>", "batch size of generated inputs")
-    .option("--q-len <n>", "query length of generated inputs")
-    .option("--kv-len <n>", "kv length of generated inputs (paged: the longest sequence)")
+    .option("--q-len <n>", "query length of generated inputs (ragged: the longest sequence)")
+    .option("--kv-len <n>", "kv length of generated inputs (paged or ragged: the longest sequence)")
     .option("--template <name>", "force flash_attention, flash_decoding or naive")
     .option("--partition-size <n>", "kv positions per flash-decoding partition")
     .option("--threads <n>", "OpenMP threads (default: every core)")
@@ -55,13 +56,16 @@ export function registerRun(program: Command, io: CliIO): void {
         policy: f.policy as "auto" | "pytorch" | undefined,
       };
       const choice = template === "naive" ? undefined : kernel.choiceFor(inputs, options);
+      // The kernel writes out.npy's layout directly: the file's tensor is allocated here and given as a view.
+      const out = outputFor(graph, inputs);
       const started = performance.now();
-      const result = kernel.run(inputs, options);
+      const result = kernel.run(inputs, { ...options, out: out.view });
       const ms = performance.now() - started;
       const report: Record<string, unknown> = {
         spec: graph.name,
         dtype: graph.query.dtype,
         shape: { query: inputs.query.shape, key: inputs.key.shape, out: result.out.shape },
+        ...describeLayouts(graph, inputs),
         template: template ?? choice!.template,
         // A forced template runs as forced: the selector's reasons are reported only when it decided.
         reasons: template ? ["forced by --template"] : choice!.reasons,
@@ -69,7 +73,7 @@ export function registerRun(program: Command, io: CliIO): void {
         ms,
         fromCache: kernel.library.fromCache,
       };
-      if (f.out) report.wrote = writeTensorsDir(f.out, { out: result.out, lse: result.lse, ...(f.inputs ? {} : inputsAsRecord(inputs)) });
+      if (f.out) report.wrote = writeTensorsDir(f.out, { out: out.file, lse: result.lse, ...(f.inputs ? {} : inputsAsRecord(graph, inputs)) });
       let failed = false;
       if (f.check) {
         const ref = referenceAttention(graph, { ...inputs, blockMask: undefined });
@@ -89,6 +93,7 @@ function formatRun(r: Record<string, unknown>): string {
   const shape = r.shape as { query: number[]; key: number[]; out: number[] };
   const lines = [
     `${r.spec} (${r.dtype}): query [${shape.query.join(", ")}], key [${shape.key.join(", ")}] -> out [${shape.out.join(", ")}]`,
+    ...layoutLines(r),
     `  template ${r.template}${r.template === "flash_decoding" ? `, partition ${r.partitionSize}` : ""}: ${(r.reasons as string[]).join("; ")}`,
     `  ran in ${(r.ms as number).toFixed(2)} ms (kernel ${r.fromCache === "compiled" ? "compiled now" : `from the ${r.fromCache} cache`})`,
   ];
