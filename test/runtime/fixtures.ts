@@ -1,6 +1,8 @@
 /** Small graphs and matching inputs shared by the runtime tests. */
 import type { Expr } from "../../src/ir/expr.js";
 import type { AttentionGraph, BufferSpec, TensorDType } from "../../src/ir/graph.js";
+import { expect } from "vitest";
+import { InputError } from "../../src/runtime/errors.js";
 import type { KernelInputs } from "../../src/runtime/validateInputs.js";
 import { type Tensor, tensor } from "../../src/runtime/tensor.js";
 
@@ -106,4 +108,19 @@ export function makePagedInputs(dtype: TensorDType = "float32"): KernelInputs {
     pageTable: tensor("int32", [2, 3], Int32Array.from([4, 1, -1, 0, 5, 2])),
     seqLens: tensor("int32", [2], Int32Array.from([5, 9])),
   };
+}
+
+/** Runs `run` and expects an InputError at `field` whose message matches `message` and names the field itself. */
+export function expectInputError(run: () => unknown, field: string, message: RegExp): void {
+  let caught: unknown;
+  try {
+    run();
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught, `expected an InputError at ${field}`).toBeInstanceOf(InputError);
+  expect((caught as InputError).field).toBe(field);
+  expect((caught as InputError).message).toMatch(message);
+  // The message itself names the field, so it reads on its own in a CLI error line.
+  expect((caught as InputError).message).toContain(field);
 }

@@ -1,10 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { InputError } from "../../src/runtime/errors.js";
 import { prepareCall } from "../../src/runtime/prepareCall.js";
 import type { RunOptions } from "../../src/runtime/runOptions.js";
 import { tensor } from "../../src/runtime/tensor.js";
 import type { KernelInputs } from "../../src/runtime/validateInputs.js";
-import { LAYOUT_BUFFERS, PAGE_SIZE, makeGraph, makeInputs, makePagedInputs, ramp } from "./fixtures.js";
+import { LAYOUT_BUFFERS, PAGE_SIZE, makeGraph, makeInputs, makePagedInputs, ramp, expectInputError } from "./fixtures.js";
 
 interface Case {
   name: string;
@@ -14,19 +13,6 @@ interface Case {
   breakInputs: (inputs: KernelInputs) => void;
 }
 
-function expectInputError(run: () => unknown, field: string, message: RegExp): void {
-  let caught: unknown;
-  try {
-    run();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(InputError);
-  expect((caught as InputError).field).toBe(field);
-  expect((caught as InputError).message).toMatch(message);
-  // The message itself names the field, so it reads on its own in a CLI error line.
-  expect((caught as InputError).message).toContain(field);
-}
 
 const unpagedCases: Case[] = [
   { name: "missing query", field: "query", message: /query is missing/, breakInputs: (i) => void delete (i as Partial<KernelInputs>).query },

@@ -1,27 +1,14 @@
 /** Views, caller-owned outputs and ragged batches: what validation accepts, what it encodes, and every refusal. */
 import { describe, expect, it } from "vitest";
-import { InputError } from "../../src/runtime/errors.js";
 import { type OutputTensors, prepareCall } from "../../src/runtime/prepareCall.js";
 import { type Tensor, tensor } from "../../src/runtime/tensor.js";
 import type { KernelInputs } from "../../src/runtime/validateInputs.js";
 import { permute, view } from "../../src/runtime/view.js";
-import { HKV, HQ, NUM_PAGES, PAGE_SIZE, Q_DIM, V_DIM, makeGraph, makeInputs, makePagedInputs, ramp } from "./fixtures.js";
+import { HKV, HQ, NUM_PAGES, PAGE_SIZE, Q_DIM, V_DIM, makeGraph, makeInputs, makePagedInputs, ramp, expectInputError } from "./fixtures.js";
 
 const graph = makeGraph();
 const pagedGraph = makeGraph({ paged: true });
 
-function expectInputError(run: () => unknown, field: string, message: RegExp): void {
-  let caught: unknown;
-  try {
-    run();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught, `expected an InputError at ${field}`).toBeInstanceOf(InputError);
-  expect((caught as InputError).field).toBe(field);
-  expect((caught as InputError).message).toMatch(message);
-  expect((caught as InputError).message).toContain(field);
-}
 
 /** [B, S, H, D] storage viewed as the logical [B, H, S, D]. */
 function bshd(shape: [number, number, number, number]): Tensor {
