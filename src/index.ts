@@ -56,7 +56,7 @@ export { Kernel, type RunOptions, type CallShapeOverrides, defaultThreads } from
 export type { KernelSource } from "./codegen/renderKernel.js";
 export type { KernelLibrary } from "./kernelLibrary.js";
 export type { CompileOptions, CompiledLibrary, CompileProgressEvent, CacheEntrySummary } from "./compile/index.js";
-export { CompileError, CompilerNotFoundError } from "./compile/index.js";
+export { CompileError, CompilerNotFoundError, NO_OPENMP_WARNING_CODE } from "./compile/index.js";
 export { listCache, clearCache, defaultCacheDir } from "./compile/index.js";
 
 export { parseSpec, type Spec } from "./ir/spec.js";

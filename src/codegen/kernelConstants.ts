@@ -1,4 +1,4 @@
-import type { AttentionGraph, KvDType, TensorDType } from "../ir/graph.js";
+import { type AttentionGraph, type KvDType, type TensorDType, isQuantized } from "../ir/graph.js";
 import { DECODE_MAX_Q_LEN, PYTORCH_PARTITION_SIZE } from "../select/selectTemplate.js";
 import { cppFloat } from "./cppLiteral.js";
 import { KERNEL_ABI_VERSION } from "./kernelAbi.js";
@@ -62,7 +62,6 @@ const DTYPE_C: Readonly<Record<KvDType, { enumName: string; elemType: string }>>
   float8_e5m2: { enumName: "MD_FP8_E5M2", elemType: "uint8_t" },
 };
 
-const QUANTIZED: ReadonlySet<KvDType> = new Set(["int8", "float8_e4m3fn", "float8_e5m2"]);
 const FLOATS: ReadonlySet<KvDType> = new Set(["float32", "bfloat16", "float16"]);
 
 /**
@@ -108,7 +107,7 @@ export function engineConstants(graph: AttentionGraph): EngineConstants {
   const dtype = graph.query.dtype;
   if (!FLOATS.has(dtype)) fail("query.dtype", `unsupported dtype ${String(dtype)}`);
   const kvDtype = graph.key.dtype;
-  if (kvDtype !== dtype && !QUANTIZED.has(kvDtype)) fail("key.dtype", `${kvDtype} differs from query.dtype ${dtype}`);
+  if (kvDtype !== dtype && !isQuantized(kvDtype)) fail("key.dtype", `${kvDtype} differs from query.dtype ${dtype}`);
   if (graph.value.dtype !== kvDtype) fail("value.dtype", `${graph.value.dtype} differs from key.dtype ${kvDtype}`);
 
   const hq = positiveInt("query.shape[1]", graph.query.shape[1]);
@@ -147,6 +146,6 @@ export function engineConstants(graph: AttentionGraph): EngineConstants {
     kv_dtype_name: kvDtype,
     kv_dtype_enum: DTYPE_C[kvDtype].enumName,
     kv_elem_type: DTYPE_C[kvDtype].elemType,
-    kv_quantized: QUANTIZED.has(kvDtype),
+    kv_quantized: isQuantized(kvDtype),
   };
 }

@@ -2,7 +2,7 @@ import { access } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { buildEntry, compilerArgv } from "./buildEntry.js";
 import { cacheKey } from "./cacheKey.js";
-import { type CompilerInfo, compilerInfo } from "./compilerInfo.js";
+import { type CompilerInfo, compilerInfo, withoutOpenmp } from "./compilerInfo.js";
 import { type EntryContents, discardDir, inspectEntry, publishEntry } from "./diskCache.js";
 import { HEADER_FILE, LIBRARY_FILE, SOURCE_FILE, entryDir, lockDir } from "./entryLayout.js";
 import { withLock } from "./lock.js";
@@ -30,11 +30,14 @@ export async function compileSource(
 ): Promise<CompiledLibrary> {
   const started = performance.now();
   const cxx = opts.cxx ?? defaultCxx();
-  const cxxflags = opts.cxxflags ?? defaultCxxflags();
-  const argv = compilerArgv(cxx, cxxflags);
+  const requestedFlags = opts.cxxflags ?? defaultCxxflags();
   // Absolute, so the paths handed to the loader do not depend on a later chdir.
   const requestedDir = resolve(opts.cacheDir ?? defaultCacheDir());
-  const compiler = await compilerInfo(cxx, cxxflags, requestedDir);
+  const compiler = await compilerInfo(cxx, requestedFlags, requestedDir);
+  // A compiler that cannot build with -fopenmp builds without it (the kernels then run on one thread), once said.
+  const cxxflags = compiler.openmp ? requestedFlags : withoutOpenmp(requestedFlags);
+  if (!compiler.openmp) warnNoOpenmp(cxx, requestedFlags, compiler.openmpProblem);
+  const argv = compilerArgv(cxx, cxxflags);
   const wanted: EntryContents = {
     key: cacheKey(source, argv, compiler.version, compiler.cpuFeatures, opts.header, opts.prelude),
     source,
@@ -67,9 +70,27 @@ export async function compileSource(
   return library;
 }
 
+/** Emitted once per process and (compiler, flags) when `-fopenmp` is dropped. */
+export const NO_OPENMP_WARNING_CODE = "MINDUCTOR_NO_OPENMP";
+
+const warnedNoOpenmp = new Set<string>();
+
+function warnNoOpenmp(cxx: string, cxxflags: readonly string[], problem: string | undefined): void {
+  const id = JSON.stringify([cxx, cxxflags]);
+  if (warnedNoOpenmp.has(id)) return;
+  warnedNoOpenmp.add(id);
+  process.emitWarning(
+    `C++ compiler '${cxx}' cannot build with -fopenmp${problem ? ` (${problem.replace(/\s*\n\s*/g, " | ")})` : ""}; ` +
+      "building without OpenMP, so kernels run on one thread. Install OpenMP for this compiler (e.g. libomp-dev " +
+      "for clang on Debian), or set MINDUCTOR_CXXFLAGS without -fopenmp to build single-threaded without this warning.",
+    { code: NO_OPENMP_WARNING_CODE },
+  );
+}
+
 /** Forgets every build and cache-dir decision of this process, so a test can observe the disk cache again. */
 export function _resetMemoryCacheForTests(): void {
   builds.clear();
+  warnedNoOpenmp.clear();
   _forgetCacheDirsForTests();
 }
 

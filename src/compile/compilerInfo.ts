@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cpus, tmpdir } from "node:os";
 import { delimiter, isAbsolute, join } from "node:path";
 import { CompilerNotFoundError, CompilerProbeError } from "./errors.js";
 import { defaultCxxflags } from "./options.js";
@@ -10,7 +11,19 @@ export interface CompilerInfo {
   version: string;
   /** Sorted ISA feature macros the flags enable, e.g. `__AVX2__ __F16C__ __FMA__ ...`. */
   cpuFeatures: string;
+  /** From the predefined macros: `__clang__` (clang, Apple clang, icpx), else `__GNUC__` (g++), else other. */
+  family: "gcc" | "clang" | "other";
+  /**
+   * False when the flags ask for `-fopenmp` and a small OpenMP library does not build with them while it builds
+   * without `-fopenmp` (clang without libomp, Apple's clang): compileSource then drops the flag. True otherwise,
+   * including for flags without `-fopenmp` (nothing to drop).
+   */
+  openmp: boolean;
+  /** Why OpenMP is unusable: the first lines of the compiler's complaint. Only when `openmp` is false. */
+  openmpProblem?: string;
 }
+
+export const OPENMP_FLAG = "-fopenmp";
 
 /**
  * Macros that name an instruction-set feature or the target architecture. `-march=native` is the same argv on
@@ -23,7 +36,8 @@ const FEATURE_MACRO =
 const infoByCompiler = new Map<string, Promise<CompilerInfo>>();
 
 /**
- * The compiler's version and target features. Asking g++ costs two processes (~60 ms), which would dominate a
+ * The compiler's version, family, target features and OpenMP support. Asking costs three processes (~60 ms, plus a
+ * small OpenMP build when the flags ask for it), which would dominate a
  * cache-hit `compile()` in a fresh process, so with `cacheDir` the answer is also kept on disk, keyed by the
  * compiler binary (path, size, mtime, inode), the flags and the CPU: upgrading or replacing the compiler, or
  * moving the cache to another CPU, asks again.
@@ -46,7 +60,10 @@ async function persistedProbe(cxx: string, cxxflags: readonly string[], cacheDir
   const path = join(cacheDir, "compilers", `${identity}.json`);
   try {
     const stored = JSON.parse(readFileSync(path, "utf8")) as CompilerInfo;
-    if (typeof stored.version === "string" && typeof stored.cpuFeatures === "string") return stored;
+    // A file written before a field existed lacks it: ask again and overwrite.
+    if (typeof stored.version === "string" && typeof stored.cpuFeatures === "string" && typeof stored.family === "string" && typeof stored.openmp === "boolean") {
+      return stored;
+    }
   } catch {
     // absent or unreadable: ask the compiler
   }
@@ -85,14 +102,66 @@ function isFile(path: string): boolean {
 }
 
 async function probeCompiler(cxx: string, cxxflags: readonly string[]): Promise<CompilerInfo> {
-  const version = (await runProbe(cxx, ["--version"])).trim();
-  const macros = await runProbe(cxx, [...macroProbeFlags(cxxflags), "-dM", "-E", "-x", "c++", "/dev/null"]);
-  return { version, cpuFeatures: featureMacros(macros).join(" ") };
+  const [version, macros, openmp] = await Promise.all([
+    runProbe(cxx, ["--version"]),
+    runProbe(cxx, [...macroProbeFlags(cxxflags), "-dM", "-E", "-x", "c++", "/dev/null"]),
+    probeOpenmp(cxx, cxxflags),
+  ]);
+  return { version: version.trim(), cpuFeatures: featureMacros(macros).join(" "), family: compilerFamily(macros), ...openmp };
 }
 
-/** Output and link flags make no sense for `-E`; everything else (notably -m*, -march) can change the macros. */
+/**
+ * Output and link flags make no sense for `-E`; everything else (notably -m*, -march) can change the macros.
+ * `-fopenmp` only adds `_OPENMP`, and a compiler without OpenMP may reject it outright (Apple's clang does).
+ */
 function macroProbeFlags(cxxflags: readonly string[]): string[] {
-  return cxxflags.filter((flag) => flag !== "-shared" && !flag.startsWith("-Wl,"));
+  return cxxflags.filter((flag) => flag !== "-shared" && flag !== OPENMP_FLAG && !flag.startsWith("-Wl,"));
+}
+
+export function compilerFamily(dump: string): CompilerInfo["family"] {
+  if (/^#define __clang__ /m.test(dump)) return "clang";
+  if (/^#define __GNUC__ /m.test(dump)) return "gcc";
+  return "other";
+}
+
+/** Uses the OpenMP runtime the way the kernels do (header, a parallel region, a runtime call), so it must link. */
+const OPENMP_PROBE_SOURCE = `#include <omp.h>
+extern "C" int md_openmp_probe(void) {
+  int n = 0;
+#pragma omp parallel reduction(+ : n)
+  n += 1;
+  return n + omp_get_max_threads();
+}
+`;
+
+/**
+ * Builds a small OpenMP library with the kernels' own flags. A failure counts against OpenMP only when a library
+ * without OpenMP builds with the same flags minus `-fopenmp`: any other problem (a bad flag) is left for the real
+ * build to report.
+ */
+async function probeOpenmp(cxx: string, cxxflags: readonly string[]): Promise<Pick<CompilerInfo, "openmp" | "openmpProblem">> {
+  if (!cxxflags.includes(OPENMP_FLAG)) return { openmp: true };
+  const dir = await mkdtemp(join(tmpdir(), "minductor-openmp-probe-"));
+  try {
+    await writeFile(join(dir, "openmp.cpp"), OPENMP_PROBE_SOURCE);
+    await writeFile(join(dir, "plain.cpp"), 'extern "C" int md_plain_probe(void) { return 1; }\n');
+    const { execa } = await import("execa");
+    // No `-o`: the output is the compiler's default a.out in this private dir.
+    const build = (flags: readonly string[], source: string) => execa(cxx, [...flags, `${source}.cpp`], { cwd: dir, reject: false, stdin: "ignore" });
+    const withOpenmp = await build(cxxflags, "openmp");
+    if (withOpenmp.code === "ENOENT" || withOpenmp.code === "EACCES") throw new CompilerNotFoundError(cxx);
+    if (!withOpenmp.failed) return { openmp: true };
+    const plain = await build(withoutOpenmp(cxxflags), "plain");
+    if (plain.failed) return { openmp: true };
+    const complaint = (withOpenmp.stderr || withOpenmp.message || "").trim().split("\n").slice(0, 3).join("\n");
+    return { openmp: false, openmpProblem: complaint || `exit status ${withOpenmp.exitCode}` };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export function withoutOpenmp(cxxflags: readonly string[]): string[] {
+  return cxxflags.filter((flag) => flag !== OPENMP_FLAG);
 }
 
 /** The feature macro names defined by a `-dM -E` dump, sorted so the string is stable. */

@@ -3,7 +3,11 @@
  * md_base.h and mod_helpers.h, with <immintrin.h> and the C++ headers behind them), whose parsing is most of a small
  * build. The header is compiled once per (text, compiler, flags, CPU) into `<cacheDir>/pch/<key>/<name>.gch`, and
  * a build that uses it finds it beside its source, where g++ looks first. Everything here is best effort: without a
- * usable .gch (another compiler, a failed build) g++ reads the header itself and the result is the same library.
+ * usable .gch (a failed build) g++ reads the header itself and the result is the same library.
+ *
+ * g++ only: clang never looks for a .gch beside an `#include`d header (only for `-include`), so for clang a .gch
+ * would cost a build and save none. clang's own PCH (`-include-pch`) would need a prelude that can be included
+ * twice and a PCH that does not name its build dir; not done, and a clang build parses the prelude every time.
  */
 import { copyFile, link, mkdir, mkdtemp, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -34,6 +38,7 @@ function pchDir(cacheDir: string, prelude: Prelude, argv: readonly string[], com
 
 /** The path of `<prelude.name>.gch` for these flags if it has been precompiled, else undefined. */
 export async function existingPrecompiledPrelude(cacheDir: string, prelude: Prelude, argv: readonly string[], compiler: CompilerInfo): Promise<string | undefined> {
+  if (compiler.family !== "gcc") return undefined;
   const gch = join(pchDir(cacheDir, prelude, argv, compiler), `${prelude.name}.gch`);
   return (await exists(gch)) ? gch : undefined;
 }
@@ -43,6 +48,7 @@ export async function existingPrecompiledPrelude(cacheDir: string, prelude: Prel
  * (a build then parses the header, as without this cache).
  */
 export function precompiledPrelude(cacheDir: string, prelude: Prelude, argv: readonly string[], compiler: CompilerInfo): Promise<string | undefined> {
+  if (compiler.family !== "gcc") return Promise.resolve(undefined);
   const dir = pchDir(cacheDir, prelude, argv, compiler);
   let result = pending.get(dir);
   if (!result) {

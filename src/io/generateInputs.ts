@@ -1,3 +1,5 @@
+import { isQuantized } from "../ir/graph.js";
+import { quantizeKv } from "../runtime/quantize.js";
 import type { AttentionGraph } from "../ir/graph.js";
 import { fromFloat64, type Tensor, tensor } from "../runtime/tensor.js";
 import { isPacked, layoutOf, storedAs } from "./fileLayout.js";
@@ -16,7 +18,7 @@ export interface GeneratedInputs {
   qStartLoc?: Tensor;
   /** Ragged query with an unpaged key/value: int32 [B + 1] over the packed key/value rows. */
   kvStartLoc?: Tensor;
-  /** Quantized key/value: their float32 scales (read from a directory; generateInputs makes none). */
+  /** A quantized key/value's scales (int8: one per token and kv head; fp8: one per kv head). */
   keyScale?: Tensor;
   valueScale?: Tensor;
 }
@@ -134,7 +136,37 @@ export function generateInputs(graph: AttentionGraph, seed: number, shapes: Shap
         : tensor("int64", shape, BigInt64Array.from(values.map(BigInt)));
     }
   }
-  return { query, key, value, buffers, pageTable, seqLens, ...(qStartLoc ? { qStartLoc } : {}), ...(kvStartLoc ? { kvStartLoc } : {}) };
+  const scales = quantized(graph, { key, value });
+  if (scales) ({ key, value } = scales);
+  return {
+    query,
+    key,
+    value,
+    buffers,
+    pageTable,
+    seqLens,
+    ...(qStartLoc ? { qStartLoc } : {}),
+    ...(kvStartLoc ? { kvStartLoc } : {}),
+    ...(scales ? { keyScale: scales.keyScale, valueScale: scales.valueScale } : {}),
+  };
+}
+
+/**
+ * A quantized spec's key and value: the generated values quantized as quantizeKv does, int8 with a scale per token and
+ * kv head, fp8 with the kv-head scales 0.5 + h / 4 (as the standalone harness draws them). Generated 8-bit caches are
+ * laid out bhsd, unpacked.
+ */
+function quantized(graph: AttentionGraph, kv: { key: Tensor; value: Tensor }): { key: Tensor; value: Tensor; keyScale: Tensor; valueScale: Tensor } | undefined {
+  const dtype = graph.key.dtype;
+  if (!isQuantized(dtype)) return undefined;
+  if (graph.raggedQuery || layoutOf(graph, "key") !== "bhsd") {
+    throw new RangeError(`generated inputs of an 8-bit (${dtype}) key/value are laid out bhsd and dense; give the spec's key and value "layout": "bhsd" and no raggedQuery, or pass your own inputs`);
+  }
+  const hkv = graph.key.shape[1];
+  const options = dtype === "int8" ? {} : { scale: Array.from({ length: hkv }, (_, h) => 0.5 + h / 4) };
+  const k = quantizeKv(kv.key, dtype, options);
+  const v = quantizeKv(kv.value, dtype, options);
+  return { key: k.codes, value: v.codes, keyScale: k.scale, valueScale: v.scale };
 }
 
 /** int32 [B + 1] running sums of the sequences' lengths, from 0. */

@@ -6,6 +6,13 @@ export type TensorDType = "float32" | "bfloat16" | "float16";
 export type QuantizedDType = "int8" | "float8_e4m3fn" | "float8_e5m2";
 /** Element types key/value may have. */
 export type KvDType = TensorDType | QuantizedDType;
+
+export const QUANTIZED_DTYPES: readonly QuantizedDType[] = ["int8", "float8_e4m3fn", "float8_e5m2"];
+
+/** Whether a dtype holds 8-bit key/value codes. */
+export function isQuantized(dtype: string): dtype is QuantizedDType {
+  return (QUANTIZED_DTYPES as readonly string[]).includes(dtype);
+}
 /** Element types of captured buffers. */
 export type BufferDType = "float32" | "int32" | "int64" | "bool";
 

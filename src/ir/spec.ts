@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { Ast } from "./ast.js";
 import { SpecError } from "./errors.js";
 import { constant } from "./expr.js";
-import type { AttentionGraph, BufferDType, KvDType, TensorDType, TensorLayout } from "./graph.js";
+import { type AttentionGraph, type BufferDType, type KvDType, QUANTIZED_DTYPES, type TensorDType, type TensorLayout, isQuantized } from "./graph.js";
 import { inferTypes, suggest } from "./inferTypes.js";
 import { FUNCTIONS, VARS } from "./ops.js";
 import { parseExpr } from "./parseExpr.js";
@@ -15,12 +15,11 @@ export const BUFFER_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
 const RESERVED = new Set<string>([...VARS, ...Object.keys(FUNCTIONS), "clamp", "inf", "nan", "true", "false", "True", "False"]);
 
 const MAX_DIM = 2 ** 31 - 1;
-const QUANTIZED_DTYPES: ReadonlySet<string> = new Set(["int8", "float8_e4m3fn", "float8_e5m2"]);
 const dim = z.number().int("must be an integer").positive("must be positive").max(MAX_DIM, `must be at most ${MAX_DIM}`);
 const QUERY_DTYPES = ["float32", "bfloat16", "float16"] as const;
 const queryDType = z.enum(QUERY_DTYPES);
 /** Key/value may also hold 8-bit codes (DESIGN "Quantized KV"). */
-const kvDType = z.enum([...QUERY_DTYPES, "int8", "float8_e4m3fn", "float8_e5m2"]);
+const kvDType = z.enum([...QUERY_DTYPES, ...QUANTIZED_DTYPES]);
 const shape4 = z.tuple([dim, dim, dim, dim], { error: "must be a 4-D shape [B, H, L, D]" });
 /** How a tensor's `.npy` file (and generated data) is stored; the spec's `shape` is the logical [B, H, L, D] either way. */
 const layout = z.enum(["bhsd", "bshd"]).optional();
@@ -91,7 +90,7 @@ export function buildGraph(
   const fail = (field: string, problem: string, hint?: string): never => {
     throw new SpecError(problem, { field }, hint);
   };
-  if (key.dtype !== query.dtype && !QUANTIZED_DTYPES.has(key.dtype)) {
+  if (key.dtype !== query.dtype && !isQuantized(key.dtype)) {
     fail("key.dtype", `is ${key.dtype} but query.dtype is ${query.dtype}; key and value share the query's dtype unless quantized (int8, float8_e4m3fn, float8_e5m2)`);
   }
   if (value.dtype !== key.dtype) {
@@ -131,7 +130,7 @@ export function buildGraph(
     return "bshd";
   };
   for (const [field, t] of [["query", query], ["key", key], ["value", value]] as const) {
-    checkBytes(field, t.shape, t.dtype === "float32" ? 4 : QUANTIZED_DTYPES.has(t.dtype) ? 1 : 2);
+    checkBytes(field, t.shape, t.dtype === "float32" ? 4 : isQuantized(t.dtype) ? 1 : 2);
   }
   const buffers = Object.entries(spec.buffers ?? {}).map(([name, b]) => {
     checkBytes(`buffers.${name}`, b.shape, b.dtype === "int64" ? 8 : b.dtype === "bool" ? 1 : 4);
@@ -184,7 +183,7 @@ export function zodToSpecError(error: z.ZodError): SpecError {
     problem = `key ${JSON.stringify(String(issue.path[issue.path.length - 1]))} ${issue.issues[0]?.message ?? "is not allowed"}`;
   } else if (issue.code === "invalid_value" && "values" in issue) {
     problem = `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
-    if (field === "query.dtype" && QUANTIZED_DTYPES.has(String(issue.input))) {
+    if (field === "query.dtype" && isQuantized(String(issue.input))) {
       // The query keeps a float dtype: it is a few rows per call, so quantizing it would save no memory and cost
       // precision in every product.
       problem = `is ${String(issue.input)}, but only key and value may be quantized; ${problem}`;

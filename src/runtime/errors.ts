@@ -49,6 +49,8 @@ export const BUFFER_OUT_OF_RANGE_STATUS = 1;
 export const NATIVE_CHECK_STATUS = 2;
 /** Status 3: the kernel could not allocate its per-call scratch memory. */
 export const NO_MEMORY_STATUS = 3;
+/** Status 4: a quantized key/value scale the kernel read was negative or not finite (checked there for large tensors). */
+export const BAD_SCALE_STATUS = 4;
 
 /** Throws the KernelRuntimeError for a non-zero `md_args.status` returned by `entry`. */
 export function throwOnStatus(status: number, entry: string): void {
@@ -64,6 +66,9 @@ export function throwOnStatus(status: number, entry: string): void {
   }
   if (status === NO_MEMORY_STATUS) {
     throw new KernelRuntimeError(status, `${entry} could not allocate its scratch memory (status 3)`);
+  }
+  if (status === BAD_SCALE_STATUS) {
+    throw new InputError("keyScale", "keyScale or valueScale holds a negative, infinite or NaN scale where the kernel read it; scales must be finite and non-negative");
   }
   throw new KernelRuntimeError(status, `${entry} failed with unknown status ${status}`);
 }

@@ -7,7 +7,7 @@
  *   (see f32ToE4m3fn). The kv head is dim 1 of a 4-D tensor ([B, Hkv, L, D], a pool [numPages, Hkv, pageSize, D]) and
  *   dim -2 otherwise ([Hkv, D], packed [totalKv, Hkv, D]).
  */
-import type { QuantizedDType } from "../ir/graph.js";
+import { type QuantizedDType, isQuantized } from "../ir/graph.js";
 import { f32ToE4m3fn, f32ToE5m2 } from "./dtypes.js";
 import { type Tensor, numel, tensor, toFloat64 } from "./tensor.js";
 import { elementIndices } from "./view.js";
@@ -33,7 +33,7 @@ export function quantizeKv(t: Tensor, dtype: QuantizedDType, options: QuantizeOp
   if (!["float32", "bfloat16", "float16"].includes(t.dtype)) {
     throw new TypeError(`quantizeKv takes float32, bfloat16 or float16 values, got ${t.dtype}`);
   }
-  if (!["int8", "float8_e4m3fn", "float8_e5m2"].includes(dtype)) throw new TypeError(`quantizeKv: '${dtype}' is not an 8-bit dtype`);
+  if (!isQuantized(dtype)) throw new TypeError(`quantizeKv: '${dtype}' is not an 8-bit dtype`);
   const rank = t.shape.length;
   if (rank < 1) throw new RangeError("quantizeKv: the input needs a last dim (D)");
   const dim = t.shape[rank - 1];

@@ -3,7 +3,7 @@
  * `strides` and an `offset` (a view, see view.ts). 16-bit floats are stored as bit patterns (see dtypes.ts), int64
  * as BigInt64Array, bool as Uint8Array of 0/1.
  */
-import { f16BitsToF32, bf16BitsToF32, e4m3fnToF32, e5m2ToF32, toBfloat16, toFloat16 } from "./dtypes.js";
+import { f16BitsToF32, bf16BitsToF32, e4m3fnToF32, e5m2ToF32, f32ToE4m3fn, f32ToE5m2, toBfloat16, toFloat16 } from "./dtypes.js";
 import { contiguous } from "./view.js";
 
 export type DType =
@@ -145,9 +145,9 @@ function integerAt(values: ArrayLike<number>, i: number, dtype: DType, bits: num
 }
 
 /**
- * A tensor of `dtype` holding `values` rounded to it: float32 and the 16-bit floats round to nearest even
- * (through float32, as a C++ float would); integers must be exact and in range; bool is `value != 0`
- * (NaN is true, as in C++ and PyTorch).
+ * A tensor of `dtype` holding `values` rounded to it: float32, the 16-bit and the 8-bit floats round to nearest
+ * even (through float32, as a C++ float would; fp8 saturates, see f32ToE4m3fn); integers (int8 included, as codes)
+ * must be exact and in range; bool is `value != 0` (NaN is true, as in C++ and PyTorch).
  */
 export function fromFloat64(values: ArrayLike<number>, dtype: DType, shape: readonly number[]): Tensor {
   const count = numel(shape);
@@ -175,6 +175,16 @@ export function fromFloat64(values: ArrayLike<number>, dtype: DType, shape: read
       const data = new Uint8Array(count);
       for (let i = 0; i < count; i++) data[i] = values[i] !== 0 ? 1 : 0;
       return tensor(dtype, shape, data);
+    }
+    case "int8": {
+      const data = new Int8Array(count);
+      for (let i = 0; i < count; i++) data[i] = integerAt(values, i, dtype, 8);
+      return tensor(dtype, shape, data);
+    }
+    case "float8_e4m3fn":
+    case "float8_e5m2": {
+      const encode = dtype === "float8_e4m3fn" ? f32ToE4m3fn : f32ToE5m2;
+      return tensor(dtype, shape, Uint8Array.from({ length: count }, (_, i) => encode(values[i])));
     }
     default:
       throw new TypeError(`unknown dtype '${String(dtype)}'`);

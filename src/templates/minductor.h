@@ -222,11 +222,18 @@ MD_INLINE uint16_t md_f32_to_f16(float f) { return md_f32_to_f16_exact(f); }
 
 /* OCP fp8 codes. e5m2 is the top byte of a binary16. e4m3fn's exponent and mantissa fields, moved to those of a
  * binary16 ((c & 0x7f) << 7), denote the value times 2^-8 (bias 15 instead of 7, subnormals included), so one
- * binary16 conversion and a multiply by 256 decode it exactly; it has no infinities and S.1111.111 is NaN. */
+ * binary16 conversion decodes it exactly in units of 2^-8; it has no infinities and S.1111.111 is NaN.
+ * Loads of e4m3fn codes (md_load_elem, md_load8, md_vload_dt) give values in those units: the factor
+ * MD_FP8_E4M3FN_UNIT rides with the scales (a kernel multiplies every quantized row's scale by md_kv_unit<DT>()),
+ * which keeps a multiply out of the loads. md_e4m3fn_to_f32 is the exact value. */
 MD_INLINE uint16_t md_e4m3fn_as_f16_bits(uint8_t c) { return (uint16_t)(((c & 0x80u) << 8) | ((c & 0x7fu) << 7)); }
-MD_INLINE float md_e4m3fn_to_f32(uint8_t c) {
-  return (c & 0x7fu) == 0x7fu ? NAN : md_f16_to_f32_exact(md_e4m3fn_as_f16_bits(c)) * 256.0f;
+MD_INLINE float md_e4m3fn_to_f32_units(uint8_t c) {
+  return (c & 0x7fu) == 0x7fu ? NAN : md_f16_to_f32_exact(md_e4m3fn_as_f16_bits(c));
 }
+MD_INLINE float md_e4m3fn_to_f32(uint8_t c) { return md_e4m3fn_to_f32_units(c) * 256.0f; }
+#define MD_FP8_E4M3FN_UNIT 256.0f
+/* What a loaded element of dtype DT is to be multiplied by: 256 for e4m3fn (above), 1 otherwise. */
+template <int DT> MD_INLINE constexpr float md_kv_unit() { return DT == MD_FP8_E4M3FN ? MD_FP8_E4M3FN_UNIT : 1.0f; }
 MD_INLINE float md_e5m2_to_f32(uint8_t c) { return md_f16_to_f32_exact((uint16_t)(c << 8)); }
 
 /* float32 -> fp8, round to nearest even; a finite value beyond the largest code saturates to it (+-448 for e4m3fn,
@@ -266,7 +273,7 @@ template <int DT> MD_INLINE float md_load_elem(const void* p, int64_t i) {
   else if constexpr (DT == MD_BFLOAT16) return md_bf16_to_f32(((const uint16_t*)p)[i]);
   else if constexpr (DT == MD_FLOAT16) return md_f16_to_f32(((const uint16_t*)p)[i]);
   else if constexpr (DT == MD_INT8) return (float)((const int8_t*)p)[i];
-  else if constexpr (DT == MD_FP8_E4M3FN) return md_e4m3fn_to_f32(((const uint8_t*)p)[i]);
+  else if constexpr (DT == MD_FP8_E4M3FN) return md_e4m3fn_to_f32_units(((const uint8_t*)p)[i]);
   else return md_e5m2_to_f32(((const uint8_t*)p)[i]);
 }
 template <int DT> MD_INLINE void md_store_elem(void* p, int64_t i, float x) {
@@ -287,10 +294,10 @@ template <int DT> MD_INLINE __m256 md_load8(const void* p, int64_t i) {
 #if defined(__F16C__)
     const __m128i c = md_load8_u8_as_u16((const uint8_t*)p + i);
     if constexpr (DT == MD_FP8_E5M2) return _mm256_cvtph_ps(_mm_slli_epi16(c, 8));
-    const __m128i h = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(c, _mm_set1_epi16(0x80)), 8),
-                                   _mm_slli_epi16(_mm_and_si128(c, _mm_set1_epi16(0x7f)), 7));
-    const __m256 x = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
-    const __m256i nan = _mm256_cvtepi16_epi32(_mm_cmpeq_epi16(_mm_and_si128(c, _mm_set1_epi16(0x7f)), _mm_set1_epi16(0x7f)));
+    /* (int8)c << 7 puts c6..c0 at bits 13..7 and the sign at bits 15..14; clearing bit 14 leaves the binary16 */
+    const __m128i h = _mm_and_si128(_mm_slli_epi16(_mm_srai_epi16(_mm_slli_epi16(c, 8), 8), 7), _mm_set1_epi16((short)0xbf80));
+    const __m256 x = _mm256_cvtph_ps(h);
+    const __m256i nan = _mm256_cvtepi16_epi32(_mm_cmpeq_epi16(_mm_and_si128(h, _mm_set1_epi16(0x3f80)), _mm_set1_epi16(0x3f80)));
     return _mm256_blendv_ps(x, _mm256_set1_ps(NAN), _mm256_castsi256_ps(nan));
 #else
     float t[8];
@@ -506,12 +513,17 @@ template <int DT> MD_INLINE md_vf md_vload_dt(const void* p, int64_t i) {
   if constexpr (DT == MD_FLOAT32) return _mm512_loadu_ps((const float*)p + i);
   else if constexpr (DT == MD_INT8) return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)((const int8_t*)p + i))));
   else if constexpr (DT == MD_FP8_E4M3FN || DT == MD_FP8_E5M2) {
-    const __m256i c = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i*)((const uint8_t*)p + i)));
-    if constexpr (DT == MD_FP8_E5M2) return _mm512_cvtph_ps(_mm256_slli_epi16(c, 8));
-    const __m256i low = _mm256_and_si256(c, _mm256_set1_epi16(0x7f));
-    const __m256i h = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(c, _mm256_set1_epi16(0x80)), 8), _mm256_slli_epi16(low, 7));
-    const __m512 x = _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f));
-    const __mmask16 nan = _mm512_cmpeq_epi32_mask(_mm512_cvtepu16_epi32(low), _mm512_set1_epi32(0x7f));
+    const __m128i bytes = _mm_loadu_si128((const __m128i*)((const uint8_t*)p + i));
+    if constexpr (DT == MD_FP8_E5M2) return _mm512_cvtph_ps(_mm256_slli_epi16(_mm256_cvtepu8_epi16(bytes), 8));
+    /* (int8)c << 7 puts c6..c0 at bits 13..7 and the sign at bits 15..14; clearing bit 14 leaves the binary16 of the
+     * value in units of 2^-8 (see md_kv_unit) */
+    const __m256i h = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(bytes), 7), _mm256_set1_epi16((short)0xbf80));
+    const __m512 x = _mm512_cvtph_ps(h);
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+    const __mmask16 nan = _mm256_cmpeq_epi16_mask(_mm256_and_si256(h, _mm256_set1_epi16(0x3f80)), _mm256_set1_epi16(0x3f80));
+#else
+    const __mmask16 nan = _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_cvtepu16_epi32(h), _mm512_set1_epi32(0x3f80)), _mm512_set1_epi32(0x3f80));
+#endif
     return _mm512_mask_blend_ps(nan, x, _mm512_set1_ps(NAN));
   } else {
     const __m256i h = _mm256_loadu_si256((const __m256i*)((const uint16_t*)p + i));

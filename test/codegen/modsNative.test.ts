@@ -37,10 +37,17 @@ const graphOf = (scoreMod: string, maskMod: string): AttentionGraph =>
 const points: ModProbe["points"] = [];
 for (let i = 0; i < 24; i++) points.push([i % 3, (i * 5) % 8, (i * 37) % 300, (i * 53) % 300, Math.fround(((i * 7919) % 97) / 12 - 4)]);
 
-/** Compiles the mods to C++ and compares every point with the float64 interpreter: masks exactly, scores within 1e-4. */
-function compare(cases: Array<[string, string]>): void {
+/** Starts compiling the mods of `cases` to C++ and evaluating them at every point (see `compare`). */
+function evaluate(cases: Array<[string, string]>) {
   const graphs = cases.map(([s, m]) => graphOf(s, m));
   const native = evaluateModsNatively(graphs.map((graph) => ({ graph, probe: { buffers: probeBuffers, points } })));
+  native.catch(() => {});
+  return { cases, graphs, native };
+}
+
+/** Compares every point of an `evaluate` with the float64 interpreter: masks exactly, scores within 1e-4. */
+async function compare({ cases, graphs, native: pending }: ReturnType<typeof evaluate>): Promise<void> {
+  const native = await pending;
   graphs.forEach((graph, c) => {
     const score = compileEvaluator(graph.scoreMod);
     const mask = compileEvaluator(graph.maskMod);
@@ -73,13 +80,12 @@ const EXAMPLE_MODS: Array<[string, string]> = [
 ];
 
 describe("generated C++ of mods agrees with the float64 interpreter", () => {
-  it("on the example mods", () => {
-    compare(EXAMPLE_MODS);
+  it("on the example mods", async () => {
+    await compare(examples);
   });
 
-  it("on random mods (fast-check, one compile for the batch)", () => {
-    const cases = fc.sample(fc.tuple(arbitraryScoreMod(3), arbitraryMaskMod(3)), { numRuns: 40, seed: 7 });
-    compare(cases);
+  it("on random mods (fast-check, one compile for the batch)", async () => {
+    await compare(random);
   });
 });
 
@@ -98,21 +104,31 @@ const EVERY_OP_MODS: Array<[string, string]> = [
   ["(h + 1) * 0.5", "q_idx % 3 != 1"],
 ];
 
+/** Starts building and running the program that compares the two forms of the mods of `mods`. */
+function compareForms(mods: Array<[string, string]>) {
+  const results = compareModFormsNatively(mods.map(([s, m]) => ({ graph: graphOf(s, m), buffers: probeBuffers })));
+  results.catch(() => {});
+  return { mods, results };
+}
+
+// The four programs build at import, side by side (one g++ per core); each test waits for its own.
+const examples = evaluate(EXAMPLE_MODS);
+const random = evaluate(fc.sample(fc.tuple(arbitraryScoreMod(3), arbitraryMaskMod(3)), { numRuns: 40, seed: 7 }));
+const examplesAndEveryOp = compareForms([...EXAMPLE_MODS, ...EVERY_OP_MODS]);
+const randomForms = compareForms(fc.sample(fc.tuple(arbitraryScoreMod(4), arbitraryMaskMod(4)), { numRuns: 40, seed: 11 }));
+
 describe("the vector form of the mods computes the scalar form's bits", () => {
-  const cases = (mods: Array<[string, string]>) => mods.map(([s, m]) => ({ graph: graphOf(s, m), buffers: probeBuffers }));
-  const expectSame = (mods: Array<[string, string]>, results: ReturnType<typeof compareModFormsNatively>) =>
-    results.forEach((r, c) => {
+  const expectSame = async ({ mods, results }: ReturnType<typeof compareForms>) =>
+    (await results).forEach((r, c) => {
       expect(r.rows, mods[c].join(" | ")).toBe(4 * 3 * 40 * 2);
       expect({ mods: mods[c], mismatches: r.mismatches, details: r.details }).toEqual({ mods: mods[c], mismatches: 0, details: [] });
     });
 
-  it("on the example mods and mods using every op, compiled as kernels are (-O3 -march=native)", () => {
-    const mods = [...EXAMPLE_MODS, ...EVERY_OP_MODS];
-    expectSame(mods, compareModFormsNatively(cases(mods)));
+  it("on the example mods and mods using every op, compiled as kernels are (-O3 -march=native)", async () => {
+    await expectSame(examplesAndEveryOp);
   });
 
-  it("on random mods (fast-check)", () => {
-    const mods = fc.sample(fc.tuple(arbitraryScoreMod(4), arbitraryMaskMod(4)), { numRuns: 40, seed: 11 });
-    expectSame(mods, compareModFormsNatively(cases(mods)));
+  it("on random mods (fast-check)", async () => {
+    await expectSame(randomForms);
   });
 });

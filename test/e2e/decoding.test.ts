@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { compile, listCache } from "../../src/index.js";
 import { flexAttention } from "../../src/ir/flexAttention.js";
 import type { AttentionGraph } from "../../src/ir/graph.js";
@@ -70,6 +70,16 @@ const exampleDir = join(import.meta.dirname, "..", "..", "examples", "specs");
 const exampleFiles = readdirSync(exampleDir).filter((f) => f.endsWith(".json")).sort();
 prebuild([g1, ...GROUPS.map(([, graph]) => graph), windowGraph, noneGraph, ...exampleFiles.map((f) => parseSpec(readFileSync(join(exampleDir, f), "utf8")))]);
 
+// The decode loop's kernel, in a cache of its own (other test files add entries to the shared one meanwhile), starts
+// building now with the others rather than alone at the end of the file.
+const loopPageSize = 16;
+const loopGraph = decodeGraph("dec_loop", { hq: 8, hkv: 2, d: 64, dtype: "bfloat16", block: [16, 16], pageSize: loopPageSize });
+const loopCacheDir = mkdtempSync(join(tmpdir(), "minductor-decode-loop-"));
+const loopEvents: string[] = [];
+const loopKernel = compile(loopGraph, { cacheDir: loopCacheDir, onProgress: (e) => loopEvents.push(e.phase) });
+loopKernel.catch(() => {});
+afterAll(() => rmSync(loopCacheDir, { recursive: true, force: true }));
+
 describe("flash decoding against the reference and against flash attention", () => {
   const cases: Array<[number, number, number]> = [];
   for (const qLen of [1, 8]) for (const kvLen of [1, 127, 128, 129, 4099]) for (const p of [64, 128, 256, 1024]) cases.push([qLen, kvLen, p]);
@@ -131,12 +141,11 @@ describe("every example mod, decode-shaped", () => {
 
 describe("a decode loop over a paged cache", () => {
   it("appends 64 tokens one step at a time, compiling exactly once", async () => {
-    const pageSize = 16;
-    const graph = decodeGraph("dec_loop", { hq: 8, hkv: 2, d: 64, dtype: "bfloat16", block: [16, 16], pageSize });
-    const events: string[] = [];
-    // A cache of its own: other test files add entries to the shared one meanwhile.
-    const cacheDir = mkdtempSync(join(tmpdir(), "minductor-decode-loop-"));
-    const kernel = await compile(graph, { cacheDir, onProgress: (e) => events.push(e.phase) });
+    const pageSize = loopPageSize;
+    const graph = loopGraph;
+    const events = loopEvents;
+    const cacheDir = loopCacheDir;
+    const kernel = await loopKernel;
     const entriesBefore = (await listCache(cacheDir)).length;
     const r = rng(11);
     const B = 2;

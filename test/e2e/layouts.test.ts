@@ -177,7 +177,7 @@ describe("ragged batches", () => {
     const r = rng(seed);
     const query = tensor("float32", [total, HQ, D], Float32Array.from({ length: total * HQ * D }, () => r.normal(0, 1)));
     const offsets = qRows.map((q, b) => Math.max(0, kvLens[b] - q));
-    const inputs: KernelInputs = { query, qStartLoc: tensor("int32", [B + 1], qStart), buffers: { offset: tensor("int32", [B], Int32Array.from(offsets)) } } as KernelInputs;
+    const inputs = { query, qStartLoc: tensor("int32", [B + 1], qStart), buffers: { offset: tensor("int32", [B], Int32Array.from(offsets)) } } as unknown as KernelInputs;
     if (graph.kvCache) {
       const g = generateInputs(graph, seed + 1, { batch: B, qLen: 1, kvLen: Math.max(...kvLens) });
       (g.seqLens!.data as Int32Array).set(kvLens);

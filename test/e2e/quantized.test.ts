@@ -6,7 +6,6 @@
 import koffi from "koffi";
 import { describe, expect, it } from "vitest";
 import { compile, type Kernel } from "../../src/index.js";
-import { flexAttention } from "../../src/ir/flexAttention.js";
 import type { AttentionGraph, QuantizedDType } from "../../src/ir/graph.js";
 import { generateInputs } from "../../src/io/generateInputs.js";
 import { rng } from "../../src/io/random.js";
@@ -19,14 +18,22 @@ import type { KernelInputs } from "../../src/runtime/validateInputs.js";
 import { exampleGraphs } from "../native/harnessTools.js";
 
 const QUANTIZED: QuantizedDType[] = ["int8", "float8_e4m3fn", "float8_e5m2"];
-/** Semantics, not speed: -O0 builds the 26 engines of this file in a fraction of the time of -O3 (the shapes are small). */
+const EXAMPLES = exampleGraphs();
+const identity = EXAMPLES.find(([name]) => name === "identity")![1];
+/** Semantics, not speed: -O0 builds the 24 engines of this file in a fraction of the time of -O3 (the shapes are small). */
 const CXXFLAGS = ["-O0", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu++17"];
 
+/**
+ * The vector paths of the conversions: this machine's (AVX-512 or AVX2), AVX2 + F16C, and plain x86-64 (scalar), each
+ * run where it is compiled (every x86-64 CPU runs the narrower ones).
+ */
+const ISAS: Record<string, string[]> = { native: [], avx2: ["-march=haswell"], scalar: ["-march=x86-64"] };
+
 const kernels = new Map<string, Promise<Kernel>>();
-function kernelOf(graph: AttentionGraph): Promise<Kernel> {
-  const key = JSON.stringify([graph.name, graph.key.dtype, graph.query, graph.key.shape, graph.value.shape, graph.blockSize, graph.kvCache]);
+function kernelOf(graph: AttentionGraph, isa = "native"): Promise<Kernel> {
+  const key = JSON.stringify([isa, graph.name, graph.key.dtype, graph.query, graph.key.shape, graph.value.shape, graph.blockSize, graph.kvCache]);
   let k = kernels.get(key);
-  if (!k) kernels.set(key, (k = compile(graph, { cxxflags: CXXFLAGS })));
+  if (!k) kernels.set(key, (k = compile(graph, { cxxflags: [...CXXFLAGS, ...ISAS[isa]] })));
   return k;
 }
 
@@ -96,27 +103,24 @@ describe("fp8 conversions", () => {
     }
   });
 
-  it.each(QUANTIZED)("the kernel decodes every %s code as TypeScript does (both templates)", async (dtype) => {
-    // One kv position: the output row is that position's value row, i.e. the decoded codes (scale 1).
-    const graph = flexAttention({
-      name: "codes",
-      query: { shape: [1, 1, 1, 16], dtype: "float32" },
-      key: { shape: [1, 1, 1, 16], dtype: "float32" },
-      value: { shape: [1, 1, 1, 256], dtype: "float32" },
-      blockSize: [16, 16],
-    });
-    const kernel = await kernelOf(quantizedGraph(graph, dtype));
-    const codes = Uint8Array.from({ length: 256 }, (_, i) => i);
-    const value = dtype === "int8" ? tensor("int8", [1, 1, 1, 256], new Int8Array(codes.buffer)) : tensor(dtype, [1, 1, 1, 256], codes);
-    const key = dtype === "int8" ? tensor("int8", [1, 1, 1, 16]) : tensor(dtype, [1, 1, 1, 16]);
-    const ones = (n: number) => tensor("float32", [1, 1, n], new Float32Array(n).fill(1));
+  const codeCases = QUANTIZED.flatMap((dtype) => Object.keys(ISAS).map((isa) => ({ dtype, isa })));
+  it.each(codeCases)("the kernel decodes every $dtype code as TypeScript does (every template, $isa)", async ({ dtype, isa }) => {
+    // The identity spec's engine (native: shared with the example cases below). One kv position: the output row is
+    // that position's value row, i.e. its decoded codes (scale 1); four calls of 64 codes cover all 256.
+    const kernel = await kernelOf(quantizedGraph(identity, dtype), isa);
+    const ones = (n: number) => tensor("float32", [1, 8, n], new Float32Array(8 * n).fill(1));
     const scales = dtype === "int8" ? { keyScale: ones(1), valueScale: ones(1) } : {};
     // -0 comes out as +0 (the accumulator starts at +0); NaN codes as NaN, which toEqual matches
     const unsigned = (x: Float64Array) => Array.from(x, (v) => (v === 0 ? 0 : v));
-    const want = unsigned(toFloat64(value));
-    for (const template of ["flash_attention", "flash_decoding", "naive"] as const) {
-      const { out } = kernel.run({ query: tensor("float32", [1, 1, 1, 16]), key, value, ...scales }, { template });
-      expect(unsigned(toFloat64(out)), template).toEqual(want);
+    for (let first = 0; first < 256; first += 64) {
+      const codes = Uint8Array.from({ length: 8 * 64 }, (_, i) => first + (i % 64));
+      const value = dtype === "int8" ? tensor("int8", [1, 8, 1, 64], new Int8Array(codes.buffer)) : tensor(dtype, [1, 8, 1, 64], codes);
+      const key = tensor(dtype, [1, 8, 1, 64]);
+      const want = unsigned(toFloat64(value));
+      for (const template of ["flash_attention", "flash_decoding", "naive"] as const) {
+        const { out } = kernel.run({ query: tensor("float32", [1, 8, 1, 64]), key, value, ...scales }, { template });
+        expect(unsigned(toFloat64(out)), `${template} codes ${first}..${first + 63}`).toEqual(want);
+      }
     }
   });
 });
@@ -176,14 +180,7 @@ describe("the quantizer", () => {
   });
 
   it.each(QUANTIZED)("the engine's md_quantize_kv gives the TypeScript quantizer's bits (%s)", async (dtype) => {
-    const graph = flexAttention({
-      name: "quantizer",
-      query: { shape: [1, 3, 1, 32], dtype: "float32" },
-      key: { shape: [1, 3, 8, 32], dtype: "float32" },
-      value: { shape: [1, 3, 8, 32], dtype: "float32" },
-      blockSize: [16, 16],
-    });
-    const kernel = await kernelOf(quantizedGraph(graph, dtype));
+    const kernel = await kernelOf(quantizedGraph(identity, dtype));
     const lib = koffi.load(kernel.library.engine.soPath);
     const quantize = lib.func("md_quantize_kv", "int32_t", ["const float *", "int64_t", "int64_t", "void *", "float *"]);
     // 2 * 3 * 5 rows of 32: for fp8, row r belongs to head r % 3 (a [.., Hkv, D] layout)
@@ -197,8 +194,23 @@ describe("the quantizer", () => {
   });
 });
 
+describe("scales the kernel checks", () => {
+  it("a negative scale in a scale tensor too large to scan per call is an InputError from the kernel's check", async () => {
+    const graph = quantizedGraph(identity, "int8");
+    const kernel = await kernelOf(graph);
+    const kvLen = 8200; // 8 heads x 8200 > 65536 scales: checked as the kernel reads them
+    const base = generateInputs({ ...identity }, 3, { batch: 1, qLen: 1, kvLen });
+    const inputs = quantizeInputs(graph, base, "int8");
+    expect(() => kernel.run(inputs)).not.toThrow();
+    (inputs.valueScale!.data as Float32Array)[5 * kvLen + 4321] = -1;
+    for (const template of ["flash_attention", "flash_decoding"] as const) {
+      expect(() => kernel.run(inputs, { template })).toThrow(/keyScale or valueScale holds a negative, infinite or NaN scale/);
+    }
+  });
+});
+
 describe("every example spec with a quantized key/value", () => {
-  const cases = exampleGraphs().flatMap(([name, graph]) => QUANTIZED.map((dtype) => ({ name, dtype, graph: quantizedGraph(graph, dtype) })));
+  const cases = EXAMPLES.flatMap(([name, graph]) => QUANTIZED.map((dtype) => ({ name, dtype, graph: quantizedGraph(graph, dtype) })));
   // Start every build at once: g++ runs one per core while the first cases wait for theirs.
   for (const c of cases) kernelOf(c.graph).catch(() => {});
 

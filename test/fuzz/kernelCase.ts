@@ -96,6 +96,11 @@ export const arbitraryCall: fc.Arbitrary<CallCase> = fc.record({
 export const arbitrarySpec: fc.Arbitrary<Spec> = fc
   .record({
     dtype: fc.constantFrom(...DTYPES),
+    // an 8-bit key/value in about one case in five
+    kvDtype: fc.oneof(
+      { arbitrary: fc.constant(null), weight: 4 },
+      { arbitrary: fc.constantFrom("int8" as const, "float8_e4m3fn" as const, "float8_e5m2" as const), weight: 1 },
+    ),
     hkv: fc.integer({ min: 1, max: 2 }),
     group: fc.constantFrom(1, 2, 4),
     d: fc.constantFrom(...HEAD_DIMS),
@@ -117,8 +122,8 @@ export const arbitrarySpec: fc.Arbitrary<Spec> = fc
     return {
       name: "fuzz",
       query: { shape: [1, hq, 16, k.d], dtype: k.dtype },
-      key: { shape: kv(k.d), dtype: k.dtype },
-      value: { shape: kv(dv), dtype: k.dtype },
+      key: { shape: kv(k.d), dtype: k.kvDtype ?? k.dtype },
+      value: { shape: kv(dv), dtype: k.kvDtype ?? k.dtype },
       ...(k.scaleFactor === null ? {} : { scale: Number((k.scaleFactor / Math.sqrt(k.d)).toPrecision(6)) }),
       ...(k.scoreMod === null ? {} : { scoreMod: k.scoreMod }),
       ...(k.maskMod === null ? {} : { maskMod: k.maskMod }),

@@ -1,5 +1,6 @@
+import { quantizeKv } from "../../src/runtime/quantize.js";
 import { compile, type CompileOptions, type RunOptions } from "../../src/index.js";
-import type { AttentionGraph } from "../../src/ir/graph.js";
+import { type AttentionGraph, isQuantized } from "../../src/ir/graph.js";
 import { rng } from "../../src/io/random.js";
 import { compareOutputs, TOLERANCE, type Comparison } from "../../src/reference/compareOutputs.js";
 import { referenceAttention } from "../../src/reference/referenceAttention.js";
@@ -96,8 +97,21 @@ export function buildInputs(graph: AttentionGraph, call: CallCase): KernelInputs
   const { batch, qLen } = call;
   const query = normal([batch, hq, qLen, d]);
   const buffers = bufferTensors(call);
+  // A quantized key/value: the same normals quantized (int8 per token and head; fp8 with per-head scales of 0.5 .. 2).
+  const kvDtype = graph.key.dtype;
+  const quantized = isQuantized(kvDtype);
+  const headScales = Array.from({ length: hkv }, (_, h) => 0.5 + (1.5 * h) / Math.max(1, hkv - 1));
+  const kv = (keyShape: number[], valueShape: number[]): Pick<KernelInputs, "key" | "value" | "keyScale" | "valueScale"> => {
+    const key = normal(keyShape);
+    const value = normal(valueShape);
+    if (!quantized) return { key, value };
+    const options = kvDtype === "int8" ? {} : { scale: headScales };
+    const k = quantizeKv(key, kvDtype, options);
+    const v = quantizeKv(value, kvDtype, options);
+    return { key: k.codes, value: v.codes, keyScale: k.scale, valueScale: v.scale };
+  };
   if (!graph.kvCache) {
-    return { query, key: normal([batch, hkv, call.kvLen, d]), value: normal([batch, hkv, call.kvLen, dv]), buffers };
+    return { query, ...kv([batch, hkv, call.kvLen, d], [batch, hkv, call.kvLen, dv]), buffers };
   }
   const pageSize = graph.kvCache.pageSize;
   const seqLens = call.seqLens.slice(0, batch);
@@ -110,8 +124,7 @@ export function buildInputs(graph: AttentionGraph, call: CallCase): KernelInputs
   for (let b = 0; b < batch; b++) for (let p = 0; p < pagesOf[b]; p++) table[b * slots + p] = order[next++];
   return {
     query,
-    key: normal([numPages, hkv, pageSize, d]),
-    value: normal([numPages, hkv, pageSize, dv]),
+    ...kv([numPages, hkv, pageSize, d], [numPages, hkv, pageSize, dv]),
     buffers,
     pageTable: tensor("int32", [batch, slots], table),
     seqLens: tensor("int32", [batch], Int32Array.from(seqLens)),

@@ -1,7 +1,8 @@
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import type { AttentionGraph } from "../../src/ir/graph.js";
 import { renderMods } from "../../src/codegen/renderMods.js";
 
@@ -32,7 +33,7 @@ export interface ModProbe {
  * md_mods_row<false>, mask_mod via md_mask_mod, and the masked row via md_mods_row<true> at the given points,
  * and returns, per graph, per point: [score_mod, mask (0/1), masked row value, status].
  */
-export function evaluateModsNatively(cases: Array<{ graph: AttentionGraph; probe: ModProbe }>): number[][][] {
+export async function evaluateModsNatively(cases: Array<{ graph: AttentionGraph; probe: ModProbe }>): Promise<number[][][]> {
   let program = ARGS_STRUCT;
   cases.forEach(({ graph, probe }, c) => {
     program += `namespace case${c} {\n${renderMods(graph)}\n`;
@@ -49,7 +50,7 @@ export function evaluateModsNatively(cases: Array<{ graph: AttentionGraph; probe
     program += `    std::printf("%.9g %d %.9g %d\\n", (double)s, (int)m, (double)t, (int)a.status);\n  }\n}\n}\n`;
   });
   program += `int main() {\n${cases.map((_, c) => `  std::printf("case\\n"); case${c}::run();\n`).join("")}  return 0;\n}\n`;
-  const out = compileAndRun(program, ["-O1"]);
+  const out = await compileAndRun(program, ["-O1"]);
   return out.split("case\n").slice(1).map((block) =>
     block.trim().split("\n").filter(Boolean).map((line) => line.split(" ").map((v) => (v === "nan" || v === "-nan" ? NaN : v === "inf" ? Infinity : v === "-inf" ? -Infinity : Number(v)))),
   );
@@ -71,10 +72,10 @@ export interface FormComparison {
  * (b, h, q_idx), with and without mask_mod, on scores that mix the special values (signed zeros, infinities,
  * NaN, subnormals, the edges of exp's and tanh's ranges) into values in [-32, 32).
  */
-export function compareModFormsNatively(
+export async function compareModFormsNatively(
   cases: Array<{ graph: AttentionGraph; buffers: ModProbe["buffers"] }>,
   flags: readonly string[] = ["-O3", "-march=native"],
-): FormComparison[] {
+): Promise<FormComparison[]> {
   let program = ARGS_STRUCT;
   cases.forEach(({ graph, buffers }, c) => {
     program += `namespace case${c} {\n${renderMods(graph)}\n`;
@@ -124,7 +125,7 @@ export function compareModFormsNatively(
 `;
   });
   program += `int main() {\n${cases.map((_, c) => `  std::printf("case\\n"); case${c}::check();\n`).join("")}  return 0;\n}\n`;
-  const out = compileAndRun(program, flags);
+  const out = await compileAndRun(program, flags);
   return out.split("case\n").slice(1).map((block) => {
     const lines = block.trim().split("\n");
     const [rows, mismatches] = lines[lines.length - 1].split(" ").map(Number);
@@ -132,14 +133,19 @@ export function compareModFormsNatively(
   });
 }
 
-/** Builds one C++ program with g++ and `flags` in a scratch directory and returns what it prints. */
-function compileAndRun(program: string, flags: readonly string[]): string {
-  const dir = mkdtempSync(join(tmpdir(), "minductor-mods-"));
+const run = promisify(execFile);
+
+/**
+ * Builds one C++ program with g++ and `flags` in a scratch directory and returns what it prints. Asynchronous, so a
+ * file can build its programs side by side.
+ */
+async function compileAndRun(program: string, flags: readonly string[]): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "minductor-mods-"));
   try {
-    writeFileSync(join(dir, "mods.cpp"), program);
-    execFileSync("g++", ["-std=gnu++17", ...flags, "-Wno-unused", "-o", join(dir, "mods"), join(dir, "mods.cpp")], { stdio: "pipe" });
-    return execFileSync(join(dir, "mods"), { encoding: "utf8" });
+    await writeFile(join(dir, "mods.cpp"), program);
+    await run("g++", ["-std=gnu++17", ...flags, "-Wno-unused", "-o", join(dir, "mods"), join(dir, "mods.cpp")]);
+    return (await run(join(dir, "mods"), [], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 })).stdout;
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
   }
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -74,14 +74,25 @@ describe("files numpy wrote", () => {
   });
 });
 
+describe("fp8 codes", () => {
+  it.each(["float8_e4m3fn", "float8_e5m2"] as const)("%s codes travel as uint8 and read back as the dtype", (dtype) => {
+    const t = fromFloat64([1, -0.5, 448, 2 ** -9, 0, -3], dtype, [3, 2]);
+    const path = join(dir, `${dtype}.npy`);
+    writeNpy(path, t);
+    expect(readFileSync(path).subarray(0, 64).toString("latin1")).toContain("'|u1'");
+    expectSameTensor(readNpyAs(path, dtype), t);
+  });
+});
+
 describe("round trips", () => {
-  const samples: Record<DType, number[]> = {
+  const samples: Partial<Record<DType, number[]>> = {
     float32: [0.1, -2.5, 1e30, -0, Infinity, 3],
     bfloat16: [1, -0.5, 3.140625, 1e38, -Infinity, 0],
     float16: [1.5, -2, 65504, 2 ** -24, -0, 0.333251953125],
     int32: [0, -1, 2 ** 31 - 1, -(2 ** 31), 7, 8],
     int64: [0, -1, 2 ** 53, -(2 ** 40), 7, 8],
     bool: [1, 0, 0, 1, 1, 1],
+    int8: [0, -1, 127, -128, 7, 8],
   };
 
   for (const [dtype, values] of Object.entries(samples) as [DType, number[]][]) {

@@ -1,0 +1,29 @@
+/** The CLI with a quantized key/value: generated inputs are quantized from random values, and run --check passes. */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { main } from "../../src/cli/main.js";
+
+const dir = mkdtempSync(join(tmpdir(), "minductor-cli-quantized-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("minductor run --check with an 8-bit key/value", () => {
+  it.each(["int8", "float8_e5m2"])("%s: the kernel matches the float64 reference on the dequantized cache", async (dtype) => {
+    const spec = {
+      name: `q_${dtype}`,
+      query: { shape: [1, 4, 3, 32], dtype: "bfloat16" },
+      key: { shape: [1, 2, 70, 32], dtype },
+      value: { shape: [1, 2, 70, 32], dtype },
+      blockSize: [16, 16],
+      maskMod: "q_idx + 67 >= kv_idx",
+    };
+    const path = join(dir, `${dtype}.json`);
+    writeFileSync(path, JSON.stringify(spec));
+    let stdout = "";
+    let stderr = "";
+    const io = { out: (s: string) => void (stdout += s), err: (s: string) => void (stderr += s), interactive: false };
+    expect(await main(["node", "minductor", "run", path, "--check"], io), stderr).toBe(0);
+    expect(stdout).toMatch(/check out: .*: ok/);
+  });
+});
