@@ -30,6 +30,7 @@
 #define MD_STATUS_BUFFER_INDEX 1 /* a mod indexed a captured buffer out of range */
 #define MD_STATUS_BAD_ARGS 2     /* an argument failed a native sanity check */
 #define MD_STATUS_NO_MEMORY 3    /* scratch allocation failed */
+#define MD_STATUS_BAD_SCALE 4    /* a quantized key/value scale the kernel read was negative, infinite or NaN */
 
 #ifdef __cplusplus
 extern "C" {
