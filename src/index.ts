@@ -62,7 +62,7 @@ export { listCache, clearCache, defaultCacheDir } from "./compile/index.js";
 export { parseSpec, type Spec } from "./ir/spec.js";
 export { flexAttention, type FlexAttentionOptions } from "./ir/flexAttention.js";
 export { buffer, where, minimum, maximum, clamp, Sym, type SymLike, type ScoreModFn, type MaskModFn } from "./ir/trace.js";
-export type { AttentionGraph, TensorSpec, BufferSpec, KernelOptions, TemplateName, KvDType, QuantizedDType } from "./ir/graph.js";
+export type { AttentionGraph, TensorSpec, TensorLayout, BufferSpec, KernelOptions, TemplateName, KvDType, QuantizedDType } from "./ir/graph.js";
 export type { Expr } from "./ir/expr.js";
 export { printExpr } from "./ir/printExpr.js";
 export { describeGraph } from "./ir/describeGraph.js";

@@ -14,7 +14,7 @@ describe("golden snapshots of the example specs (test/golden: generated C++ and 
     const bad = results.filter((r) => r.status !== "ok");
     // To accept a deliberate change: node bin/minductor.js golden update examples/specs --golden-dir test/golden
     expect(bad.map((r) => `${r.spec}: ${r.status}\n${r.sourceDiff ?? ""}`)).toEqual([]);
-    expect(results).toHaveLength(10);
+    expect(results).toHaveLength(12);
   });
 });
 
