@@ -22,12 +22,15 @@
 #if defined(__AVX512F__)
 #define MD_W 16
 #define MD_MR 12
+#define MD_VREGS 32
 #elif defined(__AVX2__) && defined(__FMA__)
 #define MD_W 8
 #define MD_MR 6
+#define MD_VREGS 16
 #else
 #define MD_W 1
 #define MD_MR 4
+#define MD_VREGS 16
 #endif
 
 
@@ -636,7 +639,23 @@ MD_INLINE void md_dot_block(const float* __restrict q, int64_t ldq, const void* 
       for (int r = 0; r < RQ; ++r) acc[r * JK + j] = md_vfma(qo[r], ko, md_vfma(qe[r], ke, acc[r * JK + j]));
     }
   }
-  for (int64_t d = paired; d < full; d += MD_W) {
+  /* Key rows one after the other when the whole query block fits in registers next to the accumulators: the loads
+   * then walk K in address order, which the hardware prefetchers follow at full speed (row by row interleaved, 8
+   * rows 2 * DIM bytes apart each step, they fall well short). Each row's chain of DIM / MD_W FMAs overlaps the
+   * other rows' in the out-of-order window. */
+  constexpr int QV = (int)(full / MD_W);
+  constexpr bool rows_in_order = paired == 0 && MD_W >= 8 && RQ * QV + RQ * JK + 2 <= MD_VREGS;
+  if constexpr (rows_in_order) {
+    md_vf qv[RQ][QV > 0 ? QV : 1];
+    for (int r = 0; r < RQ; ++r)
+      for (int x = 0; x < QV; ++x) qv[r][x] = md_vreg(md_vload(q + r * ldq + x * MD_W));
+    for (int j = 0; j < JK; ++j)
+      for (int x = 0; x < QV; ++x) {
+        const md_vf kv = md_vreg(md_vload_dt<DT>(k[j], x * MD_W));
+        for (int r = 0; r < RQ; ++r) acc[r * JK + j] = md_vfma(qv[r][x], kv, acc[r * JK + j]);
+      }
+  }
+  for (int64_t d = rows_in_order ? full : paired; d < full; d += MD_W) {
     md_vf qv[RQ];
     for (int r = 0; r < RQ; ++r) qv[r] = JK > 1 ? md_vreg(md_vload(q + r * ldq + d)) : md_vload(q + r * ldq + d);
     for (int j = 0; j < JK; ++j) {

@@ -23,14 +23,14 @@ const D = 32;
 const PAGE = 16;
 
 /** Causal in absolute positions: query row i of sequence b sits at offset[b] + i (chunked prefill, decode). */
-function graphOf(name: string, paged: boolean): AttentionGraph {
+function graphOf(name: string, paged: boolean, maskMod = "q_idx + offset[b] >= kv_idx"): AttentionGraph {
   const kv = (paged ? [24, HKV, PAGE, D] : [2, HKV, 64, D]) as [number, number, number, number];
   return flexAttention({
     name,
     query: { shape: [2, HQ, 16, D], dtype: "float32" },
     key: { shape: kv, dtype: "float32" },
     value: { shape: kv, dtype: "float32" },
-    maskMod: "q_idx + offset[b] >= kv_idx",
+    maskMod,
     buffers: { offset: { shape: [2], dtype: "int32" } },
     blockSize: [16, 16],
     kvCache: paged ? { pageSize: PAGE } : undefined,
@@ -40,7 +40,10 @@ function graphOf(name: string, paged: boolean): AttentionGraph {
 
 const unpaged = graphOf("layouts", false);
 const paged = graphOf("layouts_paged", true);
-prebuild([unpaged, paged]);
+/** The same configuration (one engine) with a mask whose blocks differ by head: kv heads get different partition
+ * counts, which a decode task over every kv head of a token-major cache must handle. */
+const byHead = graphOf("layouts_by_head", false, "q_idx + offset[b] >= kv_idx && kv_idx >= 16 * h");
+prebuild([unpaged, paged, byHead]);
 
 /** The same values as `t` (contiguous [d0, d1, d2, d3]) stored with dims 1 and 2 swapped: a BSHD view of BHSD data. */
 function swapped12(t: Tensor): Tensor {
@@ -78,6 +81,19 @@ describe("strided views", () => {
       expect(got.out).toBe(out);
       expect(bits(out), template).toEqual(bits(want.out));
       expect(bits(got.lse!), template).toEqual(bits(want.lse!));
+    }
+  });
+
+  it("BSHD decode with a mask whose active blocks differ by head gives the contiguous call's bits", async () => {
+    const kernel = await kernelFor(byHead);
+    const base = withOffset(generateInputs(byHead, 4, { batch: 2, qLen: 2, kvLen: 61 }), [59, 40]);
+    for (const partitionSize of [16, 32, 64]) {
+      const want = kernel.run(base, { template: "flash_decoding", partitionSize });
+      const bshd = { ...base, query: swapped12(base.query), key: swapped12(base.key), value: swapped12(base.value) };
+      const got = kernel.run(bshd, { template: "flash_decoding", partitionSize });
+      expect(bits(got.out), `partition ${partitionSize}`).toEqual(bits(want.out));
+      expect(bits(got.lse!), `partition ${partitionSize}`).toEqual(bits(want.lse!));
+      expectNearReference(byHead, bshd, got, `by head, partition ${partitionSize}`);
     }
   });
 
