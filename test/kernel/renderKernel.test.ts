@@ -125,7 +125,7 @@ describe("renderKernel", () => {
       expect((err as KernelRenderError).field).toBe(field);
       expect((err as Error).message).toContain(field);
     }
-    const mixed = { ...graphFor(base), key: { shape: [1, 2, 16, 64], dtype: "float16" } } as const;
+    const mixed = { ...graphFor(base), key: { shape: [1, 2, 16, 64], dtype: "float16", layout: "bhsd" } } as const;
     expect(() => renderKernel(mixed, identityMods.cpp)).toThrow(/key\.dtype/);
   });
 });

@@ -35,9 +35,9 @@ export function makeGraph(options: GraphOptions = {}): AttentionGraph {
   const dtype = options.dtype ?? "float32";
   return {
     name: "runtime_test",
-    query: { shape: [2, HQ, 3, Q_DIM], dtype },
-    key: { shape: [2, HKV, 5, Q_DIM], dtype },
-    value: { shape: [2, HKV, 5, V_DIM], dtype },
+    query: { shape: [2, HQ, 3, Q_DIM], dtype, layout: "bhsd" },
+    key: { shape: [2, HKV, 5, Q_DIM], dtype, layout: "bhsd" },
+    value: { shape: [2, HKV, 5, V_DIM], dtype, layout: "bhsd" },
     scale: 0.5,
     scoreMod: PLACEHOLDER_EXPR,
     maskMod: PLACEHOLDER_EXPR,
@@ -45,6 +45,7 @@ export function makeGraph(options: GraphOptions = {}): AttentionGraph {
     blockSize: BLOCK_SIZE,
     kvCache: options.paged ? { pageSize: PAGE_SIZE } : undefined,
     returnLse: options.returnLse ?? true,
+    raggedQuery: false,
     kernelOptions: options.kernelOptions ?? {},
   };
 }

@@ -38,9 +38,9 @@ export function graphFor(c: KernelConfig, name = "test"): AttentionGraph {
   const placeholder = null as unknown as Expr;
   return {
     name,
-    query: { shape: [1, c.hq, 16, c.qDim], dtype: c.dtype },
-    key: { shape: [1, c.hkv, 16, c.qDim], dtype: c.dtype },
-    value: { shape: [1, c.hkv, 16, c.vDim], dtype: c.dtype },
+    query: { shape: [1, c.hq, 16, c.qDim], dtype: c.dtype, layout: "bhsd" },
+    key: { shape: [1, c.hkv, 16, c.qDim], dtype: c.dtype, layout: "bhsd" },
+    value: { shape: [1, c.hkv, 16, c.vDim], dtype: c.dtype, layout: "bhsd" },
     scale: c.scale ?? 1 / Math.sqrt(c.qDim),
     scoreMod: placeholder,
     maskMod: placeholder,
@@ -48,6 +48,7 @@ export function graphFor(c: KernelConfig, name = "test"): AttentionGraph {
     blockSize: c.blockSize,
     kvCache: c.pageSize ? { pageSize: c.pageSize } : undefined,
     returnLse: true,
+    raggedQuery: false,
     kernelOptions: {},
   };
 }
