@@ -17,7 +17,18 @@ const variant = z.object({
   numThreads: z.number().int().positive().optional(),
   /** Another compile-time block size: the graph is compiled again with it. */
   blockSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).optional(),
+  /** An 8-bit key/value cache instead of the spec's dtype: the graph is compiled again with it (query unchanged). */
+  kvDtype: z.enum(["int8", "float8_e4m3fn", "float8_e5m2"]).optional(),
+  /**
+   * How q, k and v are stored: "bhsd" (default) contiguous [B, H, L, D]; "bshd" as permuted views of [B, L, H, D]
+   * storage, the layout of a fused projection's output, and for a paged pool token-major [numPages, pageSize,
+   * Hkv, D]. Strides are runtime arguments, so both run the same compiled kernel.
+   */
+  layout: z.enum(["bhsd", "bshd"]).optional(),
 });
+
+/** A ragged call's sequences: query rows and kv length of each. */
+const sequence = z.object({ qLen: z.number().int().positive(), kvLen: z.number().int().positive() });
 
 const timing = z.object({
   /** Untimed calls per variant before measuring (the first also faults in the output pages). */
@@ -51,6 +62,12 @@ export const caseRequestSchema = z.discriminatedUnion("kind", [
    * the template the selector picks.
    */
   z.object({ kind: z.literal("splitKernel"), id: z.string(), spec: z.record(z.string(), z.unknown()), call, timing, seed: z.number().int() }),
+  /**
+   * Continuous batching on a paged spec: the sequences in one ragged call (queries packed token-major with
+   * qStartLoc, one page table) against the same work split by template, one call for the decode sequences (q_len 1)
+   * and one for the prefill chunks, the two calls timed as one step; interleaved.
+   */
+  z.object({ kind: z.literal("ragged"), id: z.string(), spec: z.record(z.string(), z.unknown()), sequences: z.array(sequence).min(2), timing, seed: z.number().int() }),
   /** `run()` on a tiny call, many times: the per-call cost of the TS side and the FFI. */
   z.object({ kind: z.literal("call"), id: z.string(), spec: z.record(z.string(), z.unknown()), call, warmup: z.number().int().nonnegative(), runs: z.number().int().positive() }),
 ]);
@@ -76,6 +93,8 @@ export interface VariantResult {
   stats: TimingStats | null;
   /** Set instead of `stats` when this variant failed; the case's other variants still count. */
   error?: string;
+  /** The unique K/V bytes this variant streams (each kv head once, scales included): it differs by kvDtype. */
+  kvBytes: number;
 }
 
 export type CaseResult =
@@ -100,6 +119,15 @@ export type CaseResult =
       /** Both timed in the same rounds, alternating which one goes first. */
       split: { firstMs: number | null; stats: TimingStats };
       selfContained: { firstMs: number | null; stats: TimingStats };
+    }
+  | {
+      kind: "ragged";
+      id: string;
+      /** What the selector ran for the ragged call and for each call of the split. */
+      mixedTemplate: string;
+      splitTemplates: [string, string];
+      mixed: { firstMs: number | null; stats: TimingStats };
+      split: { firstMs: number | null; stats: TimingStats };
     }
   | { kind: "call"; id: string; template: string; stats: TimingStats };
 

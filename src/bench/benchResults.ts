@@ -7,7 +7,7 @@ import type { TimingStats } from "./timingStats.js";
 
 export const BENCH_FORMAT_VERSION = 1;
 
-export type SuiteName = "prefill" | "decode" | "sweep" | "overhead" | "tune";
+export type SuiteName = "prefill" | "decode" | "sweep" | "serving" | "overhead" | "tune";
 
 export interface MachineSummary {
   probe: MachineProbe;
@@ -64,6 +64,55 @@ export interface DecodeRow {
   bandwidthPct: number;
   /** Time of forced flash attention / time of the chosen template. */
   vsFlashAttention: number | null;
+}
+
+/** A decode call on views of another storage order against the contiguous call (the same compiled kernel). */
+export interface LayoutRow {
+  id: string;
+  group: number;
+  paged: boolean;
+  /** What the strided variant's tensors are views of. */
+  layout: string;
+  template: string;
+  contiguous: TimingStats;
+  strided: TimingStats;
+  stridedOverContiguous: number;
+}
+
+/** One key/value dtype of an 8-bit KV case; the bf16 row of the same case is the baseline. */
+export interface QuantizedRow {
+  id: string;
+  kind: "decode" | "prefill";
+  group: number;
+  kvLen: number;
+  /** "bfloat16" for the baseline, else the 8-bit format. */
+  kvDtype: string;
+  template: string;
+  stats: TimingStats;
+  /** Unique K/V bytes (each kv head once), with an int8 cache's scales. */
+  kvBytes: number;
+  gbs: number;
+  bandwidthPct: number;
+  /** bf16 time / this time (medians, same process, interleaved). */
+  speedupVsBf16: number;
+}
+
+/** One ragged call against the same sequences split into one call per template. */
+export interface RaggedRow {
+  id: string;
+  /** qLen x kvLen of each sequence. */
+  sequences: string;
+  mixedTemplate: string;
+  splitTemplates: [string, string];
+  mixed: TimingStats;
+  split: TimingStats;
+  splitOverMixed: number;
+}
+
+export interface ServingRows {
+  layouts: LayoutRow[];
+  quantized: QuantizedRow[];
+  ragged: RaggedRow[];
 }
 
 export interface SweepPoint {
@@ -141,6 +190,8 @@ export interface BenchResults {
   prefill: PrefillRow[];
   decode: DecodeRow[];
   sweep: SweepPoint[];
+  /** Layouts, 8-bit KV and ragged batches; null when the suite did not run (and in results from before it). */
+  serving: ServingRows | null;
   overhead: OverheadFigures | null;
   tune: TuneRow[];
   targets: TargetCheck[];
@@ -160,6 +211,7 @@ export function emptyResults(machine: MachineSummary, quick: boolean, suites: re
     prefill: [],
     decode: [],
     sweep: [],
+    serving: null,
     overhead: null,
     tune: [],
     targets: [],

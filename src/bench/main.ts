@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- prefill|decode|sweep|overhead|tune|all] [--quick] [--plot FILE.svg]`: the benchmark suite.
+ * `npm run bench [-- prefill|decode|sweep|serving|overhead|tune|all] [--quick] [--plot FILE.svg]`: the benchmark suite.
  * Run it on a quiet machine; every figure is relative to the probe measured at the start of the same run.
  */
 import { readFile } from "node:fs/promises";
@@ -10,7 +10,7 @@ import { SUITE_GROUPS, runBench } from "./runBench.js";
 
 const program = new Command()
   .name("npm run bench --")
-  .description("minductor's benchmark suite: prefill, decode (with the template-choice sweep), overhead, tuning")
+  .description("minductor's benchmark suite: prefill, decode (with the template-choice sweep), serving (layouts, 8-bit KV, ragged batches), overhead, tuning")
   .argument("[suite]", `one of ${Object.keys(SUITE_GROUPS).join(", ")}`, "all")
   .option("--quick", "smaller shapes and fewer runs, reusing the cached probe (minutes, not tens of minutes)")
   .option("--plot <file>", "also draw the results as an SVG (roofline, templates, sweep, tuning)")

@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { compileSource, compilerInfo } from "../compile/index.js";
 import { defaultCacheDir, defaultCxx, defaultCxxflags } from "../compile/options.js";
 import { compile, generate } from "../index.js";
+import type { AttentionGraph } from "../ir/graph.js";
 import { parseSpec } from "../ir/spec.js";
 import type { Kernel, RunOptions } from "../kernel.js";
 import { buildKernelLibrary } from "../kernelLibrary.js";
@@ -11,7 +12,7 @@ import { runKernel } from "../runtime/runKernel.js";
 import type { KernelInputs } from "../runtime/validateInputs.js";
 import { withBlockSize } from "../tune/tunedVariants.js";
 import type { CaseRequest, CaseResult, KernelCaseRequest, ResultOf, VariantRequest, VariantResult } from "./benchCase.js";
-import { benchInputs } from "./benchInputs.js";
+import { benchInputs, raggedBenchInputs } from "./benchInputs.js";
 import { timeInterleaved } from "./timeInterleaved.js";
 import { timingStats } from "./timingStats.js";
 import { callWork } from "./workCount.js";
@@ -26,6 +27,8 @@ export async function measureCase(request: CaseRequest): Promise<CaseResult> {
       return measureCompile(request);
     case "splitKernel":
       return measureSplitKernel(request);
+    case "ragged":
+      return measureRagged(request);
     case "call":
       return measureCall(request);
   }
@@ -33,24 +36,36 @@ export async function measureCase(request: CaseRequest): Promise<CaseResult> {
 
 async function measureKernelCase(request: KernelCaseRequest): Promise<ResultOf<"kernel">> {
   const graph = parseSpec(request.spec);
+  const { batch, qLen, kvLen } = request.call;
   // Tuned choices are measured as explicit variants, so stored ones must not steer the heuristic's figures.
   const base = await compile(graph, { tuning: false });
-  const kernels = new Map<string, Kernel>([[graph.blockSize.join("x"), base]]);
+  // A variant's kernel is the graph compiled with its block size and key/value dtype; its inputs follow its
+  // dtype and layout. Variants that agree share both.
+  const kernels = new Map<string, Kernel>();
+  const inputsByKey = new Map<string, KernelInputs>();
+  const variantGraph = (v: VariantRequest): AttentionGraph => {
+    const sized = v.blockSize ? withBlockSize(graph, v.blockSize[0], v.blockSize[1]) : graph;
+    return v.kvDtype ? { ...sized, key: { ...sized.key, dtype: v.kvDtype }, value: { ...sized.value, dtype: v.kvDtype } } : sized;
+  };
+  const prepared = [];
   for (const v of request.variants) {
-    if (v.blockSize && !kernels.has(v.blockSize.join("x"))) {
-      kernels.set(v.blockSize.join("x"), await compile(withBlockSize(graph, v.blockSize[0], v.blockSize[1]), { tuning: false }));
-    }
+    const kernelKey = `${(v.blockSize ?? graph.blockSize).join("x")} ${v.kvDtype ?? ""}`;
+    if (!kernels.has(kernelKey)) kernels.set(kernelKey, v.blockSize || v.kvDtype ? await compile(variantGraph(v), { tuning: false }) : base);
+    const kernel = kernels.get(kernelKey)!;
+    const inputsKey = `${v.kvDtype ?? ""} ${v.layout ?? "bhsd"}`;
+    if (!inputsByKey.has(inputsKey)) inputsByKey.set(inputsKey, benchInputs(kernel.graph, request.call, request.seed, v.layout));
+    const inputs = inputsByKey.get(inputsKey)!;
+    const kvBytes = callWork(kernel.graph, request.call, kernel.createBlockMask(batch, qLen, kvLen, inputs)).kvBytes;
+    prepared.push({ ...prepareVariant(kernel, v, inputs), kvBytes });
   }
-  const inputs = benchInputs(graph, request.call, request.seed);
-  const { batch, qLen, kvLen } = request.call;
-  const work = callWork(graph, request.call, base.createBlockMask(batch, qLen, kvLen, inputs));
-  const runners = request.variants.map((v) => prepareVariant(kernels.get((v.blockSize ?? graph.blockSize).join("x"))!, v, inputs));
-  const samples = timeInterleaved(runners.map((r) => r.run), request.timing);
-  const variants = runners.map((r, i): VariantResult => {
+  const baseInputs = inputsByKey.get(" bhsd") ?? benchInputs(graph, request.call, request.seed);
+  const work = callWork(graph, request.call, base.createBlockMask(batch, qLen, kvLen, baseInputs));
+  const samples = timeInterleaved(prepared.map((r) => r.run), request.timing);
+  const variants = prepared.map((r, i): VariantResult => {
     const s = samples[i];
     return "error" in s
-      ? { ...r.resolved, firstMs: null, stats: null, error: s.error }
-      : { ...r.resolved, firstMs: s.firstMs, stats: s.times.length > 0 ? timingStats(s.times) : null };
+      ? { ...r.resolved, kvBytes: r.kvBytes, firstMs: null, stats: null, error: s.error }
+      : { ...r.resolved, kvBytes: r.kvBytes, firstMs: s.firstMs, stats: s.times.length > 0 ? timingStats(s.times) : null };
   });
   return { kind: "kernel", id: request.id, compileMs: base.library.compileMs, fromCache: base.library.fromCache, work, variants };
 }
@@ -59,7 +74,7 @@ async function measureKernelCase(request: KernelCaseRequest): Promise<ResultOf<"
 function prepareVariant(kernel: Kernel, v: VariantRequest, inputs: KernelInputs) {
   const options: RunOptions = { template: v.template, partitionSize: v.partitionSize, numThreads: v.numThreads };
   const [qBlock, kvBlock] = kernel.graph.blockSize;
-  let resolved: Omit<VariantResult, "firstMs" | "stats">;
+  let resolved: Omit<VariantResult, "firstMs" | "stats" | "kvBytes">;
   if (v.template === "naive") {
     resolved = { label: v.label, template: "naive", policy: "forced", qBlock, kvBlock, partitionSize: null, numThreads: v.numThreads ?? 0 };
   } else {
@@ -166,6 +181,32 @@ async function measureSplitKernel(request: Extract<CaseRequest, { kind: "splitKe
     partitionSize: choice.template === "flash_decoding" ? choice.partitionSize : null,
     split: a,
     selfContained: b,
+  };
+}
+
+async function measureRagged(request: Extract<CaseRequest, { kind: "ragged" }>): Promise<ResultOf<"ragged">> {
+  const graph = parseSpec(request.spec);
+  const kernel = await compile(graph, { tuning: false });
+  const inputs = raggedBenchInputs(graph, request.sequences, request.seed);
+  const template = (i: KernelInputs) => kernel.choiceFor(i).template;
+  const runners = [
+    () => void kernel.run(inputs.mixed),
+    () => {
+      kernel.run(inputs.decode);
+      kernel.run(inputs.prefill);
+    },
+  ];
+  const [mixed, split] = timeInterleaved(runners, request.timing).map((s, i) => {
+    if ("error" in s) throw new Error(`${request.id}: the ${i === 0 ? "ragged" : "split"} calls failed: ${s.error}`);
+    return { firstMs: s.firstMs, stats: timingStats(s.times) };
+  });
+  return {
+    kind: "ragged",
+    id: request.id,
+    mixedTemplate: template(inputs.mixed),
+    splitTemplates: [template(inputs.decode), template(inputs.prefill)],
+    mixed,
+    split,
   };
 }
 

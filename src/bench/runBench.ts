@@ -17,17 +17,19 @@ import { writePlot } from "./plotResults.js";
 import { formatPrefill, runPrefill } from "./prefillSuite.js";
 import { probeMachine } from "./probe.js";
 import { type SpawnOptions, spawnCase } from "./spawnCase.js";
+import { formatServing, runServing } from "./servingSuite.js";
 import { formatSweep, runSweep } from "./sweepSuite.js";
 import { checkTargets, formatTargets } from "./targets.js";
 import { formatTune, runTune } from "./tuneSuite.js";
 
-export const SUITES: readonly SuiteName[] = ["prefill", "decode", "sweep", "overhead", "tune"];
+export const SUITES: readonly SuiteName[] = ["prefill", "decode", "sweep", "serving", "overhead", "tune"];
 
 /** What each name on the command line selects; `decode` brings the sweep that justifies the auto policy. */
 export const SUITE_GROUPS: Record<string, readonly SuiteName[]> = {
   prefill: ["prefill"],
   decode: ["decode", "sweep"],
   sweep: ["sweep"],
+  serving: ["serving"],
   overhead: ["overhead"],
   tune: ["tune"],
   all: SUITES,
@@ -112,6 +114,7 @@ export async function runBench(options: BenchOptions): Promise<{ results: BenchR
     if (suite === "prefill") section(formatPrefill((results.prefill = await runPrefill(ctx))));
     if (suite === "decode") section(formatDecode((results.decode = await runDecode(ctx))));
     if (suite === "sweep") section(formatSweep((results.sweep = await runSweep(ctx))));
+    if (suite === "serving") section(formatServing((results.serving = await runServing(ctx))));
     if (suite === "overhead") section(formatOverhead((results.overhead = await runOverhead(ctx))));
     if (suite === "tune") section(formatTune((results.tune = await runTune(ctx))));
   }

@@ -3,9 +3,10 @@ import type { BenchResults, TargetCheck } from "./benchResults.js";
 import { bandwidthTarget } from "./decodeSuite.js";
 import { formatTable, mark, ms, pct, ratio } from "./formatTable.js";
 import { OVERHEAD_TARGETS } from "./overheadSuite.js";
+import { checkServingTargets } from "./servingSuite.js";
 import { bf16Speedups, causalSpeedups } from "./prefillSuite.js";
 
-type Figures = Pick<BenchResults, "prefill" | "decode" | "overhead">;
+type Figures = Pick<BenchResults, "prefill" | "decode" | "overhead"> & Partial<Pick<BenchResults, "serving">>;
 
 /** Every target holds when it holds in every case that measures it; `measured` shows the worst case. */
 export function checkTargets(r: Figures): TargetCheck[] {
@@ -50,6 +51,8 @@ export function checkTargets(r: Figures): TargetCheck[] {
     measured: wc ? `worst ${ratio(wc.speedup)} (${wc.row.dtype})` : "-",
     met: wc ? causal.every((c) => c.speedup >= 1.8) : null,
   });
+
+  checks.push(...checkServingTargets(r.serving ?? null));
 
   const o = r.overhead;
   const slowestCodegen = o && o.codegen.length > 0 ? o.codegen.reduce((a, b) => (b.firstMs > a.firstMs ? b : a)) : undefined;

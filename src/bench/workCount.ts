@@ -10,13 +10,13 @@ export interface CallWork {
   densePositions: number;
   /** QK^T and PV over the computed positions: 2 * (D + Dv) FLOPs each (an FMA counts as 2). */
   flops: number;
-  /** Unique K and V bytes (each kv head once): what a bandwidth-bound decode must stream. */
+  /** Unique K and V bytes (each kv head once, an int8 cache's scales included): what a bandwidth-bound decode must stream. */
   kvBytes: number;
   /** Q, K, V and the output once each: the least traffic of any implementation, for the roofline's intensity. */
   minBytes: number;
 }
 
-const BYTES = { float32: 4, bfloat16: 2, float16: 2 } as const;
+const BYTES = { float32: 4, bfloat16: 2, float16: 2, int8: 1, float8_e4m3fn: 1, float8_e5m2: 1 } as const;
 
 /** The work of a call on `graph`, counting positions over the blocks `mask` lists (partial and full). */
 export function callWork(graph: AttentionGraph, call: BenchCall, mask: BlockMask): CallWork {
@@ -24,6 +24,9 @@ export function callWork(graph: AttentionGraph, call: BenchCall, mask: BlockMask
   const hkv = graph.key.shape[1];
   const vDim = graph.value.shape[3];
   const bytes = BYTES[graph.query.dtype];
+  const kvElementBytes = BYTES[graph.key.dtype];
+  // An int8 cache carries a float32 scale per token and kv head for K and for V (fp8's per-head scales are noise).
+  const scaleBytes = graph.key.dtype === "int8" ? 2 * 4 : 0;
   const { qBlockSize, kvBlockSize } = mask;
   const span = (block: number, size: number, length: number) => Math.max(0, Math.min(size, length - block * size));
   // A broadcast mask row stands for every batch entry / head it is broadcast over.
@@ -41,7 +44,7 @@ export function callWork(graph: AttentionGraph, call: BenchCall, mask: BlockMask
     computed += rows * columns * repeat;
   }
   const qBytes = call.batch * hq * call.qLen * qkDim * bytes;
-  const kvBytes = call.batch * hkv * call.kvLen * (qkDim + vDim) * bytes;
+  const kvBytes = call.batch * hkv * call.kvLen * ((qkDim + vDim) * kvElementBytes + scaleBytes);
   const outBytes = call.batch * hq * call.qLen * vDim * bytes;
   return {
     computedPositions: computed,

@@ -202,7 +202,7 @@ describe("plot", () => {
     const r = emptyResults(machine, true, ["prefill", "decode", "sweep", "tune"]);
     const work = { computedPositions: 1e6, densePositions: 2e6, flops: 5.12e8, kvBytes: 1e6, minBytes: 4e6 };
     const variant = (label: string, template: "flash_attention" | "flash_decoding" | "naive", ms: number) => ({
-      label, template, policy: label === "auto" ? "auto" : "forced", qBlock: 128, kvBlock: 128, partitionSize: null, numThreads: 0, firstMs: ms, stats: stats(ms),
+      label, template, policy: label === "auto" ? "auto" : "forced", qBlock: 128, kvBlock: 128, partitionSize: null, numThreads: 0, firstMs: ms, stats: stats(ms), kvBytes: work.kvBytes,
     });
     const cases: CaseResult[] = [
       { kind: "kernel", id: "prefill fp32 causal", compileMs: 1, fromCache: "disk", work, variants: [variant("auto", "flash_attention", 10), variant("flash_decoding", "flash_decoding", 14), variant("naive", "naive", 80)] },
