@@ -159,14 +159,15 @@ export function generateInputs(graph: AttentionGraph, seed: number, shapes: Shap
 function quantized(graph: AttentionGraph, kv: { key: Tensor; value: Tensor }): { key: Tensor; value: Tensor; keyScale: Tensor; valueScale: Tensor } | undefined {
   const dtype = graph.key.dtype;
   if (!isQuantized(dtype)) return undefined;
-  if (graph.raggedQuery || layoutOf(graph, "key") !== "bhsd") {
-    throw new RangeError(`generated inputs of an 8-bit (${dtype}) key/value are laid out bhsd and dense; give the spec's key and value "layout": "bhsd" and no raggedQuery, or pass your own inputs`);
-  }
   const hkv = graph.key.shape[1];
   const options = dtype === "int8" ? {} : { scale: Array.from({ length: hkv }, (_, h) => 0.5 + h / 4) };
+  // Quantized in logical order (quantizeKv reads views), the codes then stored in the tensor's layout: a bshd spec
+  // gets its bhsd twin's codes, and its scales, which stay plain ([B, Hkv, L], a pool [numPages, Hkv, pageSize],
+  // packed [totalKv, Hkv]) in every layout.
+  const layout = isPacked(graph, "key") ? "bhsd" : layoutOf(graph, "key");
   const k = quantizeKv(kv.key, dtype, options);
   const v = quantizeKv(kv.value, dtype, options);
-  return { key: k.codes, value: v.codes, keyScale: k.scale, valueScale: v.scale };
+  return { key: storedAs(k.codes, layout), value: storedAs(v.codes, layout), keyScale: k.scale, valueScale: v.scale };
 }
 
 /** int32 [B + 1] running sums of the sequences' lengths, from 0. */

@@ -26,4 +26,27 @@ describe("minductor run --check with an 8-bit key/value", () => {
     expect(await main(["node", "minductor", "run", path, "--check"], io), stderr).toBe(0);
     expect(stdout).toMatch(/check out: .*: ok/);
   });
+
+  it.each([
+    ["int8", "a bshd cache", { layout: "bshd" }, {}],
+    ["float8_e4m3fn", "a ragged batch over a paged pool", {}, { raggedQuery: true, kvCache: { pageSize: 16 } }],
+  ])("%s in %s: generated inputs are quantized in the layout, and match the reference", async (dtype, _what, layout, extra) => {
+    const paged = "kvCache" in extra;
+    const kv = paged ? [12, 2, 16, 32] : [1, 2, 70, 32];
+    const spec = {
+      name: `q_${dtype}_layout`,
+      query: { shape: [paged ? 3 : 1, 4, 3, 32], dtype: "bfloat16", ...layout },
+      key: { shape: kv, dtype, ...layout },
+      value: { shape: kv, dtype, ...layout },
+      blockSize: [16, 16],
+      ...extra,
+    };
+    const path = join(dir, `${dtype}_layout.json`);
+    writeFileSync(path, JSON.stringify(spec));
+    let stdout = "";
+    let stderr = "";
+    const io = { out: (s: string) => void (stdout += s), err: (s: string) => void (stderr += s), interactive: false };
+    expect(await main(["node", "minductor", "run", path, "--check"], io), stderr).toBe(0);
+    expect(stdout).toMatch(/check out: .*: ok/);
+  });
 });

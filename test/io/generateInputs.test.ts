@@ -107,4 +107,41 @@ describe("generated inputs follow the spec's layouts", () => {
     const from = ((1 * 2 + 1) * 12 + 3) * 8;
     expect(values(ragged.key).slice(((12 + 3) * 2 + 1) * 8, ((12 + 3) * 2 + 2) * 8)).toEqual(k.slice(from, from + 8));
   });
+
+  it("an 8-bit cache: a bshd spec gets its bhsd twin's codes, stored in its layout, and the same plain scales", () => {
+    for (const dtype of ["int8", "float8_e4m3fn"]) {
+      const quantized = (s: Json) => {
+        s.query.dtype = "float32";
+        s.key.dtype = s.value.dtype = dtype;
+      };
+      for (const pool of [false, true]) {
+        const spec = (laidOut: boolean) => dense((s) => { quantized(s); if (pool) paged(s); if (laidOut) bshd("key", "value")(s); });
+        const plain = generateInputs(spec(false), 6, { kvLen: 10 });
+        const laidOut = generateInputs(spec(true), 6, { kvLen: 10 });
+        expect(laidOut.key.dtype).toBe(dtype);
+        expect(values(laidOut.key), `${dtype} pool ${pool}`).toEqual(values(plain.key));
+        expect(values(laidOut.value)).toEqual(values(plain.value));
+        const [a, h, l, d] = plain.key.shape;
+        expect(fileOrder(laidOut.key, "bshd").shape).toEqual([a, l, h, d]);
+        expect(fileOrder(laidOut.key, "bshd").data).toBe(laidOut.key.data);
+        expect(laidOut.keyScale!.strides ?? null).toBeNull();
+        expect(values(laidOut.keyScale!)).toEqual(values(plain.keyScale!));
+        expect(values(laidOut.valueScale!)).toEqual(values(plain.valueScale!));
+      }
+    }
+  });
+
+  it("an 8-bit ragged batch: packed codes with a scale per packed token and kv head (int8)", () => {
+    const spec = dense((s) => {
+      s.raggedQuery = true;
+      s.query.dtype = "bfloat16";
+      s.key.dtype = s.value.dtype = "int8";
+    });
+    const ragged = generateInputs(spec, 8, { qLen: 4, kvLen: 12 });
+    expect(ragged.key.shape).toEqual([33, 2, 8]);
+    expect(ragged.key.dtype).toBe("int8");
+    expect(ragged.keyScale!.shape).toEqual([33, 2]);
+    expect(ragged.valueScale!.shape).toEqual([33, 2]);
+    expect(values(ragged.keyScale!).every((x) => x > 0)).toBe(true);
+  });
 });
