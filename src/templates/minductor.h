@@ -286,6 +286,25 @@ template <int DT> MD_INLINE void md_store_elem(void* p, int64_t i, float x) {
 }
 
 #if defined(__AVX2__)
+/* e4m3fn codes as binary16 in units of 2^-8 (md_kv_unit), from h0 = (int16)(int8)code << 7 per 16-bit lane: the
+ * sign lands at bits 15 and 14 and c6..c0 (exponent, mantissa) at bits 13..7, so clearing bit 14 gives the binary16
+ * of the value (a subnormal code a subnormal binary16, exactly). The NaN codes S.1111.111 are the ones whose bits
+ * 13..7 are all set; adding 0x80 to those bits carries into bit 14 exactly then, which turns the exponent into
+ * 11111: binary16 NaN. No compare, no blend. */
+MD_INLINE __m128i md_e4m3fn_as_f16(__m128i h0) {
+  const __m128i carry = _mm_add_epi16(_mm_and_si128(h0, _mm_set1_epi16(0x3f80)), _mm_set1_epi16(0x0080));
+  return _mm_or_si128(_mm_and_si128(h0, _mm_set1_epi16((short)0xbf80)), _mm_and_si128(carry, _mm_set1_epi16(0x4000)));
+}
+MD_INLINE __m256i md_e4m3fn_as_f16(__m256i h0) {
+  const __m256i carry = _mm256_add_epi16(_mm256_and_si256(h0, _mm256_set1_epi16(0x3f80)), _mm256_set1_epi16(0x0080));
+#if defined(__AVX512VL__)
+  /* bitwise select: h0 where 0xbf80 has a bit, carry elsewhere (bit 14; carry's bits 6..0 are zero) */
+  return _mm256_ternarylogic_epi32(h0, carry, _mm256_set1_epi16((short)0xbf80), 0xe4);
+#else
+  return _mm256_or_si256(_mm256_and_si256(h0, _mm256_set1_epi16((short)0xbf80)), _mm256_and_si256(carry, _mm256_set1_epi16(0x4000)));
+#endif
+}
+
 /* Eight fp8 codes at p, widened to 16-bit lanes. */
 MD_INLINE __m128i md_load8_u8_as_u16(const void* p) { return _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i*)p)); }
 
@@ -297,11 +316,9 @@ template <int DT> MD_INLINE __m256 md_load8(const void* p, int64_t i) {
 #if defined(__F16C__)
     const __m128i c = md_load8_u8_as_u16((const uint8_t*)p + i);
     if constexpr (DT == MD_FP8_E5M2) return _mm256_cvtph_ps(_mm_slli_epi16(c, 8));
-    /* (int8)c << 7 puts c6..c0 at bits 13..7 and the sign at bits 15..14; clearing bit 14 leaves the binary16 */
-    const __m128i h = _mm_and_si128(_mm_slli_epi16(_mm_srai_epi16(_mm_slli_epi16(c, 8), 8), 7), _mm_set1_epi16((short)0xbf80));
-    const __m256 x = _mm256_cvtph_ps(h);
-    const __m256i nan = _mm256_cvtepi16_epi32(_mm_cmpeq_epi16(_mm_and_si128(h, _mm_set1_epi16(0x3f80)), _mm_set1_epi16(0x3f80)));
-    return _mm256_blendv_ps(x, _mm256_set1_ps(NAN), _mm256_castsi256_ps(nan));
+    /* (int8)c << 7 puts c6..c0 at bits 13..7 and the sign at bits 15..14; clearing bit 14 leaves the binary16 (see
+     * md_e4m3fn_as_f16) */
+    return _mm256_cvtph_ps(md_e4m3fn_as_f16(_mm_slli_epi16(_mm_srai_epi16(_mm_slli_epi16(c, 8), 8), 7)));
 #else
     float t[8];
     for (int k = 0; k < 8; ++k) t[k] = md_load_elem<DT>(p, i + k);
@@ -518,16 +535,7 @@ template <int DT> MD_INLINE md_vf md_vload_dt(const void* p, int64_t i) {
   else if constexpr (DT == MD_FP8_E4M3FN || DT == MD_FP8_E5M2) {
     const __m128i bytes = _mm_loadu_si128((const __m128i*)((const uint8_t*)p + i));
     if constexpr (DT == MD_FP8_E5M2) return _mm512_cvtph_ps(_mm256_slli_epi16(_mm256_cvtepu8_epi16(bytes), 8));
-    /* (int8)c << 7 puts c6..c0 at bits 13..7 and the sign at bits 15..14; clearing bit 14 leaves the binary16 of the
-     * value in units of 2^-8 (see md_kv_unit) */
-    const __m256i h = _mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(bytes), 7), _mm256_set1_epi16((short)0xbf80));
-    const __m512 x = _mm512_cvtph_ps(h);
-#if defined(__AVX512BW__) && defined(__AVX512VL__)
-    const __mmask16 nan = _mm256_cmpeq_epi16_mask(_mm256_and_si256(h, _mm256_set1_epi16(0x3f80)), _mm256_set1_epi16(0x3f80));
-#else
-    const __mmask16 nan = _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_cvtepu16_epi32(h), _mm512_set1_epi32(0x3f80)), _mm512_set1_epi32(0x3f80));
-#endif
-    return _mm512_mask_blend_ps(nan, x, _mm512_set1_ps(NAN));
+    return _mm512_cvtph_ps(md_e4m3fn_as_f16(_mm256_slli_epi16(_mm256_cvtepi8_epi16(bytes), 7)));
   } else {
     const __m256i h = _mm256_loadu_si256((const __m256i*)((const uint16_t*)p + i));
     if constexpr (DT == MD_BFLOAT16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
