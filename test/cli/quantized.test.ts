@@ -8,6 +8,17 @@ import { main } from "../../src/cli/main.js";
 const dir = mkdtempSync(join(tmpdir(), "minductor-cli-quantized-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** Writes the spec and runs `minductor run <spec> --check`, which must exit 0 with the output checked ok. */
+async function expectChecked(file: string, spec: Record<string, unknown>): Promise<void> {
+  const path = join(dir, file);
+  writeFileSync(path, JSON.stringify(spec));
+  let stdout = "";
+  let stderr = "";
+  const io = { out: (s: string) => void (stdout += s), err: (s: string) => void (stderr += s), interactive: false };
+  expect(await main(["node", "minductor", "run", path, "--check"], io), stderr).toBe(0);
+  expect(stdout).toMatch(/check out: .*: ok/);
+}
+
 describe("minductor run --check with an 8-bit key/value", () => {
   it.each(["int8", "float8_e5m2"])("%s: the kernel matches the float64 reference on the dequantized cache", async (dtype) => {
     const spec = {
@@ -18,13 +29,7 @@ describe("minductor run --check with an 8-bit key/value", () => {
       blockSize: [16, 16],
       maskMod: "q_idx + 67 >= kv_idx",
     };
-    const path = join(dir, `${dtype}.json`);
-    writeFileSync(path, JSON.stringify(spec));
-    let stdout = "";
-    let stderr = "";
-    const io = { out: (s: string) => void (stdout += s), err: (s: string) => void (stderr += s), interactive: false };
-    expect(await main(["node", "minductor", "run", path, "--check"], io), stderr).toBe(0);
-    expect(stdout).toMatch(/check out: .*: ok/);
+    await expectChecked(`${dtype}.json`, spec);
   });
 
   it.each([
@@ -41,12 +46,6 @@ describe("minductor run --check with an 8-bit key/value", () => {
       blockSize: [16, 16],
       ...extra,
     };
-    const path = join(dir, `${dtype}_layout.json`);
-    writeFileSync(path, JSON.stringify(spec));
-    let stdout = "";
-    let stderr = "";
-    const io = { out: (s: string) => void (stdout += s), err: (s: string) => void (stderr += s), interactive: false };
-    expect(await main(["node", "minductor", "run", path, "--check"], io), stderr).toBe(0);
-    expect(stdout).toMatch(/check out: .*: ok/);
+    await expectChecked(`${dtype}_layout.json`, spec);
   });
 });
