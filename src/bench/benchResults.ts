@@ -3,6 +3,7 @@ import { mkdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { CaseResult } from "./benchCase.js";
 import type { MachineProbe } from "./probeCache.js";
+import type { Roofline } from "./roofline.js";
 import type { TimingStats } from "./timingStats.js";
 
 export const BENCH_FORMAT_VERSION = 1;
@@ -45,6 +46,8 @@ export interface PrefillRow {
   vsNaive: number | null;
   naiveError?: string;
   otherError?: string;
+  /** The least time the machine allows for the call (see roofline.ts), and how close the chosen template comes. */
+  roofline: Roofline;
 }
 
 export interface DecodeRow {
@@ -64,6 +67,7 @@ export interface DecodeRow {
   bandwidthPct: number;
   /** Time of forced flash attention / time of the chosen template. */
   vsFlashAttention: number | null;
+  roofline: Roofline;
 }
 
 /** A decode call on views of another storage order against the contiguous call (the same compiled kernel). */
@@ -95,6 +99,8 @@ export interface QuantizedRow {
   bandwidthPct: number;
   /** bf16 time / this time (medians, same process, interleaved). */
   speedupVsBf16: number;
+  /** With this variant's bytes. */
+  roofline: Roofline;
 }
 
 /** One ragged call against the same sequences split into one call per template. */

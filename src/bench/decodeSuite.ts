@@ -7,7 +7,9 @@ import type { KernelCaseRequest, ResultOf, TimingSettings } from "./benchCase.js
 import type { BenchContext } from "./benchContext.js";
 import type { DecodeRow } from "./benchResults.js";
 import { type AttentionShape, DTYPE_SHORT, benchSpec } from "./benchSpecs.js";
-import { formatTable, num, pct, ratio, spread } from "./formatTable.js";
+import { formatTable, ms, num, pct, ratio, spread } from "./formatTable.js";
+import type { MachineProbe } from "./probeCache.js";
+import { formatRoofline, roofline } from "./roofline.js";
 
 interface DecodeCase {
   shape: AttentionShape;
@@ -58,15 +60,16 @@ export async function runDecode(ctx: BenchContext): Promise<DecodeRow[]> {
       timing: TIMING[ctx.quick ? "quick" : "full"],
       seed: i,
     };
-    rows.push(decodeRow(c, await ctx.measure<ResultOf<"kernel">>(request), ctx.machine.probe.readBandwidthGBs.allThreads));
+    rows.push(decodeRow(c, await ctx.measure<ResultOf<"kernel">>(request), ctx.machine.probe));
   }
   return rows;
 }
 
-function decodeRow(c: DecodeCase, result: ResultOf<"kernel">, bandwidthGBs: number): DecodeRow {
+function decodeRow(c: DecodeCase, result: ResultOf<"kernel">, probe: MachineProbe): DecodeRow {
   const [auto, attention] = result.variants;
   if (!auto.stats) throw new Error(`${result.id}: the selector's choice failed: ${auto.error}`);
   const gbs = result.work.kvBytes / (auto.stats.medianMs * 1e6);
+  const bandwidthGBs = probe.readBandwidthGBs.allThreads;
   return {
     id: result.id,
     dtype: c.shape.dtype,
@@ -82,6 +85,7 @@ function decodeRow(c: DecodeCase, result: ResultOf<"kernel">, bandwidthGBs: numb
     gbs,
     bandwidthPct: (100 * gbs) / bandwidthGBs,
     vsFlashAttention: attention.stats ? attention.stats.medianMs / auto.stats.medianMs : null,
+    roofline: roofline(result.work.minBytes, result.work.flops, auto.stats.medianMs, probe),
   };
 }
 
@@ -93,7 +97,7 @@ export function bandwidthTarget(group: number): number {
 export function formatDecode(rows: readonly DecodeRow[]): string {
   if (rows.length === 0) return "";
   const table = formatTable(
-    ["case", "template", "partition", "ms median (min..max)", "GB/s", "% bandwidth", "target", "flash_attention/chosen"],
+    ["case", "template", "partition", "ms median (min..max)", "GB/s", "% bandwidth", "target", "roofline ms", "% roofline", "flash_attention/chosen"],
     rows.map((r) => [
       r.id,
       r.template,
@@ -102,12 +106,14 @@ export function formatDecode(rows: readonly DecodeRow[]): string {
       num(r.gbs),
       pct(r.bandwidthPct),
       `>= ${bandwidthTarget(r.group)}%${r.bandwidthPct >= bandwidthTarget(r.group) ? "" : " (not met)"}`,
+      formatRoofline(r.roofline, ms),
+      pct(r.roofline.pct),
       ratio(r.vsFlashAttention),
     ]),
-    ["l", "l", "r", "r", "r", "r", "l", "r"],
+    ["l", "l", "r", "r", "r", "r", "l", "r", "r", "r"],
   );
   return [
-    "Decode (q_len 1; GB/s of unique K/V bytes, each kv head once; % of the probe's read bandwidth, all threads)",
+    "Decode (q_len 1; GB/s of unique K/V bytes, each kv head once; % of the probe's read bandwidth, all threads; roofline: the least time for Q, K, V and the output at that bandwidth, or for the FLOPs at the fp32 FMA peak, whichever is longer)",
     table,
   ].join("\n");
 }

@@ -7,7 +7,9 @@ import type { KernelCaseRequest, ResultOf, TimingSettings, VariantResult } from 
 import type { BenchContext } from "./benchContext.js";
 import type { PrefillRow } from "./benchResults.js";
 import { type AttentionShape, DTYPE_SHORT, benchSpec } from "./benchSpecs.js";
-import { formatTable, num, pct, ratio, spread } from "./formatTable.js";
+import { formatTable, ms, num, pct, ratio, spread } from "./formatTable.js";
+import type { MachineProbe } from "./probeCache.js";
+import { formatRoofline, roofline } from "./roofline.js";
 
 interface PrefillCase {
   shape: AttentionShape;
@@ -60,12 +62,13 @@ export async function runPrefill(ctx: BenchContext): Promise<PrefillRow[]> {
       timing: TIMING[ctx.quick ? "quick" : "full"],
       seed: i,
     };
-    rows.push(prefillRow(c, await ctx.measure<ResultOf<"kernel">>(request), ctx.machine.probe.fmaPeakGflops.allThreads));
+    rows.push(prefillRow(c, await ctx.measure<ResultOf<"kernel">>(request), ctx.machine.probe));
   }
   return rows;
 }
 
-function prefillRow(c: PrefillCase, result: ResultOf<"kernel">, peakGflops: number): PrefillRow {
+function prefillRow(c: PrefillCase, result: ResultOf<"kernel">, probe: MachineProbe): PrefillRow {
+  const peakGflops = probe.fmaPeakGflops.allThreads;
   const [auto, other, naive] = result.variants;
   if (!auto.stats) throw new Error(`${result.id}: the selector's choice failed: ${auto.error}`);
   const gflops = result.work.flops / (auto.stats.medianMs * 1e6);
@@ -88,6 +91,7 @@ function prefillRow(c: PrefillCase, result: ResultOf<"kernel">, peakGflops: numb
     otherTemplate: other.template,
     vsOther: vs(other),
     vsNaive: vs(naive),
+    roofline: roofline(result.work.minBytes, result.work.flops, auto.stats.medianMs, probe),
     ...(other.error ? { otherError: other.error } : {}),
     ...(naive.error ? { naiveError: naive.error } : {}),
   };
@@ -112,18 +116,20 @@ export function bf16Speedups(rows: readonly PrefillRow[]): { row: PrefillRow; sp
 export function formatPrefill(rows: readonly PrefillRow[]): string {
   if (rows.length === 0) return "";
   const table = formatTable(
-    ["case", "template", "ms median (min..max)", "GFLOP/s", "% FMA peak", "computed", "other/chosen", "naive/chosen"],
+    ["case", "template", "ms median (min..max)", "GFLOP/s", "% FMA peak", "roofline ms", "% roofline", "computed", "other/chosen", "naive/chosen"],
     rows.map((r) => [
       r.id,
       r.template,
       spread(r.stats),
       num(r.gflops),
       pct(r.peakPct),
+      formatRoofline(r.roofline, ms),
+      pct(r.roofline.pct),
       pct(100 * r.computedFraction),
       r.vsOther === null ? `failed: ${r.otherError ?? "?"}` : ratio(r.vsOther),
       r.vsNaive === null ? `failed: ${r.naiveError ?? "?"}` : ratio(r.vsNaive),
     ]),
-    ["l", "l", "r", "r", "r", "r", "r", "r"],
+    ["l", "l", "r", "r", "r", "r", "r", "r", "r", "r"],
   );
   const pairs = [
     ...causalSpeedups(rows).map(({ row, speedup }) => `causal vs full, ${DTYPE_SHORT[row.dtype as TensorDType]} L${row.qLen}: causal ${ratio(speedup)} faster (target >= 1.80x)`),

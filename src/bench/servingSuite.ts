@@ -11,7 +11,9 @@ import type { KernelCaseRequest, ResultOf, TimingSettings, VariantResult } from 
 import type { BenchContext } from "./benchContext.js";
 import type { LayoutRow, QuantizedRow, RaggedRow, ServingRows, TargetCheck } from "./benchResults.js";
 import { benchSpec } from "./benchSpecs.js";
-import { formatTable, mark, num, pct, ratio, spread } from "./formatTable.js";
+import { formatTable, mark, ms, num, pct, ratio, spread } from "./formatTable.js";
+import type { MachineProbe } from "./probeCache.js";
+import { formatRoofline, roofline } from "./roofline.js";
 import type { TimingStats } from "./timingStats.js";
 
 const DECODE_TIMING: Record<"quick" | "full", TimingSettings> = {
@@ -36,7 +38,7 @@ export const SERVING_TARGETS = { layoutRatio: 1.1, quantizedSpeedup: 1.7, quanti
 export async function runServing(ctx: BenchContext): Promise<ServingRows> {
   const kvLen = ctx.quick ? 4096 : 16384;
   const rows: ServingRows = { layouts: [], quantized: [], ragged: [] };
-  const bandwidth = ctx.machine.probe.readBandwidthGBs.allThreads;
+  const probe = ctx.machine.probe;
   let seed = 0;
   const kernelCase = (id: string, spec: Record<string, unknown>, call: KernelCaseRequest["call"], variants: KernelCaseRequest["variants"], timing: TimingSettings) =>
     ctx.measure<ResultOf<"kernel">>({ kind: "kernel", id, spec, call, variants, timing, seed: seed++ });
@@ -57,7 +59,7 @@ export async function runServing(ctx: BenchContext): Promise<ServingRows> {
     const spec = benchSpec({ dtype: "bfloat16", hq: HKV * group, hkv: HKV, headDim: HEAD_DIM, causal: false });
     const variants = [{ label: "bfloat16" }, ...QUANTIZED.map((kvDtype) => ({ label: kvDtype, kvDtype }))];
     const r = await kernelCase(id, spec, { batch: 1, qLen: 1, kvLen }, variants, decodeTiming);
-    rows.quantized.push(...quantizedRows(r, "decode", group, kvLen, bandwidth));
+    rows.quantized.push(...quantizedRows(r, "decode", group, kvLen, probe));
   }
   {
     const length = ctx.quick ? 512 : 2048;
@@ -65,7 +67,7 @@ export async function runServing(ctx: BenchContext): Promise<ServingRows> {
     ctx.log(`[serving 8-bit 3/3] ${id}`);
     const spec = benchSpec({ dtype: "bfloat16", hq: 32, hkv: HKV, headDim: HEAD_DIM, causal: false });
     const r = await kernelCase(id, spec, { batch: 1, qLen: length, kvLen: length }, [{ label: "bfloat16" }, { label: "int8", kvDtype: "int8" }], PREFILL_TIMING[ctx.quick ? "quick" : "full"]);
-    rows.quantized.push(...quantizedRows(r, "prefill", 4, length, bandwidth));
+    rows.quantized.push(...quantizedRows(r, "prefill", 4, length, probe));
   }
 
   const scale = ctx.quick ? 4 : 1;
@@ -116,11 +118,13 @@ function layoutRow(result: ResultOf<"kernel">, group: number, paged: boolean): L
   };
 }
 
-function quantizedRows(result: ResultOf<"kernel">, kind: "decode" | "prefill", group: number, kvLen: number, bandwidthGBs: number): QuantizedRow[] {
+function quantizedRows(result: ResultOf<"kernel">, kind: "decode" | "prefill", group: number, kvLen: number, probe: MachineProbe): QuantizedRow[] {
   const baseline = statsOf(result, result.variants[0]);
   return result.variants.map((v) => {
     const stats = statsOf(result, v);
     const gbs = v.kvBytes / (stats.medianMs * 1e6);
+    // The variant's bytes: the case's Q and output with this variant's K/V.
+    const bytes = result.work.minBytes - result.work.kvBytes + v.kvBytes;
     return {
       id: result.id,
       kind,
@@ -131,8 +135,9 @@ function quantizedRows(result: ResultOf<"kernel">, kind: "decode" | "prefill", g
       stats,
       kvBytes: v.kvBytes,
       gbs,
-      bandwidthPct: (100 * gbs) / bandwidthGBs,
+      bandwidthPct: (100 * gbs) / probe.readBandwidthGBs.allThreads,
       speedupVsBf16: baseline.medianMs / stats.medianMs,
+      roofline: roofline(bytes, result.work.flops, stats.medianMs, probe),
     };
   });
 }
@@ -202,9 +207,20 @@ export function formatServing(rows: ServingRows | null): string {
     parts.push(
       "8-bit KV (query bf16; GB/s of unique K/V bytes with the int8 scales; % of the probe's read bandwidth; vs bf16: bf16 time / this time)",
       formatTable(
-        ["case", "K/V", "template", "ms median (min..max)", "MB read", "GB/s", "% bandwidth", "vs bf16"],
-        rows.quantized.map((r) => [r.id, SHORT[r.kvDtype] ?? r.kvDtype, r.template, spread(r.stats), num(r.kvBytes / 1e6), num(r.gbs), r.kind === "decode" ? pct(r.bandwidthPct) : "-", ratio(r.speedupVsBf16)]),
-        ["l", "l", "l", "r", "r", "r", "r", "r"],
+        ["case", "K/V", "template", "ms median (min..max)", "MB read", "GB/s", "% bandwidth", "roofline ms", "% roofline", "vs bf16"],
+        rows.quantized.map((r) => [
+          r.id,
+          SHORT[r.kvDtype] ?? r.kvDtype,
+          r.template,
+          spread(r.stats),
+          num(r.kvBytes / 1e6),
+          num(r.gbs),
+          r.kind === "decode" ? pct(r.bandwidthPct) : "-",
+          formatRoofline(r.roofline, ms),
+          pct(r.roofline.pct),
+          ratio(r.speedupVsBf16),
+        ]),
+        ["l", "l", "l", "r", "r", "r", "r", "r", "r", "r"],
       ),
     );
   }

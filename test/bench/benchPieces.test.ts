@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { benchInputs } from "../../src/bench/benchInputs.js";
 import { type BenchResults, emptyResults, resultsFileName, writeResults } from "../../src/bench/benchResults.js";
+import { formatRoofline, roofline } from "../../src/bench/roofline.js";
 import { quantile, timingStats } from "../../src/bench/timingStats.js";
 import { callWork } from "../../src/bench/workCount.js";
 import { parseSpec } from "../../src/ir/spec.js";
@@ -30,6 +31,18 @@ describe("timingStats", () => {
 
   it("refuses an empty sample", () => {
     expect(() => timingStats([])).toThrow(RangeError);
+  });
+});
+
+describe("roofline", () => {
+  const probe = { readBandwidthGBs: { oneThread: 6, allThreads: 10 }, fmaPeakGflops: { oneThread: 60, allThreads: 100 }, threads: 2, cpu: "Test", isa: "avx2+fma", measuredAt: "2026-01-01T00:00:00.000Z" };
+
+  it("is the longer of the bytes at the read bandwidth and the FLOPs at the FMA peak", () => {
+    // 1e7 bytes at 10 GB/s: 1 ms; 5e7 FLOPs at 100 GFLOP/s: 0.5 ms.
+    expect(roofline(1e7, 5e7, 2, probe)).toEqual({ ms: 1, bound: "memory", pct: 50 });
+    // 2e8 FLOPs: 2 ms, longer than the bytes' 1 ms.
+    expect(roofline(1e7, 2e8, 4, probe)).toEqual({ ms: 2, bound: "compute", pct: 50 });
+    expect(formatRoofline(roofline(1e7, 2e8, 4, probe), (x) => x.toFixed(2))).toBe("2.00 fma");
   });
 });
 

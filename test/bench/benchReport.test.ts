@@ -17,14 +17,15 @@ const machine = { probe, cores: 2, threads: 2, node: "v20", compiler: "g++ 12", 
 function prefill(over: Partial<PrefillRow>): PrefillRow {
   return {
     id: "prefill", dtype: "float32", causal: false, batch: 1, hq: 32, hkv: 8, headDim: 128, qLen: 512, kvLen: 512, template: "flash_attention",
-    stats: stats(10), gflops: 70, peakPct: 58, computedFraction: 1, otherTemplate: "flash_decoding", vsOther: 1.5, vsNaive: 8, ...over,
+    stats: stats(10), gflops: 70, peakPct: 58, computedFraction: 1, otherTemplate: "flash_decoding", vsOther: 1.5, vsNaive: 8,
+    roofline: { ms: 5.8, bound: "compute", pct: 58 }, ...over,
   };
 }
 
 function decode(over: Partial<DecodeRow>): DecodeRow {
   return {
     id: "decode", dtype: "bfloat16", group: 1, batch: 1, hkv: 8, headDim: 128, qLen: 1, kvLen: 4096, template: "flash_decoding", partitionSize: 1024,
-    stats: stats(1), gbs: 9.5, bandwidthPct: 95, vsFlashAttention: 1.3, ...over,
+    stats: stats(1), gbs: 9.5, bandwidthPct: 95, vsFlashAttention: 1.3, roofline: { ms: 0.96, bound: "memory", pct: 96 }, ...over,
   };
 }
 
