@@ -1,6 +1,7 @@
 import { availableParallelism } from "node:os";
 import { renderKernel, type KernelSource } from "./codegen/renderKernel.js";
 import { renderMods } from "./codegen/renderMods.js";
+import { raggedQueryRows } from "./io/generateInputs.js";
 import { describeGraph } from "./ir/describeGraph.js";
 import type { AttentionGraph, TemplateName } from "./ir/graph.js";
 import type { BlockMask } from "./runtime/blockMask.js";
@@ -187,15 +188,20 @@ export class Kernel {
   }
 }
 
-/** Features of a call at the spec's own shapes, or the given ones (what `explain` decides for). */
+/**
+ * Features of a call at the spec's own shapes, or the given ones (what `explain` decides for). A ragged spec's call
+ * is judged by its shortest sequence, as `run` judges it: at these shapes, the shortest of the batch that
+ * generated inputs (and so `minductor run`) would draw, whose longest sequence has qLen rows.
+ */
 export function specFeatures(g: AttentionGraph, shapes: CallShapeOverrides = {}): CallFeatures {
   const batch = shapes.batch ?? g.query.shape[0];
   const paged = g.kvCache !== undefined;
   const poolTokens = g.key.shape[0] * (g.kvCache?.pageSize ?? 0);
   const kvLen = shapes.kvLen ?? (paged ? Math.max(1, Math.floor(g.key.shape[0] / batch)) * g.kvCache!.pageSize : g.key.shape[2]);
+  const qLen = shapes.qLen ?? g.query.shape[2];
   return callFeatures(g, {
     batch,
-    qLen: shapes.qLen ?? g.query.shape[2],
+    qLen: g.raggedQuery ? Math.min(...Array.from({ length: batch }, (_, b) => raggedQueryRows(batch, qLen, b))) : qLen,
     kvLen,
     kvTokens: paged ? Math.max(poolTokens, batch * kvLen) : kvLen,
     threads: shapes.threads ?? defaultThreads(),

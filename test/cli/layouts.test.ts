@@ -175,4 +175,15 @@ describe("minductor explain", () => {
     const json = JSON.parse((await cli("explain", ragged, "--no-choice", "--json")).out);
     expect([json.raggedQuery, json.query.layout, json.key.layout]).toEqual([true, "bshd", "bshd"]);
   });
+
+  it("decides for a ragged spec as run does: by the shortest sequence of the batch run would draw", async () => {
+    // ragged_paged: B 4, q_len 16; generated sequences have 16, 11, 6 and 1 query rows.
+    const explained = JSON.parse((await cli("explain", ragged, "--json")).out);
+    expect(explained.call.qLen).toBe(1);
+    expect(explained.choice.template).toBe("flash_decoding");
+    const ran = await cli("run", ragged);
+    expect(ran.code).toBe(0);
+    expect(ran.out).toContain("query rows [16, 11, 6, 1]");
+    expect(ran.out).toContain(`template ${explained.choice.template}`);
+  });
 });
