@@ -12,6 +12,8 @@ export default defineConfig({
       // the builds running beside them, so waiting threads sleep instead. Tests never time anything.
       OMP_WAIT_POLICY: "passive",
     },
+    // A cold cache: the kernels of the heaviest files build in the background while the first files run.
+    globalSetup: ["test/globalSetup.ts"],
     testTimeout: 180_000,
     hookTimeout: 180_000,
     pool: "forks",

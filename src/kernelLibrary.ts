@@ -25,17 +25,7 @@ export interface KernelLibrary extends CompiledLibrary {
  */
 export async function buildKernelLibrary(graph: AttentionGraph, options: CompileOptions = {}): Promise<{ library: KernelLibrary; native: NativeLibrary }> {
   const started = performance.now();
-  const engineSource = renderEngine(graph);
-  const engineHash = sha256(engineSource.cpp);
-  const modsSource = renderModLibrary(graph, renderModsCode(graph), engineHash);
-  // Both settle before a failure is reported, so no build of this call is still running when the caller hears of it.
-  const [engineBuild, modsBuild] = await Promise.allSettled([
-    compileSource(engineSource.cpp, { ...options, header: engineSource.header }),
-    compileSource(modsSource.cpp, { ...options, header: modsSource.header, prelude: modsSource.prelude, requires: [engineHash] }),
-  ]);
-  if (engineBuild.status === "rejected") throw engineBuild.reason;
-  if (modsBuild.status === "rejected") throw modsBuild.reason;
-  const [engine, mods] = [engineBuild.value, modsBuild.value];
+  const { engine, mods, engineHash } = await buildKernelFiles(graph, options);
   const native = openSplitLibrary(engine.soPath, mods.soPath, engineHash);
   const library: KernelLibrary = {
     ...mods,
@@ -46,6 +36,27 @@ export async function buildKernelLibrary(graph: AttentionGraph, options: Compile
     engineHash,
   };
   return { library, native };
+}
+
+/**
+ * Renders and builds (or finds in the cache) the engine and the mod library of a graph without loading them: what
+ * `buildKernelLibrary` loads, for callers that only fill the cache ahead of a later `compile()`.
+ */
+export async function buildKernelFiles(
+  graph: AttentionGraph,
+  options: CompileOptions = {},
+): Promise<{ engine: CompiledLibrary; mods: CompiledLibrary; engineHash: string }> {
+  const engineSource = renderEngine(graph);
+  const engineHash = sha256(engineSource.cpp);
+  const modsSource = renderModLibrary(graph, renderModsCode(graph), engineHash);
+  // Both settle before a failure is reported, so no build of this call is still running when the caller hears of it.
+  const [engineBuild, modsBuild] = await Promise.allSettled([
+    compileSource(engineSource.cpp, { ...options, header: engineSource.header }),
+    compileSource(modsSource.cpp, { ...options, header: modsSource.header, prelude: modsSource.prelude, requires: [engineHash] }),
+  ]);
+  if (engineBuild.status === "rejected") throw engineBuild.reason;
+  if (modsBuild.status === "rejected") throw modsBuild.reason;
+  return { engine: engineBuild.value, mods: modsBuild.value, engineHash };
 }
 
 /** "compiled" if either library was, else "disk" if either came from disk, else "memory". */

@@ -3,7 +3,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { compile, listCache } from "../../src/index.js";
-import { flexAttention } from "../../src/ir/flexAttention.js";
 import type { AttentionGraph } from "../../src/ir/graph.js";
 import { parseSpec } from "../../src/ir/spec.js";
 import { generateInputs } from "../../src/io/generateInputs.js";
@@ -12,27 +11,7 @@ import { compareOutputs, TOLERANCE } from "../../src/reference/compareOutputs.js
 import { referenceAttention } from "../../src/reference/referenceAttention.js";
 import { fromFloat64, tensor, toFloat64 } from "../../src/runtime/tensor.js";
 import { expectMatchesReference, kernelFor, prebuild } from "../helpers/checkKernel.js";
-
-type Dims = { hq: number; hkv: number; d: number; dv?: number; dtype: "float32" | "bfloat16" | "float16"; block: [number, number]; pageSize?: number };
-
-/** A decode-shaped graph: `offset[b]` is the absolute position of query row 0, so the mask is causal in absolute terms. */
-function decodeGraph(name: string, dims: Dims, mods: { scoreMod?: string; maskMod?: string; buffers?: Record<string, { shape: number[]; dtype: "float32" | "int32" }> } = {}): AttentionGraph {
-  const { hq, hkv, d, dtype, block, pageSize } = dims;
-  const dv = dims.dv ?? d;
-  const kvShape = (dim: number): [number, number, number, number] => (pageSize ? [64, hkv, pageSize, dim] : [2, hkv, 256, dim]);
-  return flexAttention({
-    name,
-    query: { shape: [2, hq, 1, d], dtype },
-    key: { shape: kvShape(d), dtype },
-    value: { shape: kvShape(dv), dtype },
-    maskMod: mods.maskMod ?? "q_idx + offset[b] >= kv_idx",
-    scoreMod: mods.scoreMod,
-    buffers: { offset: { shape: [2], dtype: "int32" }, ...mods.buffers },
-    blockSize: block,
-    kvCache: pageSize ? { pageSize } : undefined,
-    returnLse: true,
-  });
-}
+import { decodeGraph, decodingGraphs, g1, GROUPS, noneGraph, windowGraph } from "./decodingGraphs.js";
 
 /**
  * Runs both templates on the same inputs and checks each against the float64 reference, and the two against
@@ -58,17 +37,9 @@ async function checkDecode(graph: AttentionGraph, qLen: number, kvLen: number, p
   expect(compareOutputs(toFloat64(decoding.out), toFloat64(attention.out), { atol: 2 * tol.atol, rtol: 2 * tol.rtol }).ok, label).toBe(true);
 }
 
-const g1 = decodeGraph("dec_g1_d64", { hq: 4, hkv: 4, d: 64, dtype: "float32", block: [64, 64] });
-const GROUPS: Array<[string, AttentionGraph]> = [
-  ["G=2 D=128 bf16, paged (page 32), alibi", decodeGraph("dec_g2_bf16", { hq: 8, hkv: 4, d: 128, dtype: "bfloat16", block: [64, 64], pageSize: 32 }, { scoreMod: "score + slopes[h] * (kv_idx - q_idx - offset[b])", buffers: { slopes: { shape: [8], dtype: "float32" } } })],
-  ["G=4 D=72 Dv=40 fp16, paged (page 16)", decodeGraph("dec_g4_fp16", { hq: 8, hkv: 2, d: 72, dv: 40, dtype: "float16", block: [64, 64], pageSize: 16 })],
-  ["G=8 D=128 fp32, soft-cap", decodeGraph("dec_g8_fp32", { hq: 8, hkv: 1, d: 128, dtype: "float32", block: [128, 128] }, { scoreMod: "30 * tanh(score / 30)" })],
-];
-const windowGraph = decodeGraph("dec_window", { hq: 4, hkv: 2, d: 64, dtype: "float32", block: [64, 64] }, { maskMod: "q_idx + offset[b] >= kv_idx && q_idx + offset[b] - kv_idx < 100" });
-const noneGraph = decodeGraph("dec_none", { hq: 4, hkv: 2, d: 64, dtype: "float32", block: [64, 64] }, { maskMod: "kv_idx > q_idx + offset[b] + 100000" });
 const exampleDir = join(import.meta.dirname, "..", "..", "examples", "specs");
 const exampleFiles = readdirSync(exampleDir).filter((f) => f.endsWith(".json")).sort();
-prebuild([g1, ...GROUPS.map(([, graph]) => graph), windowGraph, noneGraph, ...exampleFiles.map((f) => parseSpec(readFileSync(join(exampleDir, f), "utf8")))]);
+prebuild([...decodingGraphs(), ...exampleFiles.map((f) => parseSpec(readFileSync(join(exampleDir, f), "utf8")))]);
 
 // The decode loop's kernel, in a cache of its own (other test files add entries to the shared one meanwhile), starts
 // building now with the others rather than alone at the end of the file.

@@ -15,30 +15,14 @@ import { e4m3fnToF32, e5m2ToF32, f32ToE4m3fn, f32ToE5m2 } from "../../src/runtim
 import { quantizeKv } from "../../src/runtime/quantize.js";
 import { tensor, toFloat64 } from "../../src/runtime/tensor.js";
 import type { KernelInputs } from "../../src/runtime/validateInputs.js";
-import { exampleGraphs } from "../native/harnessTools.js";
-
-const QUANTIZED: QuantizedDType[] = ["int8", "float8_e4m3fn", "float8_e5m2"];
-const EXAMPLES = exampleGraphs();
-const identity = EXAMPLES.find(([name]) => name === "identity")![1];
-/** Semantics, not speed: -O0 builds the 24 engines of this file in a fraction of the time of -O3 (the shapes are small). */
-const CXXFLAGS = ["-O0", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu++17"];
-
-/**
- * The vector paths of the conversions: this machine's (AVX-512 or AVX2), AVX2 + F16C, and plain x86-64 (scalar), each
- * run where it is compiled (every x86-64 CPU runs the narrower ones).
- */
-const ISAS: Record<string, string[]> = { native: [], avx2: ["-march=haswell"], scalar: ["-march=x86-64"] };
+import { cxxflagsFor, EXAMPLE_CASES, identity, ISAS, QUANTIZED, quantizedGraph } from "./quantizedKernels.js";
 
 const kernels = new Map<string, Promise<Kernel>>();
 function kernelOf(graph: AttentionGraph, isa = "native"): Promise<Kernel> {
   const key = JSON.stringify([isa, graph.name, graph.key.dtype, graph.query, graph.key.shape, graph.value.shape, graph.blockSize, graph.kvCache]);
   let k = kernels.get(key);
-  if (!k) kernels.set(key, (k = compile(graph, { cxxflags: [...CXXFLAGS, ...ISAS[isa]] })));
+  if (!k) kernels.set(key, (k = compile(graph, { cxxflags: cxxflagsFor(isa) })));
   return k;
-}
-
-function quantizedGraph(graph: AttentionGraph, dtype: QuantizedDType): AttentionGraph {
-  return { ...graph, key: { ...graph.key, dtype }, value: { ...graph.value, dtype } };
 }
 
 /** Quantized inputs from float ones: int8 per (token, head) scales; fp8 with uneven per-head scales. */
@@ -210,7 +194,7 @@ describe("scales the kernel checks", () => {
 });
 
 describe("every example spec with a quantized key/value", () => {
-  const cases = EXAMPLES.flatMap(([name, graph]) => QUANTIZED.map((dtype) => ({ name, dtype, graph: quantizedGraph(graph, dtype) })));
+  const cases = EXAMPLE_CASES;
   // Start every build at once: g++ runs one per core while the first cases wait for theirs.
   for (const c of cases) kernelOf(c.graph).catch(() => {});
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { pruneCache } from "../../src/compile/cacheMaintenance.js";
 import { defaultCacheDir } from "../../src/compile/index.js";
-import { FUZZ_CXXFLAGS, runFuzz } from "./runFuzz.js";
+import { DEFAULT_FUZZ_RUNS, DEFAULT_FUZZ_SEED, FUZZ_CXXFLAGS, runFuzz } from "./runFuzz.js";
 
 /*
  * Random kernels against the float64 reference. `npm test` runs a small fixed-seed search; `npm run fuzz`
@@ -9,8 +9,8 @@ import { FUZZ_CXXFLAGS, runFuzz } from "./runFuzz.js";
  */
 const env = process.env;
 const longRun = env.MINDUCTOR_FUZZ_RUNS !== undefined || env.MINDUCTOR_FUZZ_PATH !== undefined;
-const seed = Number(env.MINDUCTOR_FUZZ_SEED ?? 20261124);
-const runs = Number(env.MINDUCTOR_FUZZ_RUNS ?? 24);
+const seed = Number(env.MINDUCTOR_FUZZ_SEED ?? DEFAULT_FUZZ_SEED);
+const runs = Number(env.MINDUCTOR_FUZZ_RUNS ?? DEFAULT_FUZZ_RUNS);
 const path = env.MINDUCTOR_FUZZ_PATH || undefined;
 const cxxflags = env.MINDUCTOR_FUZZ_CXXFLAGS?.trim() ? env.MINDUCTOR_FUZZ_CXXFLAGS.trim().split(/\s+/) : FUZZ_CXXFLAGS;
 /** A long run leaves at most this much of its kernels in its cache (scripts/fuzz.mjs gives it its own). */

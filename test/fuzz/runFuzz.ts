@@ -1,7 +1,7 @@
 import { availableParallelism } from "node:os";
 import fc from "fast-check";
 import { compile, type CompileOptions } from "../../src/index.js";
-import { parseSpec } from "../../src/ir/spec.js";
+import { parseSpec, type Spec } from "../../src/ir/spec.js";
 import { arbitraryKernelCase, effectiveCalls, type KernelCase } from "./kernelCase.js";
 import { checkKernelCase, describeCall } from "./runCase.js";
 
@@ -33,6 +33,18 @@ export interface FuzzReport {
  * intrinsics) and compiles faster. `npm run fuzz -- --cxxflags="..."` fuzzes other flags.
  */
 export const FUZZ_CXXFLAGS = ["-O1", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu++17"];
+
+/** The search `npm test` runs (test/fuzz/kernels.test.ts): this seed, this many kernel cases. */
+export const DEFAULT_FUZZ_SEED = 20261124;
+export const DEFAULT_FUZZ_RUNS = 24;
+
+/**
+ * The specs a search compiles, in order, before any shrinking: fc.sample with the seed yields the cases fc.check
+ * generates (the compile-ahead queue below relies on the same), so the suite's prebuild can build them early.
+ */
+export function plannedSpecs(seed: number, runs: number): Spec[] {
+  return fc.sample(arbitraryKernelCase(), { seed, numRuns: runs }).map((kc) => kc.spec);
+}
 
 /**
  * Generates kernel cases with fast-check and checks each against the float64 reference. A failing case is

@@ -1,0 +1,40 @@
+/**
+ * The kernels the suite's heaviest files build in the shared compile cache, in about the order they are needed:
+ * test/globalSetup.ts builds them in the background while the first files run. Each file still compiles what it
+ * uses (a hit, or a wait on the build in flight, when the prebuild got there first), so this list only decides
+ * what is built early, never what is tested.
+ */
+import { overrideDType } from "../../src/cli/overrideDType.js";
+import type { CompileOptions } from "../../src/compile/index.js";
+import type { AttentionGraph } from "../../src/ir/graph.js";
+import { parseSpec } from "../../src/ir/spec.js";
+import { decodingGraphs } from "../e2e/decodingGraphs.js";
+import { quantizedKernels } from "../e2e/quantizedKernels.js";
+import { DEFAULT_FUZZ_RUNS, DEFAULT_FUZZ_SEED, FUZZ_CXXFLAGS, plannedSpecs } from "../fuzz/runFuzz.js";
+import { exampleGraphs } from "../native/harnessTools.js";
+
+export interface SuiteKernel {
+  graph: AttentionGraph;
+  options: CompileOptions;
+}
+
+export function suiteKernels(env: Record<string, string | undefined> = process.env): SuiteKernel[] {
+  const examples = exampleGraphs();
+  const byName = new Map(examples);
+  const kernels: SuiteKernel[] = [
+    // e2e/quantized.test.ts
+    ...quantizedKernels().map(({ graph, cxxflags }) => ({ graph, options: { cxxflags } })),
+    // e2e/decoding.test.ts, and the example specs at the default flags (e2e/examples, native/harness, ...)
+    ...decodingGraphs().map((graph) => ({ graph, options: {} })),
+    ...examples.map(([, graph]) => ({ graph, options: {} })),
+  ];
+  // fuzz/kernels.test.ts, unless a longer or replayed search is asked for
+  if (env.MINDUCTOR_FUZZ_RUNS === undefined && env.MINDUCTOR_FUZZ_PATH === undefined && env.MINDUCTOR_FUZZ_SEED === undefined && !env.MINDUCTOR_FUZZ_CXXFLAGS?.trim()) {
+    for (const spec of plannedSpecs(DEFAULT_FUZZ_SEED, DEFAULT_FUZZ_RUNS)) kernels.push({ graph: parseSpec(spec), options: { cxxflags: FUZZ_CXXFLAGS } });
+  }
+  // e2e/examples.test.ts: two specs in every dtype
+  for (const name of ["alibi", "document_mask"]) {
+    for (const dtype of ["float32", "bfloat16", "float16"]) kernels.push({ graph: overrideDType(byName.get(name)!, dtype), options: {} });
+  }
+  return kernels;
+}
