@@ -1,25 +1,27 @@
 import { describe, expect, it } from "vitest";
 import { pruneCache } from "../../src/compile/cacheMaintenance.js";
 import { defaultCacheDir } from "../../src/compile/index.js";
-import { DEFAULT_FUZZ_RUNS, DEFAULT_FUZZ_SEED, FUZZ_CXXFLAGS, runFuzz } from "./runFuzz.js";
+import { DEFAULT_FUZZ_RUNS, DEFAULT_FUZZ_SEED, FUZZ_CXXFLAGS, runFuzz, suiteSearches } from "./runFuzz.js";
 
 /*
- * Random kernels against the float64 reference. `npm test` runs a small fixed-seed search; `npm run fuzz`
- * (scripts/fuzz.mjs) runs this same file with MINDUCTOR_FUZZ_* set for a longer or replayed one.
+ * Random kernels against the float64 reference. `npm test` runs a small fixed-seed search and `npm run test:sweeps`
+ * another (suiteSearches); `npm run fuzz` (scripts/fuzz.mjs) runs this same file with MINDUCTOR_FUZZ_* set for a
+ * longer or replayed one.
  */
 const env = process.env;
-const longRun = env.MINDUCTOR_FUZZ_RUNS !== undefined || env.MINDUCTOR_FUZZ_PATH !== undefined;
-const seed = Number(env.MINDUCTOR_FUZZ_SEED ?? DEFAULT_FUZZ_SEED);
-const runs = Number(env.MINDUCTOR_FUZZ_RUNS ?? DEFAULT_FUZZ_RUNS);
+const longRun = env.MINDUCTOR_FUZZ_RUNS !== undefined || env.MINDUCTOR_FUZZ_PATH !== undefined || env.MINDUCTOR_FUZZ_SEED !== undefined;
+const searches = longRun
+  ? [{ seed: Number(env.MINDUCTOR_FUZZ_SEED ?? DEFAULT_FUZZ_SEED), runs: Number(env.MINDUCTOR_FUZZ_RUNS ?? DEFAULT_FUZZ_RUNS) }]
+  : suiteSearches();
 const path = env.MINDUCTOR_FUZZ_PATH || undefined;
 const cxxflags = env.MINDUCTOR_FUZZ_CXXFLAGS?.trim() ? env.MINDUCTOR_FUZZ_CXXFLAGS.trim().split(/\s+/) : FUZZ_CXXFLAGS;
 /** A long run leaves at most this much of its kernels in its cache (scripts/fuzz.mjs gives it its own). */
 const FUZZ_CACHE_BYTES = 256 * 1024 ** 2;
 
 describe("fuzzing kernels against the reference", () => {
-  it(
-    `${path ? `the case at path ${path} of seed ${seed}` : `${runs} random kernel(s), seed ${seed}`}: every template matches the float64 reference`,
-    async () => {
+  it.each(searches)(
+    `${path ? `the case at path ${path} of seed $seed` : "$runs random kernel(s), seed $seed"}: every template matches the float64 reference`,
+    async ({ seed, runs }) => {
       const log = longRun ? (line: string) => console.log(line) : undefined;
       if (longRun) console.log(`fuzz: seed ${seed}, ${path ? `replaying path ${path}` : `${runs} case(s)`}, cxxflags ${cxxflags.join(" ")}`);
       const report = await runFuzz({ seed, runs, path, compile: { cxxflags }, log });

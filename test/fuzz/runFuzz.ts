@@ -4,6 +4,7 @@ import { compile, type CompileOptions } from "../../src/index.js";
 import { parseSpec, type Spec } from "../../src/ir/spec.js";
 import { arbitraryKernelCase, effectiveCalls, type KernelCase } from "./kernelCase.js";
 import { checkKernelCase, describeCall } from "./runCase.js";
+import { type SweepPart, sweep, sweepPart } from "../helpers/sweeps.js";
 
 export interface FuzzOptions {
   seed: number;
@@ -36,7 +37,19 @@ export const FUZZ_CXXFLAGS = ["-O1", "-march=native", "-fopenmp", "-shared", "-f
 
 /** The search `npm test` runs (test/fuzz/kernels.test.ts): this seed, this many kernel cases. */
 export const DEFAULT_FUZZ_SEED = 20261124;
-export const DEFAULT_FUZZ_RUNS = 24;
+export const DEFAULT_FUZZ_RUNS = 12;
+
+/**
+ * The suite's searches, a sweep (test/helpers/sweeps.ts): `npm test` runs the default one, `npm run test:sweeps`
+ * as many cases again from the next seed.
+ */
+export function suiteSearches(part: SweepPart = sweepPart()): Array<{ seed: number; runs: number }> {
+  const searches = [
+    { seed: DEFAULT_FUZZ_SEED, runs: DEFAULT_FUZZ_RUNS },
+    { seed: DEFAULT_FUZZ_SEED + 1, runs: DEFAULT_FUZZ_RUNS },
+  ];
+  return sweep(searches, (_, i) => i === 0, part);
+}
 
 /**
  * The specs a search compiles, in order, before any shrinking: fc.sample with the seed yields the cases fc.check

@@ -10,7 +10,7 @@ import type { AttentionGraph } from "../../src/ir/graph.js";
 import { parseSpec } from "../../src/ir/spec.js";
 import { decodingGraphs } from "../e2e/decodingGraphs.js";
 import { quantizedKernels } from "../e2e/quantizedKernels.js";
-import { DEFAULT_FUZZ_RUNS, DEFAULT_FUZZ_SEED, FUZZ_CXXFLAGS, plannedSpecs } from "../fuzz/runFuzz.js";
+import { FUZZ_CXXFLAGS, plannedSpecs, suiteSearches } from "../fuzz/runFuzz.js";
 import { exampleGraphs } from "../native/harnessTools.js";
 
 export interface SuiteKernel {
@@ -30,7 +30,9 @@ export function suiteKernels(env: Record<string, string | undefined> = process.e
   ];
   // fuzz/kernels.test.ts, unless a longer or replayed search is asked for
   if (env.MINDUCTOR_FUZZ_RUNS === undefined && env.MINDUCTOR_FUZZ_PATH === undefined && env.MINDUCTOR_FUZZ_SEED === undefined && !env.MINDUCTOR_FUZZ_CXXFLAGS?.trim()) {
-    for (const spec of plannedSpecs(DEFAULT_FUZZ_SEED, DEFAULT_FUZZ_RUNS)) kernels.push({ graph: parseSpec(spec), options: { cxxflags: FUZZ_CXXFLAGS } });
+    for (const { seed, runs } of suiteSearches()) {
+      for (const spec of plannedSpecs(seed, runs)) kernels.push({ graph: parseSpec(spec), options: { cxxflags: FUZZ_CXXFLAGS } });
+    }
   }
   // e2e/examples.test.ts: two specs in every dtype
   for (const name of ["alibi", "document_mask"]) {
