@@ -180,11 +180,16 @@ export class Kernel {
   private featuresOf(shape: CallShape, options: RunOptions): CallFeatures {
     const kvTokens = shape.paged ? shape.paged.numPages * this.graph.kvCache!.pageSize : shape.kvLen;
     const qLen = shape.qStartLoc ? shape.minQLen : shape.qLen;
-    return callFeatures(this.graph, { batch: shape.batch, qLen, kvLen: shape.kvLen, kvTokens, threads: options.numThreads || defaultThreads() });
+    return callFeatures(this.graph, { batch: shape.batch, qLen, kvLen: shape.kvLen, kvTokens, threads: this.threads(options.numThreads) });
   }
 
   private defaultFeatures(shapes: CallShapeOverrides = {}): CallFeatures {
-    return specFeatures(this.graph, shapes);
+    return specFeatures(this.graph, { ...shapes, threads: shapes.threads ?? this.threads() });
+  }
+
+  /** The threads a call runs on: one for an engine built without OpenMP, whatever was asked. */
+  private threads(requested?: number): number {
+    return this.library.engine.threaded ? requested || defaultThreads() : 1;
   }
 }
 

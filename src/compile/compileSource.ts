@@ -2,7 +2,7 @@ import { access } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { buildEntry, compilerArgv } from "./buildEntry.js";
 import { cacheKey } from "./cacheKey.js";
-import { type CompilerInfo, compilerInfo, withoutOpenmp } from "./compilerInfo.js";
+import { type CompilerInfo, compilerInfo, OPENMP_FLAG, withoutOpenmp } from "./compilerInfo.js";
 import { type EntryContents, discardDir, inspectEntry, publishEntry } from "./diskCache.js";
 import { HEADER_FILE, LIBRARY_FILE, SOURCE_FILE, entryDir, lockDir } from "./entryLayout.js";
 import { withLock } from "./lock.js";
@@ -18,6 +18,11 @@ export interface CompiledLibrary {
   fromCache: "memory" | "disk" | "compiled";
   /** Wall time this call spent, lookups included; the g++ time of the original build is in the manifest. */
   compileMs: number;
+  /**
+   * Built with OpenMP (`-fopenmp` in the flags it was built with): its parallel loops run on OMP_NUM_THREADS threads,
+   * else every core. False when the flags have none or the compiler could not use it: it runs on one thread.
+   */
+  threaded: boolean;
 }
 
 /** In-flight and finished builds of this process by (requested cache dir, key): a repeat call runs no g++. */
@@ -103,7 +108,7 @@ async function findOrBuild(
   elapsed: () => number,
 ): Promise<CompiledLibrary> {
   const cacheDir = await usableCacheDir(requestedDir);
-  const library = (fromCache: CompiledLibrary["fromCache"]) => describe(cacheDir, wanted, fromCache, elapsed());
+  const library = (fromCache: CompiledLibrary["fromCache"]) => describe(cacheDir, wanted, fromCache, elapsed(), usesOpenmp(argv));
 
   if ((await inspectEntry(cacheDir, wanted)).status === "valid") {
     progress("cache-hit-disk");
@@ -127,7 +132,12 @@ async function findOrBuild(
   });
 }
 
-function describe(cacheDir: string, wanted: EntryContents, fromCache: CompiledLibrary["fromCache"], ms: number): CompiledLibrary {
+/** `-fopenmp` (or `-fopenmp=<runtime>`), not `-fopenmp-simd`, which threads nothing. */
+function usesOpenmp(argv: readonly string[]): boolean {
+  return argv.some((a) => a === OPENMP_FLAG || a.startsWith(`${OPENMP_FLAG}=`));
+}
+
+function describe(cacheDir: string, wanted: EntryContents, fromCache: CompiledLibrary["fromCache"], ms: number, threaded: boolean): CompiledLibrary {
   const dir = entryDir(cacheDir, wanted.key);
   return {
     key: wanted.key,
@@ -136,6 +146,7 @@ function describe(cacheDir: string, wanted: EntryContents, fromCache: CompiledLi
     ...(wanted.header === undefined ? {} : { headerPath: join(dir, HEADER_FILE) }),
     fromCache,
     compileMs: ms,
+    threaded,
   };
 }
 

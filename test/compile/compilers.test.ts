@@ -173,6 +173,10 @@ exec g++ "$@"
     expectBothTemplates(kernel);
     // Asking for threads is harmless: md_base.h runs one without OpenMP.
     expectMatches(kernel, {}, { numThreads: 4 });
+    // The template choice plans for the one thread the kernel runs on, whatever the machine has or a call asks.
+    expect(kernel.library.engine.threaded).toBe(false);
+    expect(kernel.explain()).toContain(", 1 thread(s)");
+    expect(kernel.explain({ threads: 8 })).toContain(", 8 thread(s)");
   });
 
   it("keeps the answer with the compiler info, and flags without -fopenmp are built as given, without a warning", async () => {
@@ -185,5 +189,7 @@ exec g++ "$@"
     expect(warnings).toEqual([]);
     expect(manifestOf(library.soPath).argv).toEqual(["g++", ...withoutOpenmp, "-o", "kernel.so", "kernel.cpp"]);
     expect(callAnswer(library.soPath)).toBe(73);
+    expect(library.threaded).toBe(false);
+    expect((await compileSource(answerSource(74), { cxx: "g++", cxxflags: FLAGS })).threaded).toBe(true);
   });
 });
