@@ -180,7 +180,8 @@ export class Kernel {
   private featuresOf(shape: CallShape, options: RunOptions): CallFeatures {
     const kvTokens = shape.paged ? shape.paged.numPages * this.graph.kvCache!.pageSize : shape.kvLen;
     const qLen = shape.qStartLoc ? shape.minQLen : shape.qLen;
-    return callFeatures(this.graph, { batch: shape.batch, qLen, kvLen: shape.kvLen, kvTokens, threads: this.threads(options.numThreads) });
+    const queryRows = shape.totalQ ?? shape.batch * shape.qLen;
+    return callFeatures(this.graph, { batch: shape.batch, qLen, kvLen: shape.kvLen, kvTokens, threads: this.threads(options.numThreads), queryRows });
   }
 
   private defaultFeatures(shapes: CallShapeOverrides = {}): CallFeatures {
@@ -204,9 +205,11 @@ export function specFeatures(g: AttentionGraph, shapes: CallShapeOverrides = {})
   const poolTokens = g.key.shape[0] * (g.kvCache?.pageSize ?? 0);
   const kvLen = shapes.kvLen ?? (paged ? Math.max(1, Math.floor(g.key.shape[0] / batch)) * g.kvCache!.pageSize : g.key.shape[2]);
   const qLen = shapes.qLen ?? g.query.shape[2];
+  const rows = g.raggedQuery ? Array.from({ length: batch }, (_, b) => raggedQueryRows(batch, qLen, b)) : [];
   return callFeatures(g, {
     batch,
-    qLen: g.raggedQuery ? Math.min(...Array.from({ length: batch }, (_, b) => raggedQueryRows(batch, qLen, b))) : qLen,
+    qLen: g.raggedQuery ? rows.reduce((a, b) => Math.min(a, b)) : qLen,
+    queryRows: g.raggedQuery ? rows.reduce((a, b) => a + b) : batch * qLen,
     kvLen,
     kvTokens: paged ? Math.max(poolTokens, batch * kvLen) : kvLen,
     threads: shapes.threads ?? defaultThreads(),

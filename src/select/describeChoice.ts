@@ -1,11 +1,15 @@
 import type { CallFeatures, Choice } from "./features.js";
 
-const BYTES: Record<CallFeatures["dtype"], number> = { float32: 4, bfloat16: 2, float16: 2 };
+const BYTES: Record<CallFeatures["kvDtype"], number> = { float32: 4, bfloat16: 2, float16: 2, int8: 1, float8_e4m3fn: 1, float8_e5m2: 1 };
 
-/** Bytes of K and V a call must read (each kv head once) and the FLOPs of QK^T and PV, before any masking. */
+/**
+ * Bytes of K and V a call must read (each kv head once; an int8 cache's float32 scales, one per token and head of
+ * each, included) and the FLOPs of QK^T and PV, before any masking, with every query row against kvLen positions.
+ */
 export function callCost(f: CallFeatures): { kvBytes: number; flops: number } {
-  const kvBytes = f.batch * f.hkv * f.kvLen * (f.headDim + f.valueDim) * BYTES[f.dtype];
-  const flops = 2 * f.batch * f.hq * f.qLen * f.kvLen * (f.headDim + f.valueDim);
+  const scales = f.kvDtype === "int8" ? 2 * 4 : 0;
+  const kvBytes = f.batch * f.hkv * f.kvLen * ((f.headDim + f.valueDim) * BYTES[f.kvDtype] + scales);
+  const flops = 2 * f.queryRows * f.hq * f.kvLen * (f.headDim + f.valueDim);
   return { kvBytes, flops };
 }
 

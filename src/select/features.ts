@@ -13,6 +13,10 @@ export interface CallFeatures {
   readonly headDim: number;
   readonly valueDim: number;
   readonly dtype: AttentionGraph["query"]["dtype"];
+  /** The key's and value's dtype: the query's, or an 8-bit format. */
+  readonly kvDtype: AttentionGraph["key"]["dtype"];
+  /** Query rows of the whole call: batch * qLen, or a ragged call's totalQ (qLen is then its shortest sequence). */
+  readonly queryRows: number;
   readonly qBlock: number;
   readonly kvBlock: number;
   readonly threads: number;
@@ -43,7 +47,7 @@ export interface Choice {
 /** Features of a call on `graph` with the given runtime lengths. */
 export function callFeatures(
   graph: AttentionGraph,
-  call: { batch: number; qLen: number; kvLen: number; kvTokens?: number; threads: number },
+  call: { batch: number; qLen: number; kvLen: number; kvTokens?: number; threads: number; queryRows?: number },
 ): CallFeatures {
   return {
     batch: call.batch,
@@ -55,6 +59,8 @@ export function callFeatures(
     headDim: graph.query.shape[3],
     valueDim: graph.value.shape[3],
     dtype: graph.query.dtype,
+    kvDtype: graph.key.dtype,
+    queryRows: call.queryRows ?? call.batch * call.qLen,
     qBlock: graph.blockSize[0],
     kvBlock: graph.blockSize[1],
     threads: call.threads,
