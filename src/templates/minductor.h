@@ -217,7 +217,8 @@ MD_INLINE md_vf md_vexp(md_vf x) { return md_exp_scalar(x); }
 
 /* ------------------------------------------------------------------------------------------------------------ */
 /* dtype conversions. bf16 -> f32 is exact (bits << 16); f32 -> bf16/fp16 round to nearest even; NaN stays a
- * quiet NaN. fp16 uses F16C when available and an exact bit-level fallback otherwise. */
+ * quiet NaN. fp16 uses F16C when available (on aarch64, NEON's conversion in the vector loads, md_load4) and an exact
+ * bit-level fallback otherwise. */
 MD_INLINE float md_f32_from_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 MD_INLINE uint32_t md_bits_from_f32(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
