@@ -1,10 +1,11 @@
 /**
- * The aarch64 NEON kernels, without an ARM machine: the standalone harness of every example spec cross-compiled with
- * Debian's aarch64-linux-gnu-g++ (static, OpenMP) and run under qemu-aarch64 (user-mode emulation), both templates,
- * paged and unpaged as the specs are, compared element by element with the float64 reference within the tolerances
- * every x86 test uses; the mods' vector form (4 lanes) against their scalar form bit for bit; and the disassembly,
- * which must show NEON in the hot loops where the same source with its NEON branch removed shows none. Emulation says
- * nothing about speed: nothing here is timed.
+ * The aarch64 NEON kernels, without an ARM machine: the standalone harness of every example spec (and of one variant
+ * with odd head dims and an fp8 key/value) cross-compiled with Debian's aarch64-linux-gnu-g++ (static, OpenMP) and run
+ * under qemu-aarch64 (user-mode emulation), both templates, paged and unpaged as the specs are, compared element by
+ * element with the float64 reference within the tolerances every x86 test uses; minductor.h's primitive checks
+ * (headerPrimitives.test.ts's) on NEON; the mods' vector form (4 lanes) against their scalar form bit for bit; and
+ * the disassembly, which must show NEON in the hot loops where the same source with its NEON branch removed shows
+ * none. Emulation says nothing about speed: nothing here is timed.
  *
  * Skipped, saying why, when the cross compiler or qemu is missing; .ci/run installs both.
  */
@@ -177,6 +178,7 @@ describe.skipIf(missing.length > 0)(`aarch64 NEON under ${QEMU}${missing.length 
     }
   });
 
+  // a float buffer, tanh, an int buffer read at a varying index, a 2-D buffer
   it.each(["alibi", "softcap", "document_mask", "relative_bias"])("%s: the mods' 4-lane vector form gives their scalar form's bits", async (name) => {
     const run = await underQemu(await builds.get(name)!, ["--check-mods", "--batch", "1", "--q-len", "9", "--kv-len", "40"]);
     expect(run.exitCode, run.stderr).toBe(0);
