@@ -19,7 +19,8 @@
 /* ------------------------------------------------------------------------------------------------------------ */
 /* SIMD width and register blocking. MD_MR rows x 2 vectors of accumulators must fit the register file with room
  * for two B loads and one broadcast: 6x2+3 = 15 of 16 ymm, 12x2+3 = 27 of 32 zmm, 8x2+3 = 19 of 32 NEON q registers
- * (aarch64; 8 rather than 12 keeps the row blocks whole in the q tiles, which are multiples of 8). */
+ * (aarch64: 8 rather than 12 because q tiles of the usual block sizes, 64 and 128, are whole blocks of 8 rows; not
+ * timed, as no ARM machine was at hand). */
 #if defined(__AVX512F__)
 #define MD_W 16
 #define MD_MR 12
