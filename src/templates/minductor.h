@@ -18,7 +18,9 @@
 
 /* ------------------------------------------------------------------------------------------------------------ */
 /* SIMD width and register blocking. MD_MR rows x 2 vectors of accumulators must fit the register file with room
- * for two B loads and one broadcast: 6x2+3 = 15 of 16 ymm, 12x2+3 = 27 of 32 zmm. */
+ * for two B loads and one broadcast: 6x2+3 = 15 of 16 ymm, 12x2+3 = 27 of 32 zmm, 8x2+3 = 19 of 32 NEON q registers
+ * (aarch64: 8 rather than 12 because q tiles of the usual block sizes, 64 and 128, are whole blocks of 8 rows; not
+ * timed, as no ARM machine was at hand). */
 #if defined(__AVX512F__)
 #define MD_W 16
 #define MD_MR 12
@@ -27,6 +29,10 @@
 #define MD_W 8
 #define MD_MR 6
 #define MD_VREGS 16
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#define MD_W 4
+#define MD_MR 8
+#define MD_VREGS 32
 #else
 #define MD_W 1
 #define MD_MR 4
@@ -72,6 +78,18 @@ MD_INLINE float md_vhmax(md_vf v) {
   s = _mm_max_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
+#elif MD_W == 4
+typedef float32x4_t md_vf;
+MD_INLINE md_vf md_vload(const float* p) { return vld1q_f32(p); }
+MD_INLINE void md_vstore(float* p, md_vf v) { vst1q_f32(p, v); }
+MD_INLINE md_vf md_vset1(float x) { return vdupq_n_f32(x); }
+MD_INLINE md_vf md_vfma(md_vf a, md_vf b, md_vf c) { return vfmaq_f32(c, a, b); }
+MD_INLINE md_vf md_vmul(md_vf a, md_vf b) { return vmulq_f32(a, b); }
+MD_INLINE md_vf md_vadd(md_vf a, md_vf b) { return vaddq_f32(a, b); }
+MD_INLINE md_vf md_vsub(md_vf a, md_vf b) { return vsubq_f32(a, b); }
+MD_INLINE md_vf md_vmax(md_vf a, md_vf b) { return vmaxq_f32(a, b); }
+MD_INLINE float md_vhsum(md_vf v) { return vaddvq_f32(v); }
+MD_INLINE float md_vhmax(md_vf v) { return vmaxvq_f32(v); }
 #else
 typedef float md_vf;
 MD_INLINE md_vf md_vload(const float* p) { return *p; }
@@ -171,13 +189,37 @@ MD_INLINE md_vf md_vexp(md_vf x) {
   const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, h), bias), 23));
   return _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
 }
+#elif MD_W == 4
+MD_INLINE md_vf md_vexp(md_vf x) {
+  /* vmaxq/vminq return NaN when either input is NaN, so a NaN survives the clamp */
+  x = vmaxq_f32(vdupq_n_f32(MD_EXP_LO), x);
+  x = vminq_f32(vdupq_n_f32(MD_EXP_HI), x);
+  const float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(MD_LOG2E)));
+  float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(MD_LN2_HI));
+  r = vfmsq_f32(r, n, vdupq_n_f32(MD_LN2_LO));
+  float32x4_t p = vdupq_n_f32(MD_EXP_P0);
+  p = vfmaq_f32(vdupq_n_f32(MD_EXP_P1), p, r);
+  p = vfmaq_f32(vdupq_n_f32(MD_EXP_P2), p, r);
+  p = vfmaq_f32(vdupq_n_f32(MD_EXP_P3), p, r);
+  p = vfmaq_f32(vdupq_n_f32(MD_EXP_P4), p, r);
+  p = vfmaq_f32(vdupq_n_f32(MD_EXP_P5), p, r);
+  const float32x4_t y = vaddq_f32(vfmaq_f32(r, p, vmulq_f32(r, r)), vdupq_n_f32(1.0f));
+  /* n is integral (or NaN, which converts to 0 and leaves y's NaN alone) */
+  const int32x4_t ni = vcvtq_s32_f32(n);
+  const int32x4_t h = vshrq_n_s32(ni, 1);
+  const int32x4_t bias = vdupq_n_s32(127);
+  const float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(h, bias), 23));
+  const float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vsubq_s32(ni, h), bias), 23));
+  return vmulq_f32(vmulq_f32(y, s1), s2);
+}
 #else
 MD_INLINE md_vf md_vexp(md_vf x) { return md_exp_scalar(x); }
 #endif
 
 /* ------------------------------------------------------------------------------------------------------------ */
 /* dtype conversions. bf16 -> f32 is exact (bits << 16); f32 -> bf16/fp16 round to nearest even; NaN stays a
- * quiet NaN. fp16 uses F16C when available and an exact bit-level fallback otherwise. */
+ * quiet NaN. fp16 uses F16C when available (on aarch64, NEON's conversion in the vector loads, md_load4) and an exact
+ * bit-level fallback otherwise. */
 MD_INLINE float md_f32_from_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 MD_INLINE uint32_t md_bits_from_f32(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
@@ -363,11 +405,59 @@ MD_INLINE void md_transpose8(__m256 r[8]) {
 }
 #endif
 
+#if MD_W == 4
+/* e4m3fn codes as binary16 in units of 2^-8, from h0 = (int16)(int8)code << 7 per 16-bit lane: the AVX2
+ * md_e4m3fn_as_f16 above, with one bitwise select (h0 where 0xbf80 has a bit, else the carry, whose bits 6..0 are
+ * zero). */
+MD_INLINE uint16x4_t md_e4m3fn_as_f16(uint16x4_t h0) {
+  const uint16x4_t carry = vadd_u16(vand_u16(h0, vdup_n_u16(0x3f80)), vdup_n_u16(0x0080));
+  return vbsl_u16(vdup_n_u16(0xbf80), h0, carry);
+}
+
+/* Four 8-bit codes at p in the low lanes (the high four repeat them). */
+MD_INLINE uint8x8_t md_load4_u8(const void* p) {
+  uint32_t w;
+  memcpy(&w, p, 4);
+  return vreinterpret_u8_u32(vdup_n_u32(w));
+}
+
+/* Four consecutive elements of a row as fp32. */
+template <int DT> MD_INLINE float32x4_t md_load4(const void* p, int64_t i) {
+  if constexpr (DT == MD_FLOAT32) return vld1q_f32((const float*)p + i);
+  else if constexpr (DT == MD_INT8) {
+    const int16x8_t w = vmovl_s8(vreinterpret_s8_u8(md_load4_u8((const int8_t*)p + i)));
+    return vcvtq_f32_s32(vmovl_s16(vget_low_s16(w)));
+  } else if constexpr (DT == MD_FP8_E5M2) {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(vshll_n_u8(md_load4_u8((const uint8_t*)p + i), 8))));
+  } else if constexpr (DT == MD_FP8_E4M3FN) {
+    const int16x4_t h0 = vshl_n_s16(vget_low_s16(vmovl_s8(vreinterpret_s8_u8(md_load4_u8((const uint8_t*)p + i)))), 7);
+    return vcvt_f32_f16(vreinterpret_f16_u16(md_e4m3fn_as_f16(vreinterpret_u16_s16(h0))));
+  } else if constexpr (DT == MD_BFLOAT16) {
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t*)p + i), 16));
+  } else {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t*)p + i)));
+  }
+}
+
+/* In-register transpose of the 4x4 block r[0..4). */
+MD_INLINE void md_transpose4(float32x4_t r[4]) {
+  const float32x4_t t0 = vtrn1q_f32(r[0], r[1]), t1 = vtrn2q_f32(r[0], r[1]);
+  const float32x4_t t2 = vtrn1q_f32(r[2], r[3]), t3 = vtrn2q_f32(r[2], r[3]);
+  r[0] = vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
+  r[1] = vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
+  r[2] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
+  r[3] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
+}
+#endif
+
 /* dst[0..n) = src[0..n) as fp32. */
 template <int DT> MD_INLINE void md_load_row(const void* src, float* dst, int64_t n) {
 #if defined(__AVX2__)
   const int64_t n8 = n / 8 * 8;
   for (int64_t d = 0; d < n8; d += 8) _mm256_storeu_ps(dst + d, md_load8<DT>(src, d));
+#elif MD_W == 4
+  const int64_t n8 = n / 4 * 4; /* whole NEON vectors (the name is the AVX2 branch's) */
+  for (int64_t d = 0; d < n8; d += 4) vst1q_f32(dst + d, md_load4<DT>(src, d));
 #else
   const int64_t n8 = 0;
 #endif
@@ -399,6 +489,8 @@ MD_INLINE void md_pack_rows(const void* const* rows, int64_t n, float* dst) {
     if (src) {
 #if defined(__AVX2__)
       for (; d + 8 <= DIM; d += 8) _mm256_storeu_ps(dst + md_panel_index(j, d, n, LD), md_load8<DT>(src, d));
+#elif MD_W == 4
+      for (; d + 4 <= DIM; d += 4) vst1q_f32(dst + md_panel_index(j, d, n, LD), md_load4<DT>(src, d));
 #endif
       for (; d < DIM; ++d) dst[md_panel_index(j, d, n, LD)] = md_load_elem<DT>(src, d);
     }
@@ -426,6 +518,21 @@ MD_INLINE void md_pack_rows_transposed(const void* const* rows, int64_t n, float
     }
     for (; d < DIM; ++d)
       for (int k = 0; k < 8; ++k) dst[md_panel_index(d, j + k, DIM, ncols)] = md_load_elem<DT>(rows[j + k], d);
+  }
+#elif MD_W == 4
+  for (; j + 4 <= n; j += 4) {
+    bool dense = true;
+    for (int k = 0; k < 4; ++k) dense = dense && rows[j + k] != nullptr;
+    if (!dense) break;
+    int64_t d = 0;
+    for (; d + 4 <= DIM; d += 4) {
+      float32x4_t r[4];
+      for (int k = 0; k < 4; ++k) r[k] = md_load4<DT>(rows[j + k], d);
+      md_transpose4(r);
+      for (int k = 0; k < 4; ++k) vst1q_f32(dst + md_panel_index(d + k, j, DIM, ncols), r[k]);
+    }
+    for (; d < DIM; ++d)
+      for (int k = 0; k < 4; ++k) dst[md_panel_index(d, j + k, DIM, ncols)] = md_load_elem<DT>(rows[j + k], d);
   }
 #endif
   for (; j < n; ++j) {
@@ -543,6 +650,8 @@ template <int DT> MD_INLINE md_vf md_vload_dt(const void* p, int64_t i) {
   }
 #elif MD_W == 8
   return md_load8<DT>(p, i);
+#elif MD_W == 4
+  return md_load4<DT>(p, i);
 #else
   return md_load_elem<DT>(p, i);
 #endif
@@ -582,6 +691,10 @@ MD_INLINE void md_vhsum8(const md_vf* v, float* out) {
   const __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
   _mm256_storeu_ps(out, _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20),
                                       _mm256_permute2f128_ps(h0123, h4567, 0x31)));
+#elif MD_W == 4
+  /* pairwise adds: [a0+a1, a2+a3, b0+b1, b2+b3], twice, give the four sums of a, b, c, d */
+  vst1q_f32(out, vpaddq_f32(vpaddq_f32(v[0], v[1]), vpaddq_f32(v[2], v[3])));
+  vst1q_f32(out + 4, vpaddq_f32(vpaddq_f32(v[4], v[5]), vpaddq_f32(v[6], v[7])));
 #else
   for (int k = 0; k < 8; ++k) out[k] = md_vhsum(v[k]);
 #endif
@@ -652,7 +765,7 @@ MD_INLINE void md_dot_block(const float* __restrict q, int64_t ldq, const void* 
    * rows 2 * DIM bytes apart each step, they fall well short). Each row's chain of DIM / MD_W FMAs overlaps the
    * other rows' in the out-of-order window. */
   constexpr int QV = (int)(full / MD_W);
-  constexpr bool rows_in_order = paired == 0 && MD_W >= 8 && RQ * QV + RQ * JK + 2 <= MD_VREGS;
+  constexpr bool rows_in_order = paired == 0 && MD_W >= 4 && RQ * QV + RQ * JK + 2 <= MD_VREGS;
   if constexpr (rows_in_order) {
     md_vf qv[RQ][QV > 0 ? QV : 1];
     for (int r = 0; r < RQ; ++r)
@@ -750,6 +863,10 @@ MD_INLINE constexpr int md_axpy_vectors(int mr) { return mr == 1 ? 8 : mr == 2 ?
 #elif MD_W == 8
 #define MD_AXPY_MR 4
 MD_INLINE constexpr int md_axpy_vectors(int mr) { return mr == 1 ? 8 : mr == 2 ? 4 : 2; }
+#elif MD_W == 4
+/* NEON has AVX-512's 32 registers: the same counts (8 rows: 8 x 2 + 8 + 2 = 26 of 32) */
+#define MD_AXPY_MR 8
+MD_INLINE constexpr int md_axpy_vectors(int mr) { return mr == 1 ? 8 : mr == 2 ? 6 : mr <= 4 ? 4 : 2; }
 #else
 #define MD_AXPY_MR 4
 MD_INLINE constexpr int md_axpy_vectors(int mr) { return mr == 1 ? 8 : 4; }
@@ -825,6 +942,10 @@ MD_INLINE bool md_any_zero(const float* p, int64_t ld, int64_t rows, int64_t n) 
     __m256 hit = _mm256_setzero_ps();
     for (; j + 8 <= n; j += 8) hit = _mm256_or_ps(hit, _mm256_cmp_ps(_mm256_loadu_ps(row + j), _mm256_setzero_ps(), _CMP_EQ_OQ));
     zero |= _mm256_movemask_ps(hit) != 0;
+#elif MD_W == 4
+    uint32x4_t hit = vdupq_n_u32(0);
+    for (; j + 4 <= n; j += 4) hit = vorrq_u32(hit, vceqq_f32(vld1q_f32(row + j), vdupq_n_f32(0.0f)));
+    zero |= vmaxvq_u32(hit) != 0;
 #endif
     for (; j < n; ++j) zero |= row[j] == 0.0f;
   }

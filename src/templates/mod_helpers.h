@@ -14,7 +14,8 @@
 //
 // Vector lanes: float32 in `vf`, int64 in `vi` (two registers), bool in `vb` as an int32 mask (all ones = true,
 // 0 = false), so a bool selects between floats lane for lane. The vector form exists when the target has AVX2 with
-// FMA (8 lanes) or AVX-512 (16 lanes); otherwise MDM_W is 1 and only the scalar form is compiled.
+// FMA (8 lanes), AVX-512 (16 lanes) or aarch64 NEON (4 lanes); otherwise MDM_W is 1 and only the scalar form is
+// compiled.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -23,12 +24,17 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
 
-// One float lane per element of the widest vector register: 8 on AVX2 (with FMA), 16 on AVX-512.
+// One float lane per element of the widest vector register: 8 on AVX2 (with FMA), 16 on AVX-512, 4 on NEON.
 #if defined(__AVX512F__)
 #define MDM_W 16
 #elif defined(__AVX2__) && defined(__FMA__)
 #define MDM_W 8
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#define MDM_W 4
 #else
 #define MDM_W 1
 #endif
@@ -128,14 +134,15 @@ typedef int32_t vb __attribute__((vector_size(4 * MDM_W)));
 // int64 lanes take two registers: GCC lowers a vector type wider than the hardware's one element at a time (an
 // 8 x int64 comparison on AVX2 would become 8 scalar ones), so `vi` is a pair of native halves. On AVX2 the halves
 // hold positions {0, 1, 4, 5} and {2, 3, 6, 7}: that is the order in which one in-lane shuffle takes the low 32 bits
-// of both halves into positions 0..7 (narrow). slot(p) is where position p is stored.
+// of both halves into positions 0..7 (narrow); on NEON the halves hold {0, 1} and {2, 3}, which one unzip narrows.
+// slot(p) is where position p is stored.
 typedef int64_t vh __attribute__((vector_size(4 * MDM_W)));
 typedef uint64_t vhu __attribute__((vector_size(4 * MDM_W)));
 struct vi {
   vh lo, hi;
 };
 static_assert(sizeof(vi) == 8 * MDM_W, "vi is MDM_W contiguous int64 lanes");
-#if MDM_W == 16
+#if MDM_W == 16 || MDM_W == 4
 MDM_FN constexpr int slot(int p) { return p; }
 #else
 MDM_FN constexpr int slot(int p) { return (p & ~6) | ((p & 2) << 1) | ((p & 4) >> 1); }  // swaps bits 1 and 2
@@ -191,6 +198,9 @@ MDM_FN vi widen(vb m) {
   return vi{(vh)_mm512_cvtepi32_epi64(_mm512_castsi512_si256((__m512i)m)),
             (vh)_mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64((__m512i)m, 1))};
 }
+#elif MDM_W == 4
+MDM_FN vb narrow(vh lo, vh hi) { return (vb)vuzp1q_s32((int32x4_t)lo, (int32x4_t)hi); }
+MDM_FN vi widen(vb m) { return vi{(vh)vmovl_s32(vget_low_s32((int32x4_t)m)), (vh)vmovl_high_s32((int32x4_t)m)}; }
 #else
 MDM_FN vb narrow(vh lo, vh hi) { return (vb)_mm256_shuffle_ps((__m256)lo, (__m256)hi, _MM_SHUFFLE(2, 0, 2, 0)); }
 MDM_FN vi widen(vb m) {
@@ -231,6 +241,8 @@ MDM_FN vb ge(vb a, vb b) { return -a >= -b; }
 // A bool lane is all ones or all zeros, so a blend on its sign bit is the select.
 #if MDM_W == 16
 MDM_FN vf select(vb c, vf a, vf b) { return (vf)_mm512_mask_blend_ps(_mm512_movepi32_mask((__m512i)c), (__m512)b, (__m512)a); }
+#elif MDM_W == 4
+MDM_FN vf select(vb c, vf a, vf b) { return (vf)vbslq_f32((uint32x4_t)c, (float32x4_t)a, (float32x4_t)b); }
 #else
 MDM_FN vf select(vb c, vf a, vf b) { return (vf)_mm256_blendv_ps((__m256)b, (__m256)a, (__m256)c); }
 #endif
@@ -273,6 +285,12 @@ MDM_FN vf round_even(vf x) { return (vf)_mm512_roundscale_ps((__m512)x, _MM_FROU
 MDM_FN vf floor(vf x) { return (vf)_mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
 MDM_FN vf ceil(vf x) { return (vf)_mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC); }
 MDM_FN vf sqrt(vf x) { return (vf)_mm512_sqrt_ps((__m512)x); }
+#elif MDM_W == 4
+MDM_FN vf fma_(vf a, vf b, vf c) { return (vf)vfmaq_f32((float32x4_t)c, (float32x4_t)a, (float32x4_t)b); }
+MDM_FN vf round_even(vf x) { return (vf)vrndnq_f32((float32x4_t)x); }
+MDM_FN vf floor(vf x) { return (vf)vrndmq_f32((float32x4_t)x); }
+MDM_FN vf ceil(vf x) { return (vf)vrndpq_f32((float32x4_t)x); }
+MDM_FN vf sqrt(vf x) { return (vf)vsqrtq_f32((float32x4_t)x); }
 #else
 MDM_FN vf fma_(vf a, vf b, vf c) { return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c); }
 MDM_FN vf round_even(vf x) { return (vf)_mm256_round_ps((__m256)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }

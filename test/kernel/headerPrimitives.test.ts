@@ -3,105 +3,20 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe } from "vitest";
 import { templatesDir } from "../../src/codegen/templatesDir.js";
+import { parsePrimitives, PRIMITIVES_DRIVER, primitivesTests } from "./harness/primitivesDriver.js";
 
 const run = promisify(execFile);
-
-/**
- * A driver over minductor.h's numeric primitives, printing one `name value` line per check: the vector and scalar
- * exp against libm's double exp, the exact fp16 conversions against F16C over every fp16 value and a stride of all
- * float32 values, and bf16 rounding on hand-picked ties.
- */
-const DRIVER = String.raw`
-#include "minductor.h"
-#include <stdio.h>
-#include <math.h>
-
-static int64_t ulp_distance(float a, float b) {
-  int32_t ia, ib; memcpy(&ia, &a, 4); memcpy(&ib, &b, 4);
-  if (ia < 0) ia = INT32_MIN - ia;
-  if (ib < 0) ib = INT32_MIN - ib;
-  return ia > ib ? (int64_t)ia - ib : (int64_t)ib - ia;
-}
-static float vexp1(float x) {
-  float in[MD_W], out[MD_W];
-  for (int i = 0; i < MD_W; ++i) in[i] = x;
-  md_vstore(out, md_vexp(md_vload(in)));
-  return out[MD_W - 1];
-}
-static bool is_nan16(uint16_t h) { return (h & 0x7c00) == 0x7c00 && (h & 0x3ff); }
-
-int main() {
-  int64_t max_ulp_vec = 0, max_ulp_scalar = 0;
-  for (float x = -87.0f; x <= 88.0f; x += 0.000731f) {
-    const float want = (float)exp((double)x);
-    max_ulp_vec = md_max(max_ulp_vec, ulp_distance(vexp1(x), want));
-    max_ulp_scalar = md_max(max_ulp_scalar, ulp_distance(md_exp_scalar(x), want));
-  }
-  printf("exp_max_ulp_vector %lld\nexp_max_ulp_scalar %lld\n", (long long)max_ulp_vec, (long long)max_ulp_scalar);
-  int64_t subnormal_err = 0;
-  for (float x = -103.0f; x < -87.4f; x += 0.01f) subnormal_err = md_max(subnormal_err, ulp_distance(vexp1(x), (float)exp((double)x)));
-  printf("exp_subnormal_max_ulp %lld\n", (long long)subnormal_err);
-  printf("exp_neg_inf_is_zero %d\n", vexp1(-INFINITY) == 0.0f && md_exp_scalar(-INFINITY) == 0.0f);
-  printf("exp_very_negative_is_zero %d\n", vexp1(-1e30f) == 0.0f && vexp1(-200.0f) == 0.0f && md_exp_scalar(-1e30f) == 0.0f);
-  printf("exp_zero_is_one %d\n", vexp1(0.0f) == 1.0f && md_exp_scalar(0.0f) == 1.0f);
-  printf("exp_overflow_is_inf %d\n", vexp1(89.0f) == INFINITY && vexp1(1e30f) == INFINITY && isfinite(vexp1(88.7f)));
-  printf("exp_nan_is_nan %d\n", isnan(vexp1(NAN)) && isnan(md_exp_scalar(NAN)));
-
-  int64_t f16_to_f32_mismatch = 0;
-  for (uint32_t h = 0; h < 65536; ++h) {
-    const float a = md_f16_to_f32_exact((uint16_t)h);
-#if defined(__F16C__)
-    const float b = _cvtsh_ss((uint16_t)h);
-#else
-    const float b = a;
-#endif
-    if (is_nan16((uint16_t)h) ? !(isnan(a) && isnan(b)) : md_bits_from_f32(a) != md_bits_from_f32(b)) ++f16_to_f32_mismatch;
-  }
-  printf("f16_to_f32_mismatch %lld\n", (long long)f16_to_f32_mismatch);
-
-  int64_t f32_to_f16_mismatch = 0, f32_to_f16_checked = 0;
-  for (uint64_t u = 0; u <= 0xffffffffull; u += 4093) {
-    const float x = md_f32_from_bits((uint32_t)u);
-    const uint16_t a = md_f32_to_f16_exact(x);
-#if defined(__F16C__)
-    const uint16_t b = (uint16_t)_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT);
-#else
-    const uint16_t b = a;
-#endif
-    ++f32_to_f16_checked;
-    if (isnan(x) ? !(is_nan16(a) && is_nan16(b)) : a != b) ++f32_to_f16_mismatch;
-  }
-  /* exact ties and boundaries: halfway between fp16 neighbours, the overflow edge, the subnormal edges */
-  const float edges[] = {1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048, 65504.0f, 65519.99f, 65520.0f, 6.1035156e-5f,
-                         5.9604645e-8f, 2.9802322e-8f, 2.9802326e-8f, 8.940697e-8f, -0.0f, INFINITY, -INFINITY};
-  for (float x : edges) {
-    ++f32_to_f16_checked;
-#if defined(__F16C__)
-    if (md_f32_to_f16_exact(x) != (uint16_t)_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT)) ++f32_to_f16_mismatch;
-#endif
-  }
-  printf("f32_to_f16_mismatch %lld\nf32_to_f16_checked %lld\n", (long long)f32_to_f16_mismatch, (long long)f32_to_f16_checked);
-
-  printf("bf16_tie_to_even %d\n", md_f32_to_bf16(md_f32_from_bits(0x3f808000u)) == 0x3f80 &&
-                                   md_f32_to_bf16(md_f32_from_bits(0x3f818000u)) == 0x3f82);
-  printf("bf16_round_up %d\n", md_f32_to_bf16(md_f32_from_bits(0x3f808001u)) == 0x3f81);
-  printf("bf16_overflow_to_inf %d\n", md_f32_to_bf16(md_f32_from_bits(0x7f7fffffu)) == 0x7f80);
-  printf("bf16_nan_stays_nan %d\n", (md_f32_to_bf16(md_f32_from_bits(0x7f800001u)) & 0x7fff) > 0x7f80);
-  printf("bf16_roundtrip %d\n", md_bf16_to_f32(md_f32_to_bf16(-3.140625f)) == -3.140625f);
-  return 0;
-}
-`;
 
 async function runDriver(march: string[]): Promise<Record<string, number>> {
   const dir = mkdtempSync(join(tmpdir(), "md-prims-"));
   const src = join(dir, "driver.cpp");
   const exe = join(dir, "driver");
-  writeFileSync(src, DRIVER);
+  writeFileSync(src, PRIMITIVES_DRIVER);
   await run("g++", ["-std=gnu++17", "-O2", ...march, "-fopenmp", "-I", templatesDir(), src, "-o", exe]);
   const { stdout } = await run(exe);
-  return Object.fromEntries(stdout.trim().split("\n").map((l) => [l.split(" ")[0], Number(l.split(" ")[1])]));
+  return parsePrimitives(stdout);
 }
 
 describe.each([
@@ -112,23 +27,5 @@ describe.each([
   beforeAll(async () => {
     r = await runDriver(march);
   });
-
-  it("exp is within 2 ulp on the normal range, flushes only near the bottom, and is exact at the edges", () => {
-    expect(r.exp_max_ulp_vector).toBeLessThanOrEqual(2);
-    expect(r.exp_max_ulp_scalar).toBeLessThanOrEqual(2);
-    expect(r.exp_subnormal_max_ulp).toBeLessThanOrEqual(2);
-    for (const flag of ["exp_neg_inf_is_zero", "exp_very_negative_is_zero", "exp_zero_is_one", "exp_overflow_is_inf", "exp_nan_is_nan"])
-      expect(r[flag], flag).toBe(1);
-  });
-
-  it("the exact fp16 conversions agree with F16C bit for bit", () => {
-    expect(r.f16_to_f32_mismatch).toBe(0);
-    expect(r.f32_to_f16_checked).toBeGreaterThan(1_000_000);
-    expect(r.f32_to_f16_mismatch).toBe(0);
-  });
-
-  it("bf16 rounds to nearest even and keeps NaN", () => {
-    for (const flag of ["bf16_tie_to_even", "bf16_round_up", "bf16_overflow_to_inf", "bf16_nan_stays_nan", "bf16_roundtrip"])
-      expect(r[flag], flag).toBe(1);
-  });
+  primitivesTests(() => r);
 });

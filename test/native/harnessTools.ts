@@ -23,13 +23,22 @@ export function scratchDir(prefix: string): { dir: string; remove: () => void } 
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Renders the harness of `graph` into `dir` and compiles it with g++ and `flags`; returns the executable. */
-export async function buildHarness(graph: AttentionGraph, dir: string, name: string, flags: readonly string[]): Promise<string> {
+/**
+ * Renders the harness of `graph` into `dir` and compiles it with `cxx` (g++ unless told) and `flags`; returns the
+ * executable. `edit` rewrites the source first (a test that builds a variant of it).
+ */
+export async function buildHarness(
+  graph: AttentionGraph,
+  dir: string,
+  name: string,
+  flags: readonly string[],
+  { cxx = "g++", edit = (source: string) => source }: { cxx?: string; edit?: (source: string) => string } = {},
+): Promise<string> {
   const source = join(dir, `${name}.cpp`);
   const exe = join(dir, name);
-  writeFileSync(source, renderHarness(graph));
-  const result = await execa("g++", [...flags, "-fopenmp", "-std=gnu++17", source, "-o", exe], { reject: false });
-  if (result.exitCode !== 0) throw new Error(`g++ failed on the ${name} harness:\n${result.stderr}`);
+  writeFileSync(source, edit(renderHarness(graph)));
+  const result = await execa(cxx, [...flags, "-fopenmp", "-std=gnu++17", source, "-o", exe], { reject: false });
+  if (result.exitCode !== 0) throw new Error(`${cxx} failed on the ${name} harness:\n${result.stderr}`);
   return exe;
 }
 
