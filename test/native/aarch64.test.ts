@@ -8,6 +8,10 @@
  * none. Emulation says nothing about speed: nothing here is timed.
  *
  * Skipped, saying why, when the cross compiler or qemu is missing; .ci/run installs both.
+ *
+ * The specs are a sweep (test/helpers/sweeps.ts), each a cross build of its own: `npm test` runs SAMPLE (fp32, bf16
+ * and fp16; both kinds of mods; paging; the odd head dims and fp8 of the extra variant) with the primitives and the
+ * disassembly, and `npm run test:sweeps` the other example specs.
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -20,6 +24,7 @@ import { generateInputs, type ShapeOverrides } from "../../src/io/generateInputs
 import { compareOutputs, TOLERANCE } from "../../src/reference/compareOutputs.js";
 import { referenceAttention } from "../../src/reference/referenceAttention.js";
 import { tensor, toFloat64 } from "../../src/runtime/tensor.js";
+import { sweep, sweepPart } from "../helpers/sweeps.js";
 import { parsePrimitives, PRIMITIVES_DRIVER, primitivesTests } from "../kernel/harness/primitivesDriver.js";
 import { buildHarness, exampleGraphs, fnv1a, harnessArgs, runHarness, scratchDir } from "./harnessTools.js";
 
@@ -95,21 +100,27 @@ function tailsAndFp8(graph: AttentionGraph): AttentionGraph {
 }
 
 const examples = exampleGraphs();
-const graphs = [
-  ...examples,
-  ["paged_decode_d70_e4m3fn", tailsAndFp8(examples.find(([name]) => name === "paged_decode")![1])] as const,
-].map(([name, graph]) => [name, asRun(graph)] as const);
+/** The specs `npm test` runs; `npm run test:sweeps` runs the others. */
+const SAMPLE = new Set(["paged_decode", "paged_decode_d70_e4m3fn", "causal", "softcap", "document_mask"]);
+/** The primitives and the disassembly belong to the sample. */
+const sampled = sweepPart() !== "rest";
+const graphs = sweep(
+  [...examples, ["paged_decode_d70_e4m3fn", tailsAndFp8(examples.find(([name]) => name === "paged_decode")![1])] as const].map(([name, graph]) => [name, asRun(graph)] as const),
+  ([name]) => SAMPLE.has(name),
+);
 const scratch = scratchDir("aarch64");
 const slot = limiter(PARALLEL);
 /** The spec whose build the disassembly checks read: fp16 (NEON's conversion instruction), paged, both templates. */
 const DISASSEMBLED = "paged_decode";
 const builds = new Map<string, Promise<string>>();
 if (missing.length === 0) {
-  builds.set("primitives", slot(() => buildPrimitives(scratch.dir)));
+  if (sampled) builds.set("primitives", slot(() => buildPrimitives(scratch.dir)));
   // Every build is queued at import; each test waits for its own while the later ones compile.
   for (const [name, graph] of graphs) builds.set(name, slot(() => buildHarness(graph, scratch.dir, name, FLAGS, { cxx: CXX })));
-  const graph = graphs.find(([name]) => name === DISASSEMBLED)![1];
-  builds.set(`${DISASSEMBLED}_scalar`, slot(() => buildHarness(graph, scratch.dir, `${DISASSEMBLED}_scalar`, FLAGS, { cxx: CXX, edit: withoutNeon })));
+  if (sampled) {
+    const graph = graphs.find(([name]) => name === DISASSEMBLED)![1];
+    builds.set(`${DISASSEMBLED}_scalar`, slot(() => buildHarness(graph, scratch.dir, `${DISASSEMBLED}_scalar`, FLAGS, { cxx: CXX, edit: withoutNeon })));
+  }
   for (const build of builds.values()) build.catch(() => {});
 }
 afterAll(() => scratch.remove());
@@ -140,7 +151,7 @@ function readOutputs(file: string, graph: AttentionGraph, outCount: number): { o
 }
 
 describe.skipIf(missing.length > 0)(`aarch64 NEON under ${QEMU}${missing.length > 0 ? ` (skipped: ${skipReason})` : ""}`, () => {
-  describe("minductor.h primitives, as on x86", () => {
+  describe.runIf(sampled)("minductor.h primitives, as on x86", () => {
     let r: Record<string, number>;
     beforeAll(async () => {
       const run = await execa(QEMU, [await builds.get("primitives")!]);
@@ -178,8 +189,9 @@ describe.skipIf(missing.length > 0)(`aarch64 NEON under ${QEMU}${missing.length 
     }
   });
 
-  // a float buffer, tanh, an int buffer read at a varying index, a 2-D buffer
-  it.each(["alibi", "softcap", "document_mask", "relative_bias"])("%s: the mods' 4-lane vector form gives their scalar form's bits", async (name) => {
+  // a float buffer, tanh, an int buffer read at a varying index, a 2-D buffer: those of this run's specs
+  const withMods = ["alibi", "softcap", "document_mask", "relative_bias"].filter((name) => builds.has(name));
+  it.each(withMods)("%s: the mods' 4-lane vector form gives their scalar form's bits", async (name) => {
     const run = await underQemu(await builds.get(name)!, ["--check-mods", "--batch", "1", "--q-len", "9", "--kv-len", "40"]);
     expect(run.exitCode, run.stderr).toBe(0);
     expect(run.fields.mods_lanes).toBe("4");
@@ -187,7 +199,7 @@ describe.skipIf(missing.length > 0)(`aarch64 NEON under ${QEMU}${missing.length 
     expect(run.fields.mods_mismatches).toBe("0");
   });
 
-  it(`the hot loops use NEON (${DISASSEMBLED}'s build), and the same checks fail on the scalar path`, async () => {
+  it.runIf(sampled)(`the hot loops use NEON (${DISASSEMBLED}'s build), and the same checks fail on the scalar path`, async () => {
     const [neon, scalar] = await Promise.all([neonEvidence(await builds.get(DISASSEMBLED)!), neonEvidence(await builds.get(`${DISASSEMBLED}_scalar`)!)]);
     // Prefill's micro-GEMM (S = Q K^T and P V): at least one step of its 8-row x 2-vector block.
     expect(neon.prefillFmla, JSON.stringify(neon)).toBeGreaterThanOrEqual(16);
