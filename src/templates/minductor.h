@@ -516,8 +516,10 @@ MD_INLINE void md_pack_rows_transposed(const void* const* rows, int64_t n, float
       md_transpose8(r);
       for (int k = 0; k < 8; ++k) _mm256_storeu_ps(dst + md_panel_index(d + k, j, DIM, ncols), r[k]);
     }
-    for (; d < DIM; ++d)
-      for (int k = 0; k < 8; ++k) dst[md_panel_index(d, j + k, DIM, ncols)] = md_load_elem<DT>(rows[j + k], d);
+    /* (a tail only when DIM is not a multiple of 8: left in, g++ -O3 warns that the dead loop would overflow) */
+    if constexpr (DIM % 8 != 0)
+      for (; d < DIM; ++d)
+        for (int k = 0; k < 8; ++k) dst[md_panel_index(d, j + k, DIM, ncols)] = md_load_elem<DT>(rows[j + k], d);
   }
 #elif MD_W == 4
   for (; j + 4 <= n; j += 4) {
@@ -531,8 +533,9 @@ MD_INLINE void md_pack_rows_transposed(const void* const* rows, int64_t n, float
       md_transpose4(r);
       for (int k = 0; k < 4; ++k) vst1q_f32(dst + md_panel_index(d + k, j, DIM, ncols), r[k]);
     }
-    for (; d < DIM; ++d)
-      for (int k = 0; k < 4; ++k) dst[md_panel_index(d, j + k, DIM, ncols)] = md_load_elem<DT>(rows[j + k], d);
+    if constexpr (DIM % 4 != 0)
+      for (; d < DIM; ++d)
+        for (int k = 0; k < 4; ++k) dst[md_panel_index(d, j + k, DIM, ncols)] = md_load_elem<DT>(rows[j + k], d);
   }
 #endif
   for (; j < n; ++j) {
