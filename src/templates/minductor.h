@@ -822,11 +822,61 @@ MD_INLINE void md_dot_block(const float* __restrict q, int64_t ldq, const void* 
   }
 }
 
+#if defined(MD_BF16_DOT)
+/* md_dot_block on VDPBF16PS for bf16 key rows: the query rows are bf16 pairs (uint32_t words, row stride ldq, zero
+ * padded to a multiple of 16 words) and one 512-bit load is 32 key elements, used as they are: a load and RQ dot
+ * products per 32 elements of a key row, where the fp32 path converts (two operations) and multiplies twice as often.
+ * Key rows in address order when the query block fits in registers next to the accumulators, as md_dot_block. */
+template <int DT, int64_t DIM, int RQ, int JK>
+MD_INLINE void md_dot_block(const uint32_t* __restrict q, int64_t ldq, const void* const* __restrict k,
+                            float* __restrict s, int64_t lds) {
+  static_assert(DT == MD_BFLOAT16, "bf16 pairs only against bf16 keys");
+  constexpr int QV = (int)((DIM + 31) / 32);     /* 32-element blocks of a row, the last one maybe partial */
+  constexpr int64_t tail = DIM - (QV - 1) * 32;  /* elements in the last block */
+  const __mmask32 last = tail == 32 ? ~(__mmask32)0 : (__mmask32)((1u << tail) - 1u);
+  const auto key = [&](int j, int x) {
+    const uint16_t* row = (const uint16_t*)k[j] + x * 32;
+    return (__m512bh)(x == QV - 1 ? _mm512_maskz_loadu_epi16(last, row) : _mm512_loadu_si512(row));
+  };
+  __m512 acc[RQ * JK];
+  for (int x = 0; x < RQ * JK; ++x) acc[x] = _mm512_setzero_ps();
+  constexpr bool rows_in_order = RQ * QV + RQ * JK + 2 <= MD_VREGS;
+  if constexpr (rows_in_order) {
+    __m512bh qv[RQ][QV];
+    for (int r = 0; r < RQ; ++r)
+      for (int x = 0; x < QV; ++x) qv[r][x] = (__m512bh)md_vreg(_mm512_castsi512_ps(_mm512_loadu_si512(q + r * ldq + x * 16)));
+    for (int j = 0; j < JK; ++j)
+      for (int x = 0; x < QV; ++x) {
+        const __m512bh kv = key(j, x);
+        for (int r = 0; r < RQ; ++r) acc[r * JK + j] = _mm512_dpbf16_ps(acc[r * JK + j], qv[r][x], kv);
+      }
+  } else {
+    for (int x = 0; x < QV; ++x) {
+      __m512bh qv[RQ];
+      for (int r = 0; r < RQ; ++r) qv[r] = (__m512bh)_mm512_loadu_si512(q + r * ldq + x * 16);
+      for (int j = 0; j < JK; ++j) {
+        const __m512bh kv = key(j, x);
+        for (int r = 0; r < RQ; ++r) acc[r * JK + j] = _mm512_dpbf16_ps(acc[r * JK + j], qv[r], kv);
+      }
+    }
+  }
+  if constexpr (RQ * JK == 8) {
+    float sums[8];
+    md_vhsum8(acc, sums);
+    for (int r = 0; r < RQ; ++r)
+      for (int j = 0; j < JK; ++j) s[r * lds + j] = sums[r * JK + j];
+  } else {
+    for (int r = 0; r < RQ; ++r)
+      for (int j = 0; j < JK; ++j) s[r * lds + j] = md_vhsum(acc[r * JK + j]);
+  }
+}
+#endif /* MD_BF16_DOT */
+
 /* S[m x n8] = Q K^T for m query rows and n8 (a multiple of 8) key rows by pointer. Key rows outermost, so each
  * group of K rows is read from memory once and reused by every query row while it sits in L1; query rows in groups
  * of 4 (then 2, then 1) keep eight accumulators busy. */
-template <int DT, int64_t DIM>
-MD_INLINE void md_dot_rows(const float* q, int64_t ldq, int64_t m, const void* const* k, int64_t n8, float* s,
+template <int DT, int64_t DIM, class T>
+MD_INLINE void md_dot_rows(const T* q, int64_t ldq, int64_t m, const void* const* k, int64_t n8, float* s,
                            int64_t lds) {
   for (int64_t j = 0; j < n8; j += 8) {
     int64_t r = 0;

@@ -1,8 +1,9 @@
 /**
- * Prefill on bf16 dot products (VDPBF16PS, AVX512-BF16): bf16 K/V, P rounded to bf16 for P V. The bound of
+ * bf16 dot products (VDPBF16PS, AVX512-BF16). Prefill: bf16 K/V, P rounded to bf16 for P V; the bound of
  * docs/spec.md ("bfloat16 dot products") against the float64 reference, for shapes that cover the odd pair at the end
  * of a head dim and of a kv tile, GQA, causal diagonal tiles and mods on the fp32 scores; and proof that the path runs:
  * its library holds VDPBF16PS, the build with -DMD_NO_BF16_DOT (the fp32 path) does not, and their outputs differ.
+ * Decode: q . k on VDPBF16PS (exact products, as with FMA), against the reference at the usual bf16 tolerance.
  * Runs only where the CPU has avx512_bf16; elsewhere each test is skipped with that reason.
  */
 import { execFileSync } from "node:child_process";
@@ -77,6 +78,18 @@ function expectWithinBound(got: Float32Array, want: Float64Array, vmax: number, 
   }
 }
 
+/** Count of VDPBF16PS instructions in each function of a shared library that has any (objdump -d, mangled names). */
+function vdpbf16psPerFunction(so: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  let fn = "";
+  for (const line of execFileSync("objdump", ["-d", "--no-show-raw-insn", so], { maxBuffer: 1 << 28 }).toString().split("\n")) {
+    const head = /^[0-9a-f]+ <(.*)>:$/.exec(line);
+    if (head) fn = head[1];
+    else if (/\bvdpbf16ps\b/.test(line)) counts.set(fn, (counts.get(fn) ?? 0) + 1);
+  }
+  return counts;
+}
+
 const kernels = new Map<string, Promise<Kernel>>();
 function kernelOf(c: Case, flags: string[]): Promise<Kernel> {
   const key = `${c.name}|${flags.join(" ")}`;
@@ -86,12 +99,29 @@ function kernelOf(c: Case, flags: string[]): Promise<Kernel> {
 }
 
 describe("prefill on bf16 dot products (AVX512-BF16)", () => {
-  it("the engine holds VDPBF16PS, and the build with -DMD_NO_BF16_DOT does not", async (ctx) => {
+  it("the engine's prefill and decode functions hold VDPBF16PS, and the build with -DMD_NO_BF16_DOT has none", async (ctx) => {
     ctx.skip(SKIP !== undefined, SKIP);
-    const count = (so: string) => (execFileSync("objdump", ["-d", "--no-show-raw-insn", so], { maxBuffer: 1 << 28 }).toString().match(/\bvdpbf16ps\b/g) ?? []).length;
     const [dot, fp32] = await Promise.all([kernelOf(CASES[0], FLAGS), kernelOf(CASES[0], FP32_PATH)]);
-    expect(count(dot.library.engine.soPath)).toBeGreaterThan(0);
-    expect(count(fp32.library.engine.soPath)).toBe(0);
+    const perFunction = vdpbf16psPerFunction(dot.library.engine.soPath);
+    const inFunctions = (name: RegExp) => [...perFunction].filter(([fn]) => name.test(fn)).reduce((n, [, c]) => n + c, 0);
+    expect(inFunctions(/md_flash_attention|md_fa_/), "prefill").toBeGreaterThan(0);
+    expect(inFunctions(/md_dec_task/), "decode").toBeGreaterThan(0);
+    expect(vdpbf16psPerFunction(fp32.library.engine.soPath).size).toBe(0);
+  });
+
+  it("decode (q . k on VDPBF16PS, P V in fp32) matches the float64 reference, GQA 4, D 72, q_len 1 and 3", async (ctx) => {
+    ctx.skip(SKIP !== undefined, SKIP);
+    const c: Case = { name: "decode", hq: 8, hkv: 2, d: 72, dv: 72, lq: 3, lkv: 333, block: [16, 32], vmax: 1, maskMod: "q_idx + 330 >= kv_idx" };
+    const k = await kernelOf(c, FLAGS);
+    for (const qLen of [1, 3]) {
+      const full = inputsOf({ ...c, lq: qLen }, qLen);
+      const want = referenceAttention(k.graph, full);
+      const got = k.run(full, { template: "flash_decoding" });
+      const out = compareOutputs(toFloat64(got.out), want.out, TOLERANCE.bfloat16);
+      expect(out.ok, `q_len ${qLen} out: ${JSON.stringify(out.firstFailure)}`).toBe(true);
+      const lse = compareOutputs(toFloat64(got.lse!), want.lse, TOLERANCE.float32);
+      expect(lse.ok, `q_len ${qLen} lse: ${JSON.stringify(lse.firstFailure)}`).toBe(true);
+    }
   });
 
 });
