@@ -9,7 +9,9 @@
  * Layout conventions shared by the helpers:
  *   - tiles are fp32, row-major, with a leading dimension (ld) padded to the SIMD width;
  *   - K tiles are transposed (kt[d * ld + j] = key row j, element d) so QK^T broadcasts q and loads K^T rows;
- *   - V and output accumulators are [rows][ld] with ld a multiple of MD_W.
+ *   - V and output accumulators are [rows][ld] with ld a multiple of MD_W;
+ *   - with AVX512-BF16 (MD_BF16_DOT), bf16 operands of the dot products are pairs of elements in 32-bit words instead
+ *     (see "bf16 dot products" below).
  */
 #ifndef MINDUCTOR_H
 #define MINDUCTOR_H
@@ -872,9 +874,9 @@ MD_INLINE void md_dot_block(const uint32_t* __restrict q, int64_t ldq, const voi
 }
 #endif /* MD_BF16_DOT */
 
-/* S[m x n8] = Q K^T for m query rows and n8 (a multiple of 8) key rows by pointer. Key rows outermost, so each
- * group of K rows is read from memory once and reused by every query row while it sits in L1; query rows in groups
- * of 4 (then 2, then 1) keep eight accumulators busy. */
+/* S[m x n8] = Q K^T for m query rows (fp32, or bf16 pairs against bf16 keys with MD_BF16_DOT) and n8 (a multiple of
+ * 8) key rows by pointer. Key rows outermost, so each group of K rows is read from memory once and reused by every
+ * query row while it sits in L1; query rows in groups of 4 (then 2, then 1) keep eight accumulators busy. */
 template <int DT, int64_t DIM, class T>
 MD_INLINE void md_dot_rows(const T* q, int64_t ldq, int64_t m, const void* const* k, int64_t n8, float* s,
                            int64_t lds) {
