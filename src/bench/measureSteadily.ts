@@ -28,6 +28,7 @@ export async function measureSteadily(soPath: string, settings: ProbeSettings): 
       ...again,
       readBandwidthGBs: bestPair(best.readBandwidthGBs, again.readBandwidthGBs),
       fmaPeakGflops: bestPair(best.fmaPeakGflops, again.fmaPeakGflops),
+      ...(best.bf16DotPeakGflops && again.bf16DotPeakGflops ? { bf16DotPeakGflops: bestPair(best.bf16DotPeakGflops, again.bf16DotPeakGflops) } : {}),
       offCpu: Math.min(best.offCpu, again.offCpu),
     };
   }

@@ -1,5 +1,6 @@
 /**
- * Prefill: FLOP-bound, judged in GFLOP/s over the computed blocks against the probe's fp32 FMA peak. Each case
+ * Prefill: FLOP-bound, judged in GFLOP/s over the computed blocks against the probe's peak for the path (fp32 FMA, or
+ * bf16 dot products for a bf16 prefill where the probe found AVX512-BF16). Each case
  * times the selector's choice, the other template forced and the naive baseline in one process, interleaved.
  */
 import type { TensorDType } from "../ir/graph.js";
@@ -9,7 +10,7 @@ import type { PrefillRow } from "./benchResults.js";
 import { type AttentionShape, DTYPE_SHORT, benchSpec } from "./benchSpecs.js";
 import { formatTable, ms, num, pct, ratio, spread } from "./formatTable.js";
 import type { MachineProbe } from "./probeCache.js";
-import { formatRoofline, roofline } from "./roofline.js";
+import { bf16DotFlops, formatRoofline, roofline } from "./roofline.js";
 
 interface PrefillCase {
   shape: AttentionShape;
@@ -68,9 +69,11 @@ export async function runPrefill(ctx: BenchContext): Promise<PrefillRow[]> {
 }
 
 function prefillRow(c: PrefillCase, result: ResultOf<"kernel">, probe: MachineProbe): PrefillRow {
-  const peakGflops = probe.fmaPeakGflops.allThreads;
   const [auto, other, naive] = result.variants;
   if (!auto.stats) throw new Error(`${result.id}: the selector's choice failed: ${auto.error}`);
+  const dotFlops = bf16DotFlops(auto.template, c.shape.dtype, c.shape.headDim, c.shape.headDim, result.work.flops);
+  // The peak of the instructions the selected path uses: bf16 dot products where it runs on them.
+  const peakGflops = dotFlops > 0 && probe.bf16DotPeakGflops ? probe.bf16DotPeakGflops.allThreads : probe.fmaPeakGflops.allThreads;
   const gflops = result.work.flops / (auto.stats.medianMs * 1e6);
   const vs = (v: VariantResult) => (v.stats ? v.stats.medianMs / auto.stats!.medianMs : null);
   return {
@@ -91,7 +94,7 @@ function prefillRow(c: PrefillCase, result: ResultOf<"kernel">, probe: MachinePr
     otherTemplate: other.template,
     vsOther: vs(other),
     vsNaive: vs(naive),
-    roofline: roofline(result.work.minBytes, result.work.flops, auto.stats.medianMs, probe),
+    roofline: roofline(result.work.minBytes, result.work.flops, auto.stats.medianMs, probe, dotFlops),
     ...(other.error ? { otherError: other.error } : {}),
     ...(naive.error ? { naiveError: naive.error } : {}),
   };
@@ -116,7 +119,7 @@ export function bf16Speedups(rows: readonly PrefillRow[]): { row: PrefillRow; sp
 export function formatPrefill(rows: readonly PrefillRow[]): string {
   if (rows.length === 0) return "";
   const table = formatTable(
-    ["case", "template", "ms median (min..max)", "GFLOP/s", "% FMA peak", "roofline ms", "% roofline", "computed", "other/chosen", "naive/chosen"],
+    ["case", "template", "ms median (min..max)", "GFLOP/s", "% peak", "roofline ms", "% roofline", "computed", "other/chosen", "naive/chosen"],
     rows.map((r) => [
       r.id,
       r.template,
@@ -136,7 +139,7 @@ export function formatPrefill(rows: readonly PrefillRow[]): string {
     ...bf16Speedups(rows).map(({ row, speedup }) => `bf16 vs fp32, ${row.causal ? "causal" : "full"} L${row.qLen}: bf16 ${ratio(speedup)} ${speedup >= 1 ? "faster" : "as fast (slower)"} (target > 1.00x)`),
   ];
   return [
-    "Prefill (GFLOP/s over the computed blocks; % of the probe's fp32 FMA peak, all threads; x/chosen: time of x over time of the chosen template, same process, interleaved)",
+    "Prefill (GFLOP/s over the computed blocks; % of the probe's peak for the path, all threads: fp32 FMA, or bf16 dot products for bf16 where the probe found them; x/chosen: time of x over time of the chosen template, same process, interleaved)",
     table,
     ...pairs.map((p) => `  ${p}`),
   ].join("\n");

@@ -53,6 +53,7 @@ export async function probeMachine(opts: ProbeOptions = {}): Promise<MachineProb
     const probe: MachineProbe = {
       readBandwidthGBs: measured.readBandwidthGBs,
       fmaPeakGflops: measured.fmaPeakGflops,
+      ...(measured.bf16DotPeakGflops ? { bf16DotPeakGflops: measured.bf16DotPeakGflops } : {}),
       threads: measured.threads,
       cpu: identity.cpu,
       isa: measured.isa,

@@ -8,7 +8,7 @@ import { z } from "zod";
 import type { MachineIdentity } from "../tune/machineIdentity.js";
 
 /** Bumped when the measurement changes meaning, so figures of an older probe are measured again. */
-export const PROBE_FORMAT_VERSION = 1;
+export const PROBE_FORMAT_VERSION = 2;
 
 export type ProbeMode = "quick" | "full";
 
@@ -18,6 +18,8 @@ export interface MachineProbe {
   readBandwidthGBs: { oneThread: number; allThreads: number };
   /** fp32, an FMA counting as 2 flops, with the widest vectors the kernel flags enable. */
   fmaPeakGflops: { oneThread: number; allThreads: number };
+  /** bf16 dot products (VDPBF16PS), a lane counting 4 flops, where the kernel flags target AVX512-BF16. */
+  bf16DotPeakGflops?: { oneThread: number; allThreads: number };
   /** The OpenMP team that measured the all-threads figures. */
   threads: number;
   cpu: string;
@@ -32,6 +34,7 @@ const pair = z.object({ oneThread: z.number().positive(), allThreads: z.number()
 const machineProbeSchema: z.ZodType<MachineProbe> = z.object({
   readBandwidthGBs: pair,
   fmaPeakGflops: pair,
+  bf16DotPeakGflops: pair.optional(),
   threads: z.number().int().positive(),
   cpu: z.string(),
   isa: z.string(),

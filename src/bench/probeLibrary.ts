@@ -37,7 +37,7 @@ export const QUICK_SETTINGS: ProbeSettings = {
 };
 
 /** The `MD_PROBE_VERSION` of probe.cpp this binding matches. */
-export const PROBE_LIBRARY_VERSION = 1;
+export const PROBE_LIBRARY_VERSION = 2;
 
 export interface FigurePair {
   oneThread: number;
@@ -51,6 +51,8 @@ export interface ProbeMeasurement {
   fmaPeakGflops: FigurePair;
   /** fp32 lanes of the FMA the peak was measured with (16 AVX-512, 8 AVX2, 1 scalar). */
   fmaLanes: number;
+  /** The bf16 dot-product (VDPBF16PS) peak, a lane counting 4 flops; absent where the build has no AVX512-BF16. */
+  bf16DotPeakGflops?: FigurePair;
   /** The largest share of wall time a measuring thread spent waiting for a core: near 0 on a quiet machine. */
   offCpu: number;
 }
@@ -100,6 +102,8 @@ interface FmaResult {
 }
 
 const STATUS_MEANING: Record<number, string> = { 1: "could not allocate the read buffer", 2: "bad argument" };
+/** md_probe_bf16_dot_peak's answer where the build does not target AVX512-BF16. */
+const STATUS_UNSUPPORTED = 3;
 
 /** The probe's C++ source as shipped with the package. */
 export function probeSource(): Promise<string> {
@@ -126,6 +130,7 @@ export async function measureWithLibrary(soPath: string, settings: ProbeSettings
     koffi.out(koffi.pointer(READ_RESULT)),
   ]);
   const fmaPeak = library.func("md_probe_fma_peak", "int32_t", ["double", "int32_t", koffi.out(koffi.pointer(FMA_RESULT))]);
+  const dotPeak = library.func("md_probe_bf16_dot_peak", "int32_t", ["double", "int32_t", koffi.out(koffi.pointer(FMA_RESULT))]);
 
   // One after the other: run together they would compete for the same cores.
   const read = await callAsync<ReadResult>(readBandwidth, settings.readBytes, settings.readReps);
@@ -135,12 +140,19 @@ export async function measureWithLibrary(soPath: string, settings: ProbeSettings
   const fma = await callAsync<FmaResult>(fmaPeak, settings.fmaMinSeconds, settings.fmaReps);
   checkStatus("md_probe_fma_peak", fma.status);
   if (!Number.isFinite(fma.sink)) throw new ProbeError(`FMA chains diverged (sink ${fma.sink})`);
+  const dot = await callAsync<FmaResult>(dotPeak, settings.fmaMinSeconds, settings.fmaReps);
+  const hasDot = dot.status !== STATUS_UNSUPPORTED;
+  if (hasDot) {
+    checkStatus("md_probe_bf16_dot_peak", dot.status);
+    if (!Number.isFinite(dot.sink)) throw new ProbeError(`bf16 dot-product chains diverged (sink ${dot.sink})`);
+  }
 
   const figures = {
     "one-thread read bandwidth": read.one_thread_gbs,
     "all-threads read bandwidth": read.all_threads_gbs,
     "one-thread FMA peak": fma.one_thread_gflops,
     "all-threads FMA peak": fma.all_threads_gflops,
+    ...(hasDot ? { "one-thread bf16 dot-product peak": dot.one_thread_gflops, "all-threads bf16 dot-product peak": dot.all_threads_gflops } : {}),
   };
   for (const [name, value] of Object.entries(figures)) {
     // A zero-length timed pass (a clock that did not advance) would show up here as Infinity.
@@ -152,7 +164,8 @@ export async function measureWithLibrary(soPath: string, settings: ProbeSettings
     readBandwidthGBs: { oneThread: read.one_thread_gbs, allThreads: read.all_threads_gbs },
     fmaPeakGflops: { oneThread: fma.one_thread_gflops, allThreads: fma.all_threads_gflops },
     fmaLanes: fma.lanes,
-    offCpu: Math.max(read.off_cpu, fma.off_cpu),
+    ...(hasDot ? { bf16DotPeakGflops: { oneThread: dot.one_thread_gflops, allThreads: dot.all_threads_gflops } } : {}),
+    offCpu: Math.max(read.off_cpu, fma.off_cpu, hasDot ? dot.off_cpu : 0),
   };
 }
 

@@ -1,9 +1,11 @@
 /**
- * The roofline of a call: the least time the machine can take for it, max(bytes / read bandwidth, FLOPs / FMA
- * peak), from the probe of the same run. Bytes are Q, K, V (each kv head once, an int8 cache's scales included) and
- * the output, each once; FLOPs are 2 * (D + Dv) per computed position. Every path of the kernels multiplies in fp32
- * FMAs today, so the fp32 FMA peak is the compute bound.
+ * The roofline of a call: the least time the machine can take for it, max(bytes / read bandwidth, FLOPs / peak of
+ * the instructions that do them), from the probe of the same run. Bytes are Q, K, V (each kv head once, an int8
+ * cache's scales included) and the output, each once; FLOPs are 2 * (D + Dv) per computed position. FLOPs run at the
+ * fp32 FMA peak, except those a bf16 kernel does on VDPBF16PS where the probe found AVX512-BF16 (`dotFlops`), which
+ * run at the bf16 dot-product peak.
  */
+import type { TensorDType } from "../ir/graph.js";
 import type { MachineProbe } from "./probeCache.js";
 
 export interface Roofline {
@@ -13,16 +15,30 @@ export interface Roofline {
   bound: "memory" | "compute";
   /** 100 * roofline time / measured median: how close the call comes to what the machine allows. */
   pct: number;
+  /** Set when some of the FLOPs were counted at the bf16 dot-product peak. */
+  dot?: true;
 }
 
-export function roofline(bytes: number, flops: number, medianMs: number, probe: MachineProbe): Roofline {
+export function roofline(bytes: number, flops: number, medianMs: number, probe: MachineProbe, dotFlops = 0): Roofline {
   const memoryMs = bytes / (probe.readBandwidthGBs.allThreads * 1e6);
-  const computeMs = flops / (probe.fmaPeakGflops.allThreads * 1e6);
+  const dot = probe.bf16DotPeakGflops && dotFlops > 0 ? Math.min(dotFlops, flops) : 0;
+  const computeMs = (flops - dot) / (probe.fmaPeakGflops.allThreads * 1e6) + (dot > 0 ? dot / (probe.bf16DotPeakGflops!.allThreads * 1e6) : 0);
   const ms = Math.max(memoryMs, computeMs);
-  return { ms, bound: memoryMs >= computeMs ? "memory" : "compute", pct: (100 * ms) / medianMs };
+  return { ms, bound: memoryMs >= computeMs ? "memory" : "compute", pct: (100 * ms) / medianMs, ...(dot > 0 ? { dot: true as const } : {}) };
 }
 
-/** "0.912 mem" / "12.3 fma": the roofline time and its bound, for a table cell. */
+/**
+ * The FLOPs of a call that the kernel does on VDPBF16PS where the CPU has it: with a bf16 key/value, all of a
+ * prefill's (S = Q K^T and P V), and the q . k of a decode (D of every D + Dv; its P V stays fp32).
+ */
+export function bf16DotFlops(template: string | undefined, kvDtype: TensorDType | string, qDim: number, vDim: number, flops: number): number {
+  if (kvDtype !== "bfloat16") return 0;
+  if (template === "flash_attention") return flops;
+  if (template === "flash_decoding") return (flops * qDim) / (qDim + vDim);
+  return 0;
+}
+
+/** "0.912 mem" / "12.3 fma" / "6.20 dot": the roofline time and its bound, for a table cell. */
 export function formatRoofline(r: Roofline, ms: (x: number) => string): string {
-  return `${ms(r.ms)} ${r.bound === "memory" ? "mem" : "fma"}`;
+  return `${ms(r.ms)} ${r.bound === "memory" ? "mem" : r.dot ? "dot" : "fma"}`;
 }

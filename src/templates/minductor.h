@@ -9,7 +9,9 @@
  * Layout conventions shared by the helpers:
  *   - tiles are fp32, row-major, with a leading dimension (ld) padded to the SIMD width;
  *   - K tiles are transposed (kt[d * ld + j] = key row j, element d) so QK^T broadcasts q and loads K^T rows;
- *   - V and output accumulators are [rows][ld] with ld a multiple of MD_W.
+ *   - V and output accumulators are [rows][ld] with ld a multiple of MD_W;
+ *   - with AVX512-BF16 (MD_BF16_DOT), bf16 operands of the dot products are pairs of elements in 32-bit words instead
+ *     (see "bf16 dot products" below).
  */
 #ifndef MINDUCTOR_H
 #define MINDUCTOR_H
@@ -575,9 +577,141 @@ MD_INLINE void md_micro_gemm(const float* __restrict a, int64_t lda, const float
     for (int v = 0; v < NV; ++v) md_vstore(c + r * ldc + v * MD_W, acc[r][v]);
 }
 
+/* The k terms of an A row that cover positions [0, n): one per position for fp32 operands. */
+MD_INLINE constexpr int64_t md_k_terms(const float*, int64_t n) { return n; }
+
+#if defined(__AVX512BF16__) && !defined(MD_NO_BF16_DOT)
+/* ------------------------------------------------------------------------------------------------------------ */
+/* bf16 dot products (AVX512-BF16). VDPBF16PS adds to each fp32 lane the products of a pair of bf16 elements,
+ * c[i] += a[2i] b[2i] + a[2i+1] b[2i+1]: the work of two FMAs in one instruction. The products are exact in fp32 and
+ * the two additions round like two FMAs; unlike FMA it treats bf16 subnormal inputs as zero and flushes subnormal
+ * results to zero. Both operands hold their pairs along the summed dimension as one 32-bit word (the lower element
+ * in the low half), so the packed operands are uint32_t words and k counts pairs:
+ *   - A rows: a bf16 row as it is (word p = elements 2p, 2p + 1), Q rows copied, P rows rounded from fp32;
+ *   - B panels (md_panel_index over words): K^T holds word p of key row j at (p, j), a transpose of words with no
+ *     conversion; V holds rows 2p and 2p + 1 interleaved at (p, c).
+ * An odd count ends with a zero element. MD_NO_BF16_DOT leaves this out (the fp32 FMA path then runs, as on CPUs
+ * without the instructions). */
+#define MD_BF16_DOT 1
+
+MD_INLINE constexpr int64_t md_pairs(int64_t n) { return (n + 1) / 2; }
+MD_INLINE constexpr int64_t md_k_terms(const uint32_t*, int64_t n) { return md_pairs(n); }
+
+/* Word p of a bf16 row of DIM elements: elements 2p and 2p + 1 (zero past the row). */
+template <int64_t DIM> MD_INLINE uint32_t md_pair_word(const void* row, int64_t p) {
+  const uint16_t* r = (const uint16_t*)row;
+  return (uint32_t)r[2 * p] | (2 * p + 1 < DIM ? (uint32_t)r[2 * p + 1] << 16 : 0u);
+}
+
+/* dst[0 .. md_pairs(DIM)) = a bf16 row as pairs (NULL: zeros). */
+template <int64_t DIM> MD_INLINE void md_pack_pairs_row(const void* row, uint32_t* dst) {
+  for (int64_t p = 0; p < md_pairs(DIM); ++p) dst[p] = row ? md_pair_word<DIM>(row, p) : 0u;
+}
+
+/* K-style packing in pairs: the panel matrix [md_pairs(DIM) x ncols] of words holds word p of row j at (p, j) for
+ * j < n and zeros for n <= j < ncols (ncols = n rounded up to MD_W). Eight rows at a time by an 8 x 8 transpose of
+ * words; a NULL row reads as zeros. */
+template <int64_t DIM>
+MD_INLINE void md_pack_pairs_transposed(const void* const* rows, int64_t n, uint32_t* dst) {
+  constexpr int64_t np = md_pairs(DIM), whole = DIM / 16 * 8; /* words in whole 8-word loads */
+  const int64_t ncols = md_round_up(n, MD_W);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    bool dense = true;
+    for (int k = 0; k < 8; ++k) dense = dense && rows[j + k] != nullptr;
+    if (!dense) break;
+    int64_t p = 0;
+    for (; p < whole; p += 8) {
+      __m256 r[8];
+      for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps((const float*)((const uint16_t*)rows[j + k] + 2 * p));
+      md_transpose8(r);
+      for (int k = 0; k < 8; ++k) _mm256_storeu_ps((float*)dst + md_panel_index(p + k, j, np, ncols), r[k]);
+    }
+    for (; p < np; ++p)
+      for (int k = 0; k < 8; ++k) dst[md_panel_index(p, j + k, np, ncols)] = md_pair_word<DIM>(rows[j + k], p);
+  }
+  for (; j < n; ++j)
+    for (int64_t p = 0; p < np; ++p) dst[md_panel_index(p, j, np, ncols)] = rows[j] ? md_pair_word<DIM>(rows[j], p) : 0u;
+  for (; j < ncols; ++j)
+    for (int64_t p = 0; p < np; ++p) dst[md_panel_index(p, j, np, ncols)] = 0u;
+}
+
+/* The first `count` of 16 lanes (count may be <= 0 or >= 16). */
+MD_INLINE __mmask16 md_lanes16(int64_t count) {
+  return count >= 16 ? (__mmask16)0xffff : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1u);
+}
+
+/* V-style packing in pairs: the panel matrix [md_pairs(n) x LD] of words holds (row 2p, row 2p + 1) at column c, with
+ * zeros past DIM, for a missing last row (odd n) and for NULL rows. Returns false when a packed element is inf or
+ * NaN (the caller then takes the fp32 path, which keeps them away from weights of 0). */
+template <int64_t DIM, int64_t LD>
+MD_INLINE bool md_pack_pairs_interleaved(const void* const* rows, int64_t n, uint32_t* dst) {
+  static_assert(LD % 16 == 0 && LD >= DIM, "LD must be DIM rounded up to 16");
+  const int64_t np = md_pairs(n);
+  /* 16-bit element 2i of a word vector is element i of the first row, element 2i + 1 that of the second (index 32 +
+   * i selects the second operand). */
+  alignas(64) static const uint16_t interleave[32] = {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39,
+                                                      8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+  const __m512i idx = _mm512_load_si512(interleave);
+  const __m512i exponent = _mm512_set1_epi16(0x7f80);
+  __mmask32 nonfinite = 0;
+  for (int64_t p = 0; p < np; ++p) {
+    const uint16_t* r0 = (const uint16_t*)rows[2 * p];
+    const uint16_t* r1 = 2 * p + 1 < n ? (const uint16_t*)rows[2 * p + 1] : nullptr;
+    for (int64_t c = 0; c < LD; c += 16) {
+      const __mmask16 m = md_lanes16(DIM - c);
+      const __m256i e = r0 ? _mm256_maskz_loadu_epi16(m, r0 + c) : _mm256_setzero_si256();
+      const __m256i o = r1 ? _mm256_maskz_loadu_epi16(m, r1 + c) : _mm256_setzero_si256();
+      const __m512i w = _mm512_permutex2var_epi16(_mm512_castsi256_si512(e), idx, _mm512_castsi256_si512(o));
+      nonfinite |= _mm512_cmpeq_epi16_mask(_mm512_and_si512(w, exponent), exponent);
+      _mm512_storeu_si512(dst + md_panel_index(p, c, np, LD), w);
+    }
+  }
+  return nonfinite == 0;
+}
+
+/* dst[i][0 .. md_pairs(n)) = s[i][0..n) rounded to bf16 (nearest even), as pairs, for i < rows; an odd n ends with a
+ * zero element. What s holds past n is not read. */
+MD_INLINE void md_round_pairs(const float* s, int64_t lds, int64_t rows, int64_t n, uint32_t* dst, int64_t ldd) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < n; j += 32) {
+      const __m512 lo = _mm512_maskz_loadu_ps(md_lanes16(n - j), s + i * lds + j);
+      const __m512 hi = _mm512_maskz_loadu_ps(md_lanes16(n - j - 16), s + i * lds + j + 16);
+      const __m512bh w = _mm512_cvtne2ps_pbh(hi, lo);
+      _mm512_mask_storeu_epi32(dst + i * ldd + j / 2, md_lanes16(md_pairs(n - j)), (__m512i)w);
+    }
+}
+
+/* md_micro_gemm on bf16 pairs: A rows and B strips of words, k pairs, fp32 accumulators. */
+template <int MR, int NV>
+MD_INLINE void md_micro_gemm(const uint32_t* __restrict a, int64_t lda, const uint32_t* __restrict b,
+                             float* __restrict c, int64_t ldc, int64_t k, const float* __restrict row_scale) {
+  __m512 acc[MR][NV];
+  if (row_scale) {
+    for (int r = 0; r < MR; ++r) {
+      const __m512 s = _mm512_set1_ps(row_scale[r]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_mul_ps(_mm512_loadu_ps(c + r * ldc + v * 16), s);
+    }
+  } else {
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  }
+  for (int64_t p = 0; p < k; ++p) {
+    __m512bh bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_si512(b + p * (NV * 16) + v * 16);
+    for (int r = 0; r < MR; ++r) {
+      const __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[r * lda + p]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(c + r * ldc + v * 16, acc[r][v]);
+}
+#endif /* AVX512-BF16 */
+
 /* Rows m % MD_MR left over after the full MR blocks, dispatched to a micro-kernel of exactly that height. */
-template <int NV, int R = MD_MR - 1>
-MD_INLINE void md_micro_gemm_tail(int rows, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+template <int NV, int R = MD_MR - 1, class T>
+MD_INLINE void md_micro_gemm_tail(int rows, const T* a, int64_t lda, const T* b, float* c, int64_t ldc,
                                   int64_t k, const float* row_scale) {
   if constexpr (R > 0) {
     if (rows == R) md_micro_gemm<R, NV>(a, lda, b, c, ldc, k, row_scale);
@@ -585,8 +719,8 @@ MD_INLINE void md_micro_gemm_tail(int rows, const float* a, int64_t lda, const f
   }
 }
 
-template <int NV>
-MD_INLINE void md_gemm_strip(const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t m, int64_t k,
+template <int NV, class T>
+MD_INLINE void md_gemm_strip(const T* a, int64_t lda, const T* b, float* c, int64_t ldc, int64_t m, int64_t k,
                              const float* row_scale) {
   int64_t i = 0;
   for (; i + MD_MR <= m; i += MD_MR)
@@ -597,14 +731,14 @@ MD_INLINE void md_gemm_strip(const float* a, int64_t lda, const float* b, float*
 
 /* md_gemm_strip where the rows of block r (rows r * MD_MR ..) need only the first block_k[r] of the k terms (the
  * rest of their A row is zero), or, with SKIP_COLS, only columns below block_end[r] (the strip starts at c0). */
-template <int NV, bool SKIP_COLS>
-MD_INLINE void md_gemm_strip_limited(const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t m,
+template <int NV, bool SKIP_COLS, class T>
+MD_INLINE void md_gemm_strip_limited(const T* a, int64_t lda, const T* b, float* c, int64_t ldc, int64_t m,
                                      int64_t k, const float* row_scale, const int64_t* block_end, int64_t c0) {
   int64_t i = 0;
   for (; i < m; i += MD_MR) {
     const int64_t end = block_end[i / MD_MR];
     if (SKIP_COLS && end <= c0) continue;
-    const int64_t kk = SKIP_COLS ? k : md_min(k, end);
+    const int64_t kk = SKIP_COLS ? k : md_min(k, md_k_terms(a, end));
     const float* scale = row_scale ? row_scale + i : nullptr;
     if (i + MD_MR <= m) md_micro_gemm<MD_MR, NV>(a + i * lda, lda, b, c + i * ldc, ldc, kk, scale);
     else md_micro_gemm_tail<NV>((int)(m - i), a + i * lda, lda, b, c + i * ldc, ldc, kk, scale);
@@ -614,8 +748,8 @@ MD_INLINE void md_gemm_strip_limited(const float* a, int64_t lda, const float* b
 /* md_gemm for a tile whose rows stop early (a causal diagonal): row block r of MD_MR rows needs columns (SKIP_COLS,
  * S = Q K^T: strips from block_end[r] on are not computed and keep whatever they held) or k terms (P V: its P is zero
  * from block_end[r] on) only below block_end[r]. */
-template <bool SKIP_COLS>
-MD_INLINE void md_gemm_limited(const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t m,
+template <bool SKIP_COLS, class T>
+MD_INLINE void md_gemm_limited(const T* a, int64_t lda, const T* b, float* c, int64_t ldc, int64_t m,
                                int64_t ncols, int64_t k, const float* row_scale, const int64_t* block_end) {
   int64_t c0 = 0;
   for (; c0 + 2 * MD_W <= ncols; c0 += 2 * MD_W)
@@ -624,8 +758,10 @@ MD_INLINE void md_gemm_limited(const float* a, int64_t lda, const float* b, floa
 }
 
 /* C[m x ncols] = (row_scale ? C * row_scale : 0) + A[m x k] B[k x ncols], B packed as panels, ncols a multiple of
- * MD_W. Strips outermost: one strip of B (k x 2W) stays in L1 while all row blocks of A stream past it. */
-MD_INLINE void md_gemm(const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int64_t m, int64_t ncols,
+ * MD_W; A and B fp32, or bf16 pairs (uint32_t words, k counting pairs). Strips outermost: one strip of B (k x 2W)
+ * stays in L1 while all row blocks of A stream past it. */
+template <class T>
+MD_INLINE void md_gemm(const T* a, int64_t lda, const T* b, float* c, int64_t ldc, int64_t m, int64_t ncols,
                        int64_t k, const float* row_scale) {
   int64_t c0 = 0;
   for (; c0 + 2 * MD_W <= ncols; c0 += 2 * MD_W) md_gemm_strip<2>(a, lda, b + c0 * k, c + c0, ldc, m, k, row_scale);
@@ -804,11 +940,61 @@ MD_INLINE void md_dot_block(const float* __restrict q, int64_t ldq, const void* 
   }
 }
 
-/* S[m x n8] = Q K^T for m query rows and n8 (a multiple of 8) key rows by pointer. Key rows outermost, so each
- * group of K rows is read from memory once and reused by every query row while it sits in L1; query rows in groups
- * of 4 (then 2, then 1) keep eight accumulators busy. */
-template <int DT, int64_t DIM>
-MD_INLINE void md_dot_rows(const float* q, int64_t ldq, int64_t m, const void* const* k, int64_t n8, float* s,
+#if defined(MD_BF16_DOT)
+/* md_dot_block on VDPBF16PS for bf16 key rows: the query rows are bf16 pairs (uint32_t words, row stride ldq, zero
+ * padded to a multiple of 16 words) and one 512-bit load is 32 key elements, used as they are: a load and RQ dot
+ * products per 32 elements of a key row, where the fp32 path converts (two operations) and multiplies twice as often.
+ * Key rows in address order when the query block fits in registers next to the accumulators, as md_dot_block. */
+template <int DT, int64_t DIM, int RQ, int JK>
+MD_INLINE void md_dot_block(const uint32_t* __restrict q, int64_t ldq, const void* const* __restrict k,
+                            float* __restrict s, int64_t lds) {
+  static_assert(DT == MD_BFLOAT16, "bf16 pairs only against bf16 keys");
+  constexpr int QV = (int)((DIM + 31) / 32);     /* 32-element blocks of a row, the last one maybe partial */
+  constexpr int64_t tail = DIM - (QV - 1) * 32;  /* elements in the last block */
+  const __mmask32 last = tail == 32 ? ~(__mmask32)0 : (__mmask32)((1u << tail) - 1u);
+  const auto key = [&](int j, int x) {
+    const uint16_t* row = (const uint16_t*)k[j] + x * 32;
+    return (__m512bh)(x == QV - 1 ? _mm512_maskz_loadu_epi16(last, row) : _mm512_loadu_si512(row));
+  };
+  __m512 acc[RQ * JK];
+  for (int x = 0; x < RQ * JK; ++x) acc[x] = _mm512_setzero_ps();
+  constexpr bool rows_in_order = RQ * QV + RQ * JK + 2 <= MD_VREGS;
+  if constexpr (rows_in_order) {
+    __m512bh qv[RQ][QV];
+    for (int r = 0; r < RQ; ++r)
+      for (int x = 0; x < QV; ++x) qv[r][x] = (__m512bh)md_vreg(_mm512_castsi512_ps(_mm512_loadu_si512(q + r * ldq + x * 16)));
+    for (int j = 0; j < JK; ++j)
+      for (int x = 0; x < QV; ++x) {
+        const __m512bh kv = key(j, x);
+        for (int r = 0; r < RQ; ++r) acc[r * JK + j] = _mm512_dpbf16_ps(acc[r * JK + j], qv[r][x], kv);
+      }
+  } else {
+    for (int x = 0; x < QV; ++x) {
+      __m512bh qv[RQ];
+      for (int r = 0; r < RQ; ++r) qv[r] = (__m512bh)_mm512_loadu_si512(q + r * ldq + x * 16);
+      for (int j = 0; j < JK; ++j) {
+        const __m512bh kv = key(j, x);
+        for (int r = 0; r < RQ; ++r) acc[r * JK + j] = _mm512_dpbf16_ps(acc[r * JK + j], qv[r], kv);
+      }
+    }
+  }
+  if constexpr (RQ * JK == 8) {
+    float sums[8];
+    md_vhsum8(acc, sums);
+    for (int r = 0; r < RQ; ++r)
+      for (int j = 0; j < JK; ++j) s[r * lds + j] = sums[r * JK + j];
+  } else {
+    for (int r = 0; r < RQ; ++r)
+      for (int j = 0; j < JK; ++j) s[r * lds + j] = md_vhsum(acc[r * JK + j]);
+  }
+}
+#endif /* MD_BF16_DOT */
+
+/* S[m x n8] = Q K^T for m query rows (fp32, or bf16 pairs against bf16 keys with MD_BF16_DOT) and n8 (a multiple of
+ * 8) key rows by pointer. Key rows outermost, so each group of K rows is read from memory once and reused by every
+ * query row while it sits in L1; query rows in groups of 4 (then 2, then 1) keep eight accumulators busy. */
+template <int DT, int64_t DIM, class T>
+MD_INLINE void md_dot_rows(const T* q, int64_t ldq, int64_t m, const void* const* k, int64_t n8, float* s,
                            int64_t lds) {
   for (int64_t j = 0; j < n8; j += 8) {
     int64_t r = 0;

@@ -1,6 +1,7 @@
 /*
- * probe.cpp: measures the two denominators of minductor's efficiency figures on this machine, the read bandwidth
- * of main memory and the fp32 FMA peak, each with one thread and with every OpenMP thread.
+ * probe.cpp: measures the denominators of minductor's efficiency figures on this machine, the read bandwidth of main
+ * memory, the fp32 FMA peak and, where the compiler targets AVX512-BF16, the bf16 dot-product (VDPBF16PS) peak, each
+ * with one thread and with every OpenMP thread.
  *
  * A real source, compiled as it is with the kernel flags (g++ -O3 -march=native -fopenmp -shared -fPIC), so the
  * peak is the one kernels built the same way can reach. Every figure is the best of several timed passes.
@@ -33,7 +34,7 @@ static int omp_get_num_threads(void) { return 1; }
 /* Team sizes are only read by the pragmas, which a build without OpenMP ignores. */
 #define MD_PROBE_TEAM_SIZE_USED(threads) (void)(threads)
 
-#define MD_PROBE_VERSION 1
+#define MD_PROBE_VERSION 2
 
 /* Read-bandwidth blocks are reduced one at a time: small enough that fp32 lane sums of 1.0f stay exact, so the
  * checksum proves every byte was read; large enough that the per-block reduction costs nothing. */
@@ -47,7 +48,7 @@ static int omp_get_num_threads(void) { return 1; }
 #define MD_PROBE_CHAINS 12
 #define MD_PROBE_FMA_CHUNKS_PER_THREAD 8
 
-enum md_probe_status { MD_PROBE_OK = 0, MD_PROBE_NO_MEMORY = 1, MD_PROBE_BAD_ARGUMENT = 2 };
+enum md_probe_status { MD_PROBE_OK = 0, MD_PROBE_NO_MEMORY = 1, MD_PROBE_BAD_ARGUMENT = 2, MD_PROBE_UNSUPPORTED = 3 };
 
 extern "C" {
 
@@ -62,8 +63,9 @@ typedef struct md_probe_read_result {
   int32_t status;
 } md_probe_read_result;
 
+/* Also the result of the bf16 dot-product peak, where `lanes` are the fp32 accumulator lanes of one instruction. */
 typedef struct md_probe_fma_result {
-  double one_thread_gflops; /* an FMA counts as 2 flops */
+  double one_thread_gflops; /* an FMA counts as 2 flops, a VDPBF16PS lane as 4 (two products, two additions) */
   double all_threads_gflops;
   double off_cpu;
   double sink; /* the sum of every chain of every pass, so no chain is dead code */
@@ -77,6 +79,8 @@ int32_t md_probe_version(void);
 const char* md_probe_isa(void);
 int32_t md_probe_read_bandwidth(int64_t bytes, int32_t reps, md_probe_read_result* out);
 int32_t md_probe_fma_peak(double min_seconds, int32_t reps, md_probe_fma_result* out);
+/* MD_PROBE_UNSUPPORTED (out->status too) where the build does not target AVX512-BF16. */
+int32_t md_probe_bf16_dot_peak(double min_seconds, int32_t reps, md_probe_fma_result* out);
 
 }  // extern "C"
 
@@ -342,14 +346,34 @@ static double fma_chains(int64_t iterations, float seed) {
 }
 #endif
 
-int32_t md_probe_fma_peak(double min_seconds, int32_t reps, md_probe_fma_result* out) {
-  if (out == NULL) return MD_PROBE_BAD_ARGUMENT;
+#if defined(__AVX512BF16__)
+/*
+ * VDPBF16PS chains: acc += 0.5 * 0.25 + (-0.5) * 0.25 per lane, exactly 0, so every chain keeps its value (no overflow,
+ * no denormals) while the unit does the full work; the compiler does not fold the intrinsic.
+ */
+static double bf16_dot_chains(int64_t iterations, float seed) {
+  /* bf16 bit patterns, a pair per 32-bit lane (element 2i in the low half): (0.5, -0.5) and (0.25, 0.25) */
+  const __m512bh x = (__m512bh)_mm512_set1_epi32((int)0xbf003f00u);
+  const __m512bh y = (__m512bh)_mm512_set1_epi32(0x3e803e80);
+  __m512 acc[MD_PROBE_CHAINS];
+  for (int a = 0; a < MD_PROBE_CHAINS; a++) acc[a] = _mm512_set1_ps(seed + 0.01f * (float)a);
+  for (int64_t i = 0; i < iterations; i++)
+    for (int a = 0; a < MD_PROBE_CHAINS; a++) acc[a] = _mm512_dpbf16_ps(acc[a], x, y);
+  for (int a = 1; a < MD_PROBE_CHAINS; a++) acc[0] = _mm512_add_ps(acc[0], acc[a]);
+  return lane_sum(acc[0]);
+}
+#endif
+
+/* The best one-thread and all-threads rates of `chains_of` chains, flops_per_step flops per chain and iteration. */
+template <class Chains>
+static int32_t measure_peak(double min_seconds, int32_t reps, Chains chains_of, double flops_per_step, int32_t lanes,
+                            md_probe_fma_result* out) {
   if (!(min_seconds > 0) || reps < 1) return out->status = MD_PROBE_BAD_ARGUMENT;
   const int all = omp_get_max_threads();
   const int64_t one_chunks = MD_PROBE_FMA_CHUNKS_PER_THREAD;
   const int64_t all_chunks = (int64_t)all * MD_PROBE_FMA_CHUNKS_PER_THREAD;
   int64_t iterations = 1 << 10;
-  const auto run_chains = [&](int64_t chunk) { return fma_chains(iterations, 0.5f + 0.001f * (float)(chunk % 64)); };
+  const auto run_chains = [&](int64_t chunk) { return chains_of(iterations, 0.5f + 0.001f * (float)(chunk % 64)); };
   double chains = 0;
   int32_t one_team = 1;
   out->sink = 0;
@@ -366,13 +390,29 @@ int32_t md_probe_fma_peak(double min_seconds, int32_t reps, md_probe_fma_result*
     keep_best(timed_pass(all, all_chunks, run_chains, &chains, &out->threads), &many);
     out->sink += chains;
   }
-  const double flops_per_chunk = (double)iterations * MD_PROBE_CHAINS * MD_PROBE_LANES * 2.0;
+  const double flops_per_chunk = (double)iterations * MD_PROBE_CHAINS * flops_per_step;
   out->iterations = iterations;
-  out->lanes = MD_PROBE_LANES;
+  out->lanes = lanes;
   out->one_thread_gflops = flops_per_chunk * (double)one_chunks / one.seconds * 1e-9;
   out->all_threads_gflops = flops_per_chunk * (double)all_chunks / many.seconds * 1e-9;
   out->off_cpu = fmax(one.off_cpu, many.off_cpu);
   return out->status = MD_PROBE_OK;
+}
+
+int32_t md_probe_fma_peak(double min_seconds, int32_t reps, md_probe_fma_result* out) {
+  if (out == NULL) return MD_PROBE_BAD_ARGUMENT;
+  return measure_peak(min_seconds, reps, fma_chains, MD_PROBE_LANES * 2.0, MD_PROBE_LANES, out);
+}
+
+int32_t md_probe_bf16_dot_peak(double min_seconds, int32_t reps, md_probe_fma_result* out) {
+  if (out == NULL) return MD_PROBE_BAD_ARGUMENT;
+#if defined(__AVX512BF16__)
+  return measure_peak(min_seconds, reps, bf16_dot_chains, 16 * 4.0, 16, out);
+#else
+  (void)min_seconds;
+  (void)reps;
+  return out->status = MD_PROBE_UNSUPPORTED;
+#endif
 }
 
 int32_t md_probe_version(void) { return MD_PROBE_VERSION; }

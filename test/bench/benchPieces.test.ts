@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { benchInputs } from "../../src/bench/benchInputs.js";
 import { type BenchResults, emptyResults, resultsFileName, writeResults } from "../../src/bench/benchResults.js";
-import { formatRoofline, roofline } from "../../src/bench/roofline.js";
+import { bf16DotFlops, formatRoofline, roofline } from "../../src/bench/roofline.js";
 import { quantile, timingStats } from "../../src/bench/timingStats.js";
 import { callWork } from "../../src/bench/workCount.js";
 import { parseSpec } from "../../src/ir/spec.js";
@@ -43,6 +43,23 @@ describe("roofline", () => {
     // 2e8 FLOPs: 2 ms, longer than the bytes' 1 ms.
     expect(roofline(1e7, 2e8, 4, probe)).toEqual({ ms: 2, bound: "compute", pct: 50 });
     expect(formatRoofline(roofline(1e7, 2e8, 4, probe), (x) => x.toFixed(2))).toBe("2.00 fma");
+  });
+
+  it("counts the FLOPs on bf16 dot products at their own peak, where the probe measured one", () => {
+    const withDot = { ...probe, bf16DotPeakGflops: { oneThread: 120, allThreads: 200 } };
+    // 4e8 FLOPs, 3e8 of them on dot products: 1e8 at 100 GFLOP/s (1 ms) + 3e8 at 200 GFLOP/s (1.5 ms)
+    expect(roofline(1e7, 4e8, 5, withDot, 3e8)).toEqual({ ms: 2.5, bound: "compute", pct: 50, dot: true });
+    expect(formatRoofline(roofline(1e7, 4e8, 5, withDot, 3e8), (x) => x.toFixed(2))).toBe("2.50 dot");
+    // without a measured dot-product peak every FLOP counts at the FMA peak
+    expect(roofline(1e7, 4e8, 8, probe, 3e8)).toEqual({ ms: 4, bound: "compute", pct: 50 });
+  });
+
+  it("takes a bf16 prefill's FLOPs and a bf16 decode's q . k as dot-product FLOPs, nothing else", () => {
+    expect(bf16DotFlops("flash_attention", "bfloat16", 128, 128, 1000)).toBe(1000);
+    expect(bf16DotFlops("flash_decoding", "bfloat16", 128, 64, 1200)).toBe(800);
+    expect(bf16DotFlops("flash_attention", "float32", 128, 128, 1000)).toBe(0);
+    expect(bf16DotFlops("flash_decoding", "int8", 128, 128, 1000)).toBe(0);
+    expect(bf16DotFlops("naive", "bfloat16", 128, 128, 1000)).toBe(0);
   });
 });
 

@@ -56,6 +56,14 @@ describe("measureWithLibrary", () => {
     expect(measured.isa).toBe(isa);
     expect(measured.fmaLanes).toBe({ avx512f: 16, "avx2+fma": 8, scalar: 1 }[isa]);
     expect(measured.threads).toBeGreaterThanOrEqual(1);
+    // the bf16 dot-product peak exactly where the default flags target AVX512-BF16
+    const { cpuFeatures } = await compilerInfo(defaultCxx(), defaultCxxflags());
+    if (cpuFeatures.split(" ").includes("__AVX512BF16__")) {
+      expect(measured.bf16DotPeakGflops!.oneThread).toBeGreaterThan(0);
+      expect(measured.bf16DotPeakGflops!.allThreads).toBeGreaterThan(0);
+    } else {
+      expect(measured.bf16DotPeakGflops).toBeUndefined();
+    }
   }, 60_000);
 
   it.skipIf(!x64)("falls back to scalar code on a baseline x86-64 build", async () => {
@@ -63,6 +71,7 @@ describe("measureWithLibrary", () => {
     const measured = await measureWithLibrary(await compileProbe({ cacheDir, cxxflags }), QUICK_SETTINGS);
     expect(measured.isa).toBe("scalar");
     expect(measured.fmaLanes).toBe(1);
+    expect(measured.bf16DotPeakGflops).toBeUndefined();
     expect(measured.fmaPeakGflops.oneThread).toBeGreaterThan(0);
     expect(measured.readBandwidthGBs.oneThread).toBeGreaterThan(0);
   }, 60_000);

@@ -1,0 +1,167 @@
+/**
+ * bf16 dot products (VDPBF16PS, AVX512-BF16). Prefill: bf16 K/V, P rounded to bf16 for P V; the bound of
+ * docs/spec.md ("bfloat16 dot products") against the float64 reference, for shapes that cover the odd pair at the end
+ * of a head dim and of a kv tile, GQA, causal diagonal tiles and mods on the fp32 scores; and proof that the path runs:
+ * its library holds VDPBF16PS, the build with -DMD_NO_BF16_DOT (the fp32 path) does not, and their outputs differ.
+ * Decode: q . k on VDPBF16PS (exact products, as with FMA), against the reference at the usual bf16 tolerance.
+ * Runs only where the CPU has avx512_bf16; elsewhere each test is skipped with that reason.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { compile, type Kernel } from "../../src/index.js";
+import { compareOutputs, TOLERANCE } from "../../src/reference/compareOutputs.js";
+import { referenceAttention } from "../../src/reference/referenceAttention.js";
+import { rng } from "../../src/io/random.js";
+import { fromBfloat16, toBfloat16 } from "../../src/runtime/dtypes.js";
+import { tensor, toFloat64 } from "../../src/runtime/tensor.js";
+import type { KernelInputs } from "../../src/runtime/validateInputs.js";
+
+const CPU_FLAGS = new Set(readFileSync("/proc/cpuinfo", "utf8").match(/^flags\s*:(.*)$/m)?.[1].trim().split(/\s+/) ?? []);
+const SKIP = CPU_FLAGS.has("avx512_bf16") ? undefined : "this CPU has no avx512_bf16 (/proc/cpuinfo), so no build here takes the bf16 dot-product path";
+
+const FLAGS = ["-O1", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu++17"];
+const FP32_PATH = [...FLAGS, "-DMD_NO_BF16_DOT"];
+
+interface Case {
+  name: string;
+  hq: number;
+  hkv: number;
+  d: number;
+  dv: number;
+  lq: number;
+  lkv: number;
+  block: [number, number];
+  /** Values are uniform in [-vmax, vmax]: the bound scales with max |v|. */
+  vmax: number;
+  scoreMod?: string;
+  maskMod?: string;
+}
+
+const CASES: Case[] = [
+  { name: "D 128, GQA 2, whole tiles and a partial last tile, |v| <= 8", hq: 4, hkv: 2, d: 128, dv: 128, lq: 150, lkv: 300, block: [128, 128], vmax: 8 },
+  { name: "D 72 -> Dv 40, causal (diagonal tiles computed in part), odd lengths", hq: 2, hkv: 1, d: 72, dv: 40, lq: 131, lkv: 131, block: [64, 64], vmax: 1, maskMod: "q_idx >= kv_idx" },
+  { name: "D 5 -> Dv 3 (an odd pair in every row), an odd last kv tile, softcap score_mod", hq: 3, hkv: 1, d: 5, dv: 3, lq: 37, lkv: 45, block: [16, 16], vmax: 2, scoreMod: "20 * tanh(score / 20)" },
+  { name: "D 64, a sparse mask with fully masked rows", hq: 2, hkv: 2, d: 64, dv: 64, lq: 70, lkv: 90, block: [32, 32], vmax: 1, maskMod: "(q_idx + 2 * kv_idx) % 7 != 0 && q_idx % 11 != 3" },
+];
+
+function specOf(c: Case): Record<string, unknown> {
+  return {
+    name: "bf16_dot",
+    query: { shape: [1, c.hq, c.lq, c.d], dtype: "bfloat16" },
+    key: { shape: [1, c.hkv, c.lkv, c.d], dtype: "bfloat16" },
+    value: { shape: [1, c.hkv, c.lkv, c.dv], dtype: "bfloat16" },
+    blockSize: c.block,
+    returnLse: true,
+    ...(c.scoreMod ? { scoreMod: c.scoreMod } : {}),
+    ...(c.maskMod ? { maskMod: c.maskMod } : {}),
+  };
+}
+
+function inputsOf(c: Case, seed: number): KernelInputs {
+  const r = rng(seed);
+  const uniform = (shape: number[], max: number) =>
+    tensor("bfloat16", shape, toBfloat16(Float32Array.from({ length: shape.reduce((x, y) => x * y) }, () => (r.float() * 2 - 1) * max)));
+  return { query: uniform([1, c.hq, c.lq, c.d], 1), key: uniform([1, c.hkv, c.lkv, c.d], 1), value: uniform([1, c.hkv, c.lkv, c.dv], c.vmax) };
+}
+
+/**
+ * The bound of docs/spec.md: |out - exact| <= 2^-9 max|v| (P rounded to bf16, relative 2^-9 per weight, the sum of
+ * weights from the unrounded fp32 P) + 2^-9 |exact| (the output rounded to bf16) + the fp32 accumulation, taken as
+ * float32's tolerance times max|v|.
+ */
+function expectWithinBound(got: Float32Array, want: Float64Array, vmax: number, what: string): void {
+  const fp32 = TOLERANCE.float32.atol * vmax;
+  for (let i = 0; i < want.length; i++) {
+    const bound = 2 ** -9 * vmax + 2 ** -9 * Math.abs(want[i]) + fp32;
+    if (!(Math.abs(got[i] - want[i]) <= bound)) expect.fail(`${what}: out[${i}] = ${got[i]}, reference ${want[i]}, bound ${bound}`);
+  }
+}
+
+/** Count of VDPBF16PS instructions in each function of a shared library that has any (objdump -d, mangled names). */
+function vdpbf16psPerFunction(so: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  let fn = "";
+  for (const line of execFileSync("objdump", ["-d", "--no-show-raw-insn", so], { maxBuffer: 1 << 28 }).toString().split("\n")) {
+    const head = /^[0-9a-f]+ <(.*)>:$/.exec(line);
+    if (head) fn = head[1];
+    else if (/\bvdpbf16ps\b/.test(line)) counts.set(fn, (counts.get(fn) ?? 0) + 1);
+  }
+  return counts;
+}
+
+const kernels = new Map<string, Promise<Kernel>>();
+function kernelOf(c: Case, flags: string[]): Promise<Kernel> {
+  const key = `${c.name}|${flags.join(" ")}`;
+  let k = kernels.get(key);
+  if (!k) kernels.set(key, (k = compile(specOf(c), { cxxflags: flags, tuning: false })));
+  return k;
+}
+
+describe("prefill on bf16 dot products (AVX512-BF16)", () => {
+  it("the engine's prefill and decode functions hold VDPBF16PS, and the build with -DMD_NO_BF16_DOT has none", async (ctx) => {
+    ctx.skip(SKIP !== undefined, SKIP);
+    const [dot, fp32] = await Promise.all([kernelOf(CASES[0], FLAGS), kernelOf(CASES[0], FP32_PATH)]);
+    const perFunction = vdpbf16psPerFunction(dot.library.engine.soPath);
+    const inFunctions = (name: RegExp) => [...perFunction].filter(([fn]) => name.test(fn)).reduce((n, [, c]) => n + c, 0);
+    expect(inFunctions(/md_flash_attention|md_fa_/), "prefill").toBeGreaterThan(0);
+    expect(inFunctions(/md_dec_task/), "decode").toBeGreaterThan(0);
+    expect(vdpbf16psPerFunction(fp32.library.engine.soPath).size).toBe(0);
+  });
+
+  it("decode (q . k on VDPBF16PS, P V in fp32) matches the float64 reference, GQA 4, D 72, q_len 1 and 3", async (ctx) => {
+    ctx.skip(SKIP !== undefined, SKIP);
+    const c: Case = { name: "decode", hq: 8, hkv: 2, d: 72, dv: 72, lq: 3, lkv: 333, block: [16, 32], vmax: 1, maskMod: "q_idx + 330 >= kv_idx" };
+    const k = await kernelOf(c, FLAGS);
+    for (const qLen of [1, 3]) {
+      const full = inputsOf({ ...c, lq: qLen }, qLen);
+      const want = referenceAttention(k.graph, full);
+      const got = k.run(full, { template: "flash_decoding" });
+      const out = compareOutputs(toFloat64(got.out), want.out, TOLERANCE.bfloat16);
+      expect(out.ok, `q_len ${qLen} out: ${JSON.stringify(out.firstFailure)}`).toBe(true);
+      const lse = compareOutputs(toFloat64(got.lse!), want.lse, TOLERANCE.float32);
+      expect(lse.ok, `q_len ${qLen} lse: ${JSON.stringify(lse.firstFailure)}`).toBe(true);
+    }
+  });
+
+});
+
+describe.each(CASES)("bf16 dot products: $name", (c) => {
+  it("stays within the stated bound of the float64 reference and differs from the fp32 path", async (ctx) => {
+    ctx.skip(SKIP !== undefined, SKIP);
+    const inputs = inputsOf(c, c.lq * 7 + c.lkv);
+    const [dot, fp32] = await Promise.all([kernelOf(c, FLAGS), kernelOf(c, FP32_PATH)]);
+    const want = referenceAttention(dot.graph, inputs);
+    const got = dot.run(inputs, { template: "flash_attention" });
+    const gotFp32 = fp32.run(inputs, { template: "flash_attention" });
+    const out = fromBfloat16(got.out.data as Uint16Array);
+    expectWithinBound(out, want.out, c.vmax, "bf16 dot path");
+    // lse comes from the unrounded fp32 weights: float32's tolerance
+    const lse = compareOutputs(toFloat64(got.lse!), want.lse, TOLERANCE.float32);
+    expect(lse.ok, `lse: ${JSON.stringify(lse.firstFailure)}`).toBe(true);
+    // P rounded to bf16 moves some outputs by an ulp: equal outputs would mean the fp32 path ran
+    const outFp32 = fromBfloat16(gotFp32.out.data as Uint16Array);
+    expectWithinBound(outFp32, want.out, c.vmax, "fp32 path");
+    expect(out.some((x, i) => x !== outFp32[i]), "outputs identical to the fp32 path's").toBe(true);
+  });
+});
+
+describe("bf16 dot products: inf and NaN in V", () => {
+  const c: Case = { name: "nonfinite", hq: 2, hkv: 1, d: 32, dv: 32, lq: 40, lkv: 70, block: [32, 32], vmax: 1, maskMod: "kv_idx % 9 != 4" };
+  it("a masked position's inf or NaN adds nothing; an attended inf reaches the row as IEEE arithmetic says", async (ctx) => {
+    ctx.skip(SKIP !== undefined, SKIP);
+    const k = await kernelOf(c, FLAGS);
+    const inputs = inputsOf(c, 3);
+    const v = fromBfloat16(inputs.value.data as Uint16Array);
+    for (let pos = 4; pos < c.lkv; pos += 9) v[pos * c.dv + (pos % c.dv)] = pos % 2 ? NaN : Infinity; // masked rows
+    v[20 * c.dv + 3] = Infinity; // attended by every query row: column 3 is inf everywhere
+    const value = tensor("bfloat16", inputs.value.shape, toBfloat16(v));
+    const withGarbage = { ...inputs, value };
+    const want = referenceAttention(k.graph, withGarbage);
+    const got = toFloat64(k.run(withGarbage, { template: "flash_attention" }).out);
+    const cmp = compareOutputs(got, want.out, TOLERANCE.bfloat16);
+    expect(cmp.nonFiniteMismatches).toBe(0);
+    expect(cmp.ok, JSON.stringify(cmp.firstFailure)).toBe(true);
+    expect(want.out.some((x) => x === Infinity)).toBe(true);
+  });
+});
