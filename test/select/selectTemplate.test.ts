@@ -4,7 +4,7 @@ import { AUTO, autoPartitionSize, DECODE_MAX_Q_LEN, selectTemplate } from "../..
 
 const features = (over: Partial<CallFeatures>): CallFeatures => ({
   batch: 1, hq: 8, hkv: 8, qLen: 1, kvLen: 4096, kvTokens: 4096, headDim: 128, valueDim: 128, dtype: "float32",
-  qBlock: 128, kvBlock: 128, threads: 16, paged: false, kernelOptions: {}, ...over,
+  kvDtype: "float32", queryRows: 1, qBlock: 128, kvBlock: 128, threads: 16, paged: false, kernelOptions: {}, ...over,
 });
 
 describe("the pytorch policy mirrors CppFlexAttentionTemplate's rule", () => {
