@@ -26,7 +26,7 @@ import { referenceAttention } from "../../src/reference/referenceAttention.js";
 import { tensor, toFloat64 } from "../../src/runtime/tensor.js";
 import { sweep, sweepPart } from "../helpers/sweeps.js";
 import { parsePrimitives, PRIMITIVES_DRIVER, primitivesTests } from "../kernel/harness/primitivesDriver.js";
-import { buildHarness, exampleGraphs, fnv1a, harnessArgs, runHarness, scratchDir } from "./harnessTools.js";
+import { buildHarness, exampleGraphs, fnv1a, harnessArgs, limiter, runHarness, scratchDir } from "./harnessTools.js";
 
 const CXX = "aarch64-linux-gnu-g++";
 const OBJDUMP = "aarch64-linux-gnu-objdump";
@@ -39,23 +39,6 @@ const PARALLEL = 2;
 const missing = [CXX, OBJDUMP, QEMU].filter((tool) => spawnSync(tool, ["--version"], { stdio: "ignore" }).status !== 0);
 const skipReason = `needs ${missing.join(", ")} (Debian: apt-get install g++-aarch64-linux-gnu qemu-user, as .ci/run does)`;
 if (missing.length > 0) console.warn(`aarch64.test.ts skipped: ${skipReason}`);
-
-/** At most `slots` jobs at once, in the order they were queued. */
-function limiter(slots: number): <T>(job: () => Promise<T>) => Promise<T> {
-  const queue: Array<() => void> = [];
-  let free = slots;
-  return async (job) => {
-    if (free === 0) await new Promise<void>((resolve) => queue.push(resolve));
-    else free--;
-    try {
-      return await job();
-    } finally {
-      const next = queue.shift();
-      if (next) next();
-      else free++;
-    }
-  };
-}
 
 /** Decode specs at a cache length that is no multiple of a page or of 4 lanes; prefill specs at partial blocks. */
 function shapesOf(graph: AttentionGraph): Required<ShapeOverrides> {

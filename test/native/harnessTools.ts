@@ -18,6 +18,26 @@ export function exampleGraphs(): Array<[string, AttentionGraph]> {
 }
 
 /** A scratch directory removed by the returned function. */
+/**
+ * At most `slots` jobs at once; urgent jobs (harness runs, which a test is waiting for) go before queued ones
+ * (builds of specs later in the file).
+ */
+export function limiter(slots: number): <T>(job: () => Promise<T>, urgent?: boolean) => Promise<T> {
+  const queue: Array<() => void> = [];
+  let free = slots;
+  return async (job, urgent = false) => {
+    if (free === 0) await new Promise<void>((resolve) => (urgent ? queue.unshift(resolve) : queue.push(resolve)));
+    else free--;
+    try {
+      return await job();
+    } finally {
+      const next = queue.shift();
+      if (next) next();
+      else free++;
+    }
+  };
+}
+
 export function scratchDir(prefix: string): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), `minductor-${prefix}-`));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };

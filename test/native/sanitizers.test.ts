@@ -16,7 +16,7 @@ import { execa } from "execa";
 import { afterAll, describe, expect, it } from "vitest";
 import type { AttentionGraph, QuantizedDType } from "../../src/ir/graph.js";
 import { sweep } from "../helpers/sweeps.js";
-import { buildHarness, exampleGraphs, harnessArgs, type HarnessRun, runHarness, scratchDir } from "./harnessTools.js";
+import { buildHarness, exampleGraphs, harnessArgs, type HarnessRun, limiter, runHarness, scratchDir } from "./harnessTools.js";
 
 /*
  * -g1 (line tables) is enough for symbolized reports and compiles a quarter faster than -g. -O0 hides no access
@@ -52,26 +52,6 @@ const SANITIZER_ENV = {
 
 /** g++ runs and harness runs share the machine's cores; more at once only thrashes. */
 const PARALLEL = 2;
-
-/**
- * At most `slots` jobs at once; urgent jobs (harness runs, which a test is waiting for) go before queued ones
- * (builds of specs later in the file).
- */
-function limiter(slots: number): <T>(job: () => Promise<T>, urgent?: boolean) => Promise<T> {
-  const queue: Array<() => void> = [];
-  let free = slots;
-  return async (job, urgent = false) => {
-    if (free === 0) await new Promise<void>((resolve) => (urgent ? queue.unshift(resolve) : queue.push(resolve)));
-    else free--;
-    try {
-      return await job();
-    } finally {
-      const next = queue.shift();
-      if (next) next();
-      else free++;
-    }
-  };
-}
 
 const allGraphs = exampleGraphs();
 const graphs = sweep(allGraphs, ([name]) => inSample(name));
