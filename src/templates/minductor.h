@@ -452,18 +452,35 @@ MD_INLINE void md_transpose4(float32x4_t r[4]) {
 }
 #endif
 
+/* The conversion vector the packing loops below are written against: MD_CW elements of a row as fp32 (md_cload),
+ * stored (md_cstore), and an MD_CW x MD_CW in-register transpose (md_ctranspose). 8 lanes on AVX2 and AVX-512 (an
+ * AVX-512 build packs with the 8-wide loads, whose 16-bit and 8-bit sources fit one xmm), 4 on NEON; MD_CW 1 where
+ * there is none, and the loops' scalar tails do everything. */
+#if defined(__AVX2__)
+#define MD_CW 8
+typedef __m256 md_cv;
+template <int DT> MD_INLINE md_cv md_cload(const void* p, int64_t i) { return md_load8<DT>(p, i); }
+MD_INLINE void md_cstore(float* p, md_cv v) { _mm256_storeu_ps(p, v); }
+MD_INLINE void md_ctranspose(md_cv r[MD_CW]) { md_transpose8(r); }
+#elif MD_W == 4
+#define MD_CW 4
+typedef float32x4_t md_cv;
+template <int DT> MD_INLINE md_cv md_cload(const void* p, int64_t i) { return md_load4<DT>(p, i); }
+MD_INLINE void md_cstore(float* p, md_cv v) { vst1q_f32(p, v); }
+MD_INLINE void md_ctranspose(md_cv r[MD_CW]) { md_transpose4(r); }
+#else
+#define MD_CW 1
+#endif
+
 /* dst[0..n) = src[0..n) as fp32. */
 template <int DT> MD_INLINE void md_load_row(const void* src, float* dst, int64_t n) {
-#if defined(__AVX2__)
-  const int64_t n8 = n / 8 * 8;
-  for (int64_t d = 0; d < n8; d += 8) _mm256_storeu_ps(dst + d, md_load8<DT>(src, d));
-#elif MD_W == 4
-  const int64_t n8 = n / 4 * 4; /* whole NEON vectors (the name is the AVX2 branch's) */
-  for (int64_t d = 0; d < n8; d += 4) vst1q_f32(dst + d, md_load4<DT>(src, d));
+#if MD_CW > 1
+  const int64_t whole = n / MD_CW * MD_CW;
+  for (int64_t d = 0; d < whole; d += MD_CW) md_cstore(dst + d, md_cload<DT>(src, d));
 #else
-  const int64_t n8 = 0;
+  const int64_t whole = 0;
 #endif
-  for (int64_t d = n8; d < n; ++d) dst[d] = md_load_elem<DT>(src, d);
+  for (int64_t d = whole; d < n; ++d) dst[d] = md_load_elem<DT>(src, d);
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -489,10 +506,8 @@ MD_INLINE void md_pack_rows(const void* const* rows, int64_t n, float* dst) {
     const void* src = rows[j];
     int64_t d = 0;
     if (src) {
-#if defined(__AVX2__)
-      for (; d + 8 <= DIM; d += 8) _mm256_storeu_ps(dst + md_panel_index(j, d, n, LD), md_load8<DT>(src, d));
-#elif MD_W == 4
-      for (; d + 4 <= DIM; d += 4) vst1q_f32(dst + md_panel_index(j, d, n, LD), md_load4<DT>(src, d));
+#if MD_CW > 1
+      for (; d + MD_CW <= DIM; d += MD_CW) md_cstore(dst + md_panel_index(j, d, n, LD), md_cload<DT>(src, d));
 #endif
       for (; d < DIM; ++d) dst[md_panel_index(j, d, n, LD)] = md_load_elem<DT>(src, d);
     }
@@ -506,38 +521,22 @@ template <int DT, int64_t DIM>
 MD_INLINE void md_pack_rows_transposed(const void* const* rows, int64_t n, float* dst) {
   const int64_t ncols = md_round_up(n, MD_W);
   int64_t j = 0;
-#if defined(__AVX2__)
-  for (; j + 8 <= n; j += 8) {
+#if MD_CW > 1
+  for (; j + MD_CW <= n; j += MD_CW) {
     bool dense = true;
-    for (int k = 0; k < 8; ++k) dense = dense && rows[j + k] != nullptr;
+    for (int k = 0; k < MD_CW; ++k) dense = dense && rows[j + k] != nullptr;
     if (!dense) break;
     int64_t d = 0;
-    for (; d + 8 <= DIM; d += 8) {
-      __m256 r[8];
-      for (int k = 0; k < 8; ++k) r[k] = md_load8<DT>(rows[j + k], d);
-      md_transpose8(r);
-      for (int k = 0; k < 8; ++k) _mm256_storeu_ps(dst + md_panel_index(d + k, j, DIM, ncols), r[k]);
+    for (; d + MD_CW <= DIM; d += MD_CW) {
+      md_cv r[MD_CW];
+      for (int k = 0; k < MD_CW; ++k) r[k] = md_cload<DT>(rows[j + k], d);
+      md_ctranspose(r);
+      for (int k = 0; k < MD_CW; ++k) md_cstore(dst + md_panel_index(d + k, j, DIM, ncols), r[k]);
     }
-    /* (a tail only when DIM is not a multiple of 8: left in, g++ -O3 warns that the dead loop would overflow) */
-    if constexpr (DIM % 8 != 0)
+    /* (a tail only when DIM is not a multiple of MD_CW: left in, g++ -O3 warns that the dead loop would overflow) */
+    if constexpr (DIM % MD_CW != 0)
       for (; d < DIM; ++d)
-        for (int k = 0; k < 8; ++k) dst[md_panel_index(d, j + k, DIM, ncols)] = md_load_elem<DT>(rows[j + k], d);
-  }
-#elif MD_W == 4
-  for (; j + 4 <= n; j += 4) {
-    bool dense = true;
-    for (int k = 0; k < 4; ++k) dense = dense && rows[j + k] != nullptr;
-    if (!dense) break;
-    int64_t d = 0;
-    for (; d + 4 <= DIM; d += 4) {
-      float32x4_t r[4];
-      for (int k = 0; k < 4; ++k) r[k] = md_load4<DT>(rows[j + k], d);
-      md_transpose4(r);
-      for (int k = 0; k < 4; ++k) vst1q_f32(dst + md_panel_index(d + k, j, DIM, ncols), r[k]);
-    }
-    if constexpr (DIM % 4 != 0)
-      for (; d < DIM; ++d)
-        for (int k = 0; k < 4; ++k) dst[md_panel_index(d, j + k, DIM, ncols)] = md_load_elem<DT>(rows[j + k], d);
+        for (int k = 0; k < MD_CW; ++k) dst[md_panel_index(d, j + k, DIM, ncols)] = md_load_elem<DT>(rows[j + k], d);
   }
 #endif
   for (; j < n; ++j) {
