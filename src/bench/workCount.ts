@@ -1,4 +1,4 @@
-import type { AttentionGraph } from "../ir/graph.js";
+import { type AttentionGraph, elementBytes, kvBytesPerToken } from "../ir/graph.js";
 import type { BlockMask } from "../runtime/blockMask.js";
 import type { BenchCall } from "./benchInputs.js";
 
@@ -16,17 +16,12 @@ export interface CallWork {
   minBytes: number;
 }
 
-const BYTES = { float32: 4, bfloat16: 2, float16: 2, int8: 1, float8_e4m3fn: 1, float8_e5m2: 1 } as const;
-
 /** The work of a call on `graph`, counting positions over the blocks `mask` lists (partial and full). */
 export function callWork(graph: AttentionGraph, call: BenchCall, mask: BlockMask): CallWork {
   const [, hq, , qkDim] = graph.query.shape;
   const hkv = graph.key.shape[1];
   const vDim = graph.value.shape[3];
-  const bytes = BYTES[graph.query.dtype];
-  const kvElementBytes = BYTES[graph.key.dtype];
-  // An int8 cache carries a float32 scale per token and kv head for K and for V (fp8's per-head scales are noise).
-  const scaleBytes = graph.key.dtype === "int8" ? 2 * 4 : 0;
+  const bytes = elementBytes(graph.query.dtype);
   const { qBlockSize, kvBlockSize } = mask;
   const span = (block: number, size: number, length: number) => Math.max(0, Math.min(size, length - block * size));
   // A broadcast mask row stands for every batch entry / head it is broadcast over.
@@ -44,7 +39,7 @@ export function callWork(graph: AttentionGraph, call: BenchCall, mask: BlockMask
     computed += rows * columns * repeat;
   }
   const qBytes = call.batch * hq * call.qLen * qkDim * bytes;
-  const kvBytes = call.batch * hkv * call.kvLen * ((qkDim + vDim) * kvElementBytes + scaleBytes);
+  const kvBytes = call.batch * hkv * call.kvLen * kvBytesPerToken(graph.key.dtype, qkDim, vDim);
   const outBytes = call.batch * hq * call.qLen * vDim * bytes;
   return {
     computedPositions: computed,

@@ -13,6 +13,19 @@ export const QUANTIZED_DTYPES: readonly QuantizedDType[] = ["int8", "float8_e4m3
 export function isQuantized(dtype: string): dtype is QuantizedDType {
   return (QUANTIZED_DTYPES as readonly string[]).includes(dtype);
 }
+
+/** Bytes of one element of a query, key or value. */
+export function elementBytes(dtype: KvDType): number {
+  return dtype === "float32" ? 4 : isQuantized(dtype) ? 1 : 2;
+}
+
+/**
+ * Bytes of K and V a kernel reads per (token, kv head): both head dims' elements, and an int8 cache's float32 scale
+ * for K and for V. An fp8 cache's optional scale is per kv head, a few bytes per call, and not counted.
+ */
+export function kvBytesPerToken(dtype: KvDType, headDim: number, valueDim: number): number {
+  return (headDim + valueDim) * elementBytes(dtype) + (dtype === "int8" ? 2 * 4 : 0);
+}
 /** Element types of captured buffers. */
 export type BufferDType = "float32" | "int32" | "int64" | "bool";
 

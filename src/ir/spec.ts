@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { Ast } from "./ast.js";
 import { SpecError } from "./errors.js";
 import { constant } from "./expr.js";
-import { type AttentionGraph, type BufferDType, type KvDType, QUANTIZED_DTYPES, type TensorDType, type TensorLayout, isQuantized } from "./graph.js";
+import { type AttentionGraph, type BufferDType, elementBytes, type KvDType, QUANTIZED_DTYPES, type TensorDType, type TensorLayout, isQuantized } from "./graph.js";
 import { inferTypes, suggest } from "./inferTypes.js";
 import { FUNCTIONS, VARS } from "./ops.js";
 import { parseExpr } from "./parseExpr.js";
@@ -130,7 +130,7 @@ export function buildGraph(
     return "bshd";
   };
   for (const [field, t] of [["query", query], ["key", key], ["value", value]] as const) {
-    checkBytes(field, t.shape, t.dtype === "float32" ? 4 : isQuantized(t.dtype) ? 1 : 2);
+    checkBytes(field, t.shape, elementBytes(t.dtype));
   }
   const buffers = Object.entries(spec.buffers ?? {}).map(([name, b]) => {
     checkBytes(`buffers.${name}`, b.shape, b.dtype === "int64" ? 8 : b.dtype === "bool" ? 1 : 4);

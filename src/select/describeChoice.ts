@@ -1,14 +1,12 @@
+import { kvBytesPerToken } from "../ir/graph.js";
 import type { CallFeatures, Choice } from "./features.js";
 
-const BYTES: Record<CallFeatures["kvDtype"], number> = { float32: 4, bfloat16: 2, float16: 2, int8: 1, float8_e4m3fn: 1, float8_e5m2: 1 };
-
 /**
- * Bytes of K and V a call must read (each kv head once; an int8 cache's float32 scales, one per token and head of
- * each, included) and the FLOPs of QK^T and PV, before any masking, with every query row against kvLen positions.
+ * Bytes of K and V a call must read (each kv head once; an int8 cache's scales included) and the FLOPs of QK^T and
+ * PV, before any masking, with every query row against kvLen positions.
  */
 export function callCost(f: CallFeatures): { kvBytes: number; flops: number } {
-  const scales = f.kvDtype === "int8" ? 2 * 4 : 0;
-  const kvBytes = f.batch * f.hkv * f.kvLen * ((f.headDim + f.valueDim) * BYTES[f.kvDtype] + scales);
+  const kvBytes = f.batch * f.hkv * f.kvLen * kvBytesPerToken(f.kvDtype, f.headDim, f.valueDim);
   const flops = 2 * f.queryRows * f.hq * f.kvLen * (f.headDim + f.valueDim);
   return { kvBytes, flops };
 }
