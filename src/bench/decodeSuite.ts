@@ -86,7 +86,7 @@ function decodeRow(c: DecodeCase, result: ResultOf<"kernel">, probe: MachineProb
     bandwidthPct: (100 * gbs) / bandwidthGBs,
     vsFlashAttention: attention.stats ? attention.stats.medianMs / auto.stats.medianMs : null,
     roofline: roofline(result.work.minBytes, result.work.flops, auto.stats.medianMs, probe,
-      bf16DotFlops(auto.template, c.shape.dtype, c.shape.headDim, c.shape.headDim, result.work.flops)),
+      bf16DotFlops(auto.template, c.shape.dtype, c.shape.dtype, c.shape.headDim, c.shape.headDim, result.work.flops)),
   };
 }
 

@@ -3,7 +3,7 @@ import type { TensorDType } from "../ir/graph.js";
 /**
  * Tolerances of a kernel against the float64 reference, per dtype: |got - want| <= atol + rtol * |want|.
  * fp32 accumulates in fp32 (about 1e-6 relative per dot product at D = 128); bf16 and fp16 add the rounding of
- * the output to 8 or 11 significant bits (2^-9 and 2^-12 relative) on top of that.
+ * the output to 8 or 11 significant bits (at most 2^-8 and 2^-11 relative: half an ulp) on top of that.
  */
 export const TOLERANCE: Readonly<Record<TensorDType, { atol: number; rtol: number }>> = {
   float32: { atol: 2e-5, rtol: 2e-5 },

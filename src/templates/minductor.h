@@ -579,6 +579,17 @@ MD_INLINE void md_micro_gemm(const float* __restrict a, int64_t lda, const float
 /* The k terms of an A row that cover positions [0, n): one per position for fp32 operands. */
 MD_INLINE constexpr int64_t md_k_terms(const float*, int64_t n) { return n; }
 
+#if MD_W == 16
+/* 16 8-bit K/V codes as fp32 (e4m3fn in the units of md_kv_unit): the one AVX-512 conversion of each 8-bit format,
+ * for md_vload_dt and the bf16 pair packing. */
+template <int DT> MD_INLINE __m512 md_codes16_ps(__m128i bytes) {
+  static_assert(DT == MD_INT8 || DT == MD_FP8_E4M3FN || DT == MD_FP8_E5M2, "8-bit codes only");
+  if constexpr (DT == MD_INT8) return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes));
+  else if constexpr (DT == MD_FP8_E5M2) return _mm512_cvtph_ps(_mm256_slli_epi16(_mm256_cvtepu8_epi16(bytes), 8));
+  else return _mm512_cvtph_ps(md_e4m3fn_as_f16(_mm256_slli_epi16(_mm256_cvtepi8_epi16(bytes), 7)));
+}
+#endif
+
 #if defined(__AVX512BF16__) && !defined(MD_NO_BF16_DOT)
 /* ------------------------------------------------------------------------------------------------------------ */
 /* bf16 dot products (AVX512-BF16). VDPBF16PS adds to each fp32 lane the products of a pair of bf16 elements,
@@ -589,28 +600,41 @@ MD_INLINE constexpr int64_t md_k_terms(const float*, int64_t n) { return n; }
  *   - A rows: a bf16 row as it is (word p = elements 2p, 2p + 1), Q rows copied, P rows rounded from fp32;
  *   - B panels (md_panel_index over words): K^T holds word p of key row j at (p, j), a transpose of words with no
  *     conversion; V holds rows 2p and 2p + 1 interleaved at (p, c).
- * An odd count ends with a zero element. MD_NO_BF16_DOT leaves this out (the fp32 FMA path then runs, as on CPUs
+ * An odd count ends with a zero element. 8-bit K/V codes (int8, e4m3fn, e5m2) are bf16 values exactly (at most 8
+ * significant bits, exponents well inside bf16's), so their panels are the same words, converted while packing.  MD_NO_BF16_DOT leaves this out (the fp32 FMA path then runs, as on CPUs
  * without the instructions). */
 #define MD_BF16_DOT 1
 
 MD_INLINE constexpr int64_t md_pairs(int64_t n) { return (n + 1) / 2; }
 MD_INLINE constexpr int64_t md_k_terms(const uint32_t*, int64_t n) { return md_pairs(n); }
 
-/* Word p of a bf16 row of DIM elements: elements 2p and 2p + 1 (zero past the row). */
-template <int64_t DIM> MD_INLINE uint32_t md_pair_word(const void* row, int64_t p) {
-  const uint16_t* r = (const uint16_t*)row;
-  return (uint32_t)r[2 * p] | (2 * p + 1 < DIM ? (uint32_t)r[2 * p + 1] << 16 : 0u);
+/* Element i of a bf16 row, or of a row of 8-bit codes, as bf16 bits (exact, see above). */
+template <int DT> MD_INLINE uint32_t md_bf16_bits(const void* row, int64_t i) {
+  if constexpr (DT == MD_BFLOAT16) return ((const uint16_t*)row)[i];
+  else return md_f32_to_bf16(md_load_elem<DT>(row, i));
+}
+
+/* Word p of a row of DIM elements: elements 2p and 2p + 1 as bf16 (zero past the row). */
+template <int DT, int64_t DIM> MD_INLINE uint32_t md_pair_word(const void* row, int64_t p) {
+  return md_bf16_bits<DT>(row, 2 * p) | (2 * p + 1 < DIM ? md_bf16_bits<DT>(row, 2 * p + 1) << 16 : 0u);
+}
+
+/* Elements i .. i + 15 of a row as bf16 in 16-bit lanes, the lanes of m read and the others zero: a bf16 row's own
+ * bits, or 8-bit codes converted (md_codes16_ps, then to bf16, which rounds nothing). */
+template <int DT> MD_INLINE __m256i md_bf16x16(const void* row, int64_t i, __mmask16 m = (__mmask16)0xffff) {
+  if constexpr (DT == MD_BFLOAT16) return _mm256_maskz_loadu_epi16(m, (const uint16_t*)row + i);
+  else return (__m256i)_mm512_cvtneps_pbh(md_codes16_ps<DT>(_mm_maskz_loadu_epi8(m, (const uint8_t*)row + i)));
 }
 
 /* dst[0 .. md_pairs(DIM)) = a bf16 row as pairs (NULL: zeros). */
 template <int64_t DIM> MD_INLINE void md_pack_pairs_row(const void* row, uint32_t* dst) {
-  for (int64_t p = 0; p < md_pairs(DIM); ++p) dst[p] = row ? md_pair_word<DIM>(row, p) : 0u;
+  for (int64_t p = 0; p < md_pairs(DIM); ++p) dst[p] = row ? md_pair_word<MD_BFLOAT16, DIM>(row, p) : 0u;
 }
 
 /* K-style packing in pairs: the panel matrix [md_pairs(DIM) x ncols] of words holds word p of row j at (p, j) for
  * j < n and zeros for n <= j < ncols (ncols = n rounded up to MD_W). Eight rows at a time by an 8 x 8 transpose of
  * words; a NULL row reads as zeros. */
-template <int64_t DIM>
+template <int DT, int64_t DIM>
 MD_INLINE void md_pack_pairs_transposed(const void* const* rows, int64_t n, uint32_t* dst) {
   constexpr int64_t np = md_pairs(DIM), whole = DIM / 16 * 8; /* words in whole 8-word loads */
   const int64_t ncols = md_round_up(n, MD_W);
@@ -622,15 +646,15 @@ MD_INLINE void md_pack_pairs_transposed(const void* const* rows, int64_t n, uint
     int64_t p = 0;
     for (; p < whole; p += 8) {
       __m256 r[8];
-      for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps((const float*)((const uint16_t*)rows[j + k] + 2 * p));
+      for (int k = 0; k < 8; ++k) r[k] = _mm256_castsi256_ps(md_bf16x16<DT>(rows[j + k], 2 * p));
       md_transpose8(r);
       for (int k = 0; k < 8; ++k) _mm256_storeu_ps((float*)dst + md_panel_index(p + k, j, np, ncols), r[k]);
     }
     for (; p < np; ++p)
-      for (int k = 0; k < 8; ++k) dst[md_panel_index(p, j + k, np, ncols)] = md_pair_word<DIM>(rows[j + k], p);
+      for (int k = 0; k < 8; ++k) dst[md_panel_index(p, j + k, np, ncols)] = md_pair_word<DT, DIM>(rows[j + k], p);
   }
   for (; j < n; ++j)
-    for (int64_t p = 0; p < np; ++p) dst[md_panel_index(p, j, np, ncols)] = rows[j] ? md_pair_word<DIM>(rows[j], p) : 0u;
+    for (int64_t p = 0; p < np; ++p) dst[md_panel_index(p, j, np, ncols)] = rows[j] ? md_pair_word<DT, DIM>(rows[j], p) : 0u;
   for (; j < ncols; ++j)
     for (int64_t p = 0; p < np; ++p) dst[md_panel_index(p, j, np, ncols)] = 0u;
 }
@@ -643,7 +667,7 @@ MD_INLINE __mmask16 md_lanes16(int64_t count) {
 /* V-style packing in pairs: the panel matrix [md_pairs(n) x LD] of words holds (row 2p, row 2p + 1) at column c, with
  * zeros past DIM, for a missing last row (odd n) and for NULL rows. Returns false when a packed element is inf or
  * NaN (the caller then takes the fp32 path, which keeps them away from weights of 0). */
-template <int64_t DIM, int64_t LD>
+template <int DT, int64_t DIM, int64_t LD>
 MD_INLINE bool md_pack_pairs_interleaved(const void* const* rows, int64_t n, uint32_t* dst) {
   static_assert(LD % 16 == 0 && LD >= DIM, "LD must be DIM rounded up to 16");
   const int64_t np = md_pairs(n);
@@ -655,12 +679,12 @@ MD_INLINE bool md_pack_pairs_interleaved(const void* const* rows, int64_t n, uin
   const __m512i exponent = _mm512_set1_epi16(0x7f80);
   __mmask32 nonfinite = 0;
   for (int64_t p = 0; p < np; ++p) {
-    const uint16_t* r0 = (const uint16_t*)rows[2 * p];
-    const uint16_t* r1 = 2 * p + 1 < n ? (const uint16_t*)rows[2 * p + 1] : nullptr;
+    const void* r0 = rows[2 * p];
+    const void* r1 = 2 * p + 1 < n ? rows[2 * p + 1] : nullptr;
     for (int64_t c = 0; c < LD; c += 16) {
       const __mmask16 m = md_lanes16(DIM - c);
-      const __m256i e = r0 ? _mm256_maskz_loadu_epi16(m, r0 + c) : _mm256_setzero_si256();
-      const __m256i o = r1 ? _mm256_maskz_loadu_epi16(m, r1 + c) : _mm256_setzero_si256();
+      const __m256i e = r0 ? md_bf16x16<DT>(r0, c, m) : _mm256_setzero_si256();
+      const __m256i o = r1 ? md_bf16x16<DT>(r1, c, m) : _mm256_setzero_si256();
       const __m512i w = _mm512_permutex2var_epi16(_mm512_castsi256_si512(e), idx, _mm512_castsi256_si512(o));
       nonfinite |= _mm512_cmpeq_epi16_mask(_mm512_and_si512(w, exponent), exponent);
       _mm512_storeu_si512(dst + md_panel_index(p, c, np, LD), w);
@@ -776,12 +800,9 @@ MD_INLINE void md_gemm(const T* a, int64_t lda, const T* b, float* c, int64_t ld
 template <int DT> MD_INLINE md_vf md_vload_dt(const void* p, int64_t i) {
 #if MD_W == 16
   if constexpr (DT == MD_FLOAT32) return _mm512_loadu_ps((const float*)p + i);
-  else if constexpr (DT == MD_INT8) return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)((const int8_t*)p + i))));
-  else if constexpr (DT == MD_FP8_E4M3FN || DT == MD_FP8_E5M2) {
-    const __m128i bytes = _mm_loadu_si128((const __m128i*)((const uint8_t*)p + i));
-    if constexpr (DT == MD_FP8_E5M2) return _mm512_cvtph_ps(_mm256_slli_epi16(_mm256_cvtepu8_epi16(bytes), 8));
-    return _mm512_cvtph_ps(md_e4m3fn_as_f16(_mm256_slli_epi16(_mm256_cvtepi8_epi16(bytes), 7)));
-  } else {
+  else if constexpr (DT == MD_INT8 || DT == MD_FP8_E4M3FN || DT == MD_FP8_E5M2)
+    return md_codes16_ps<DT>(_mm_loadu_si128((const __m128i*)((const uint8_t*)p + i)));
+  else {
     const __m256i h = _mm256_loadu_si256((const __m256i*)((const uint16_t*)p + i));
     if constexpr (DT == MD_BFLOAT16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
     else return _mm512_cvtph_ps(h);

@@ -55,11 +55,14 @@ describe("roofline", () => {
   });
 
   it("takes a bf16 prefill's FLOPs and a bf16 decode's q . k as dot-product FLOPs, nothing else", () => {
-    expect(bf16DotFlops("flash_attention", "bfloat16", 128, 128, 1000)).toBe(1000);
-    expect(bf16DotFlops("flash_decoding", "bfloat16", 128, 64, 1200)).toBe(800);
-    expect(bf16DotFlops("flash_attention", "float32", 128, 128, 1000)).toBe(0);
-    expect(bf16DotFlops("flash_decoding", "int8", 128, 128, 1000)).toBe(0);
-    expect(bf16DotFlops("naive", "bfloat16", 128, 128, 1000)).toBe(0);
+    expect(bf16DotFlops("flash_attention", "bfloat16", "bfloat16", 128, 128, 1000)).toBe(1000);
+    expect(bf16DotFlops("flash_decoding", "bfloat16", "bfloat16", 128, 64, 1200)).toBe(800);
+    expect(bf16DotFlops("flash_attention", "float32", "float32", 128, 128, 1000)).toBe(0);
+    expect(bf16DotFlops("flash_decoding", "bfloat16", "int8", 128, 128, 1000)).toBe(0);
+    expect(bf16DotFlops("naive", "bfloat16", "bfloat16", 128, 128, 1000)).toBe(0);
+    // 8-bit codes are packed as bf16 for a bf16 query's prefill; with an fp32 or fp16 query they stay on FMA
+    expect(bf16DotFlops("flash_attention", "bfloat16", "float8_e5m2", 128, 128, 1000)).toBe(1000);
+    expect(bf16DotFlops("flash_attention", "float32", "int8", 128, 128, 1000)).toBe(0);
   });
 });
 

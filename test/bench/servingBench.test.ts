@@ -164,7 +164,13 @@ describe("serving targets", () => {
     expect(judged["8-bit KV decode vs bf16"].measured).toContain("1.50x");
     expect(judged["8-bit KV decode bandwidth"]).toMatchObject({ met: false });
     expect(judged["8-bit KV decode bandwidth"].measured).toContain("e4m3fn");
-    expect(judged["int8 KV prefill vs bf16"].met).toBeNull();
+    expect(judged["8-bit KV prefill vs bf16"].met).toBeNull();
+    // every 8-bit format's prefill is judged, not only int8's
+    const slowPrefill = rows({ quantized: [...rows({}).quantized, quantized("float8_e4m3fn", 0.8, 0, "prefill")] });
+    const prefill = checkServingTargets(slowPrefill).find((c) => c.name === "8-bit KV prefill vs bf16")!;
+    expect(prefill).toMatchObject({ met: false });
+    expect(prefill.measured).toContain("1.25x");
+    expect(prefill.measured).toContain("e4m3fn");
     expect(checkServingTargets(null).every((c) => c.met === null)).toBe(true);
     const slowLayout = rows({ layouts: [{ ...rows({}).layouts[0], stridedOverContiguous: SERVING_TARGETS.layoutRatio + 0.01 }] });
     expect(checkServingTargets(slowLayout).find((c) => c.name.startsWith("strided"))!.met).toBe(false);
