@@ -46,11 +46,32 @@ describe("checkTargets", () => {
     expect(byName["decode bandwidth, G=1"].measured).toContain("85%");
     expect(byName["decode bandwidth, G=4"].met).toBe(true);
     expect(byName["prefill fp32 compute"].met).toBe(false);
-    expect(byName["bf16 beats fp32 (prefill)"].met).toBe(true);
+    // no row ran on the bf16 dot products: bf16 only has to beat fp32 (10 / 8 = 1.25x)
+    expect(byName["bf16 vs fp32 (prefill)"].met).toBe(true);
     // fp32: 10 / 5 = 2.0x; bf16: 8 / 4.2 = 1.9x.
     expect(byName["causal faster than non-causal"].met).toBe(true);
     expect(byName["codegen per kernel"].met).toBeNull();
     expect(byName["run() per-call overhead"].met).toBeNull();
+  });
+
+  it("asks 1.7x of bf16 where it ran on the bf16 dot products, and 1.85x of causal", () => {
+    const dot = { ms: 5, bound: "compute" as const, pct: 60, dot: true as const };
+    const rows = (bf16Ms: number, causalFp32Ms: number) => ({
+      prefill: [
+        prefill({ dtype: "float32", causal: false, stats: stats(10), peakPct: 72 }),
+        prefill({ dtype: "float32", causal: true, stats: stats(causalFp32Ms), peakPct: 71 }),
+        prefill({ dtype: "bfloat16", causal: false, stats: stats(bf16Ms), roofline: dot }),
+        prefill({ dtype: "bfloat16", causal: true, stats: stats(bf16Ms / 1.9), roofline: dot }),
+      ],
+      decode: [],
+      overhead: null,
+    });
+    const judged = (bf16Ms: number, causalFp32Ms: number) => Object.fromEntries(checkTargets(rows(bf16Ms, causalFp32Ms)).map((c) => [c.name, c]));
+    expect(judged(5.5, 5)["bf16 vs fp32 (prefill)"].met).toBe(true); // 10 / 5.5 = 1.82x
+    expect(judged(6.25, 5)["bf16 vs fp32 (prefill)"]).toMatchObject({ met: false }); // 1.6x
+    expect(judged(6.25, 5)["bf16 vs fp32 (prefill)"].target).toContain("1.7x");
+    expect(judged(5.5, 5)["prefill fp32 compute"].met).toBe(true);
+    expect(judged(5.5, 5.6)["causal faster than non-causal"]).toMatchObject({ met: false }); // 10 / 5.6 = 1.79x
   });
 
   it("judges the overhead targets", () => {
