@@ -601,8 +601,8 @@ template <int DT> MD_INLINE __m512 md_codes16_ps(__m128i bytes) {
  *   - B panels (md_panel_index over words): K^T holds word p of key row j at (p, j), a transpose of words with no
  *     conversion; V holds rows 2p and 2p + 1 interleaved at (p, c).
  * An odd count ends with a zero element. 8-bit K/V codes (int8, e4m3fn, e5m2) are bf16 values exactly (at most 8
- * significant bits, exponents well inside bf16's), so their panels are the same words, converted while packing.  MD_NO_BF16_DOT leaves this out (the fp32 FMA path then runs, as on CPUs
- * without the instructions). */
+ * significant bits, exponents well inside bf16's), so their panels are the same words, converted while packing.
+ * MD_NO_BF16_DOT leaves this out (the fp32 FMA path then runs, as on CPUs without the instructions). */
 #define MD_BF16_DOT 1
 
 MD_INLINE constexpr int64_t md_pairs(int64_t n) { return (n + 1) / 2; }
@@ -654,7 +654,8 @@ MD_INLINE void md_pack_pairs_transposed(const void* const* rows, int64_t n, uint
       for (int k = 0; k < 8; ++k) dst[md_panel_index(p, j + k, np, ncols)] = md_pair_word<DT, DIM>(rows[j + k], p);
   }
   for (; j < n; ++j)
-    for (int64_t p = 0; p < np; ++p) dst[md_panel_index(p, j, np, ncols)] = rows[j] ? md_pair_word<DT, DIM>(rows[j], p) : 0u;
+    for (int64_t p = 0; p < np; ++p)
+      dst[md_panel_index(p, j, np, ncols)] = rows[j] ? md_pair_word<DT, DIM>(rows[j], p) : 0u;
   for (; j < ncols; ++j)
     for (int64_t p = 0; p < np; ++p) dst[md_panel_index(p, j, np, ncols)] = 0u;
 }
