@@ -95,12 +95,36 @@ function vdpbf16psPerFunction(so: string): Map<string, number> {
   return counts;
 }
 
+const DECODE_CASE: Case = { name: "decode", hq: 8, hkv: 2, d: 72, dv: 72, lq: 3, lkv: 333, block: [16, 32], vmax: 1, maskMod: "q_idx + 330 >= kv_idx" };
+const NONFINITE_CASE: Case = { name: "nonfinite", hq: 2, hkv: 1, d: 32, dv: 32, lq: 40, lkv: 70, block: [32, 32], vmax: 1, maskMod: "kv_idx % 9 != 4" };
+/**
+ * 8-bit K/V: D 72 -> Dv 40, whole 16-element loads and a 4-word tail in K, a partial 16-lane group in V; 131 positions,
+ * an odd last tile; causal with every ninth position masked (where the inf and NaN codes go).
+ */
+const EIGHT_BIT_CASE: Case = { name: "8-bit", hq: 4, hkv: 2, d: 72, dv: 40, lq: 131, lkv: 131, block: [64, 64], vmax: 1, maskMod: "q_idx >= kv_idx && kv_idx % 9 != 4" };
+const FORMATS: QuantizedDType[] = ["int8", "float8_e4m3fn", "float8_e5m2"];
+
 const kernels = new Map<string, Promise<Kernel>>();
 function kernelOf(c: Case, flags: string[], kvDtype: string = "bfloat16"): Promise<Kernel> {
   const key = `${c.name}|${kvDtype}|${flags.join(" ")}`;
   let k = kernels.get(key);
   if (!k) kernels.set(key, (k = compile(specOf(c, kvDtype), { cxxflags: flags, tuning: false })));
   return k;
+}
+
+/*
+ * Every kernel of the file starts building at import, so the builds run side by side (compile() runs one g++ per core)
+ * instead of one after another as the tests reach them; a failed build surfaces in its test. Only where the tests run.
+ */
+if (SKIP === undefined) {
+  const builds = [
+    ...CASES.flatMap((c) => [kernelOf(c, FLAGS), kernelOf(c, FP32_PATH)]),
+    kernelOf(DECODE_CASE, FLAGS),
+    kernelOf(NONFINITE_CASE, FLAGS),
+    ...FORMATS.map((dtype) => kernelOf(EIGHT_BIT_CASE, FLAGS, dtype)),
+    kernelOf(EIGHT_BIT_CASE, FP32_PATH, "int8"),
+  ];
+  for (const build of builds) build.catch(() => {});
 }
 
 describe("prefill on bf16 dot products (AVX512-BF16)", () => {
@@ -116,7 +140,7 @@ describe("prefill on bf16 dot products (AVX512-BF16)", () => {
 
   it("decode (q . k on VDPBF16PS, P V in fp32) matches the float64 reference, GQA 4, D 72, q_len 1 and 3", async (ctx) => {
     ctx.skip(SKIP !== undefined, SKIP);
-    const c: Case = { name: "decode", hq: 8, hkv: 2, d: 72, dv: 72, lq: 3, lkv: 333, block: [16, 32], vmax: 1, maskMod: "q_idx + 330 >= kv_idx" };
+    const c = DECODE_CASE;
     const k = await kernelOf(c, FLAGS);
     for (const qLen of [1, 3]) {
       const full = inputsOf({ ...c, lq: qLen }, qLen);
@@ -152,7 +176,7 @@ describe.each(CASES)("bf16 dot products: $name", (c) => {
 });
 
 describe("bf16 dot products: inf and NaN in V", () => {
-  const c: Case = { name: "nonfinite", hq: 2, hkv: 1, d: 32, dv: 32, lq: 40, lkv: 70, block: [32, 32], vmax: 1, maskMod: "kv_idx % 9 != 4" };
+  const c = NONFINITE_CASE;
   it("a masked position's inf or NaN adds nothing; an attended inf reaches the row as IEEE arithmetic says", async (ctx) => {
     ctx.skip(SKIP !== undefined, SKIP);
     const k = await kernelOf(c, FLAGS);
@@ -172,10 +196,7 @@ describe("bf16 dot products: inf and NaN in V", () => {
 });
 
 describe("bf16 dot products: 8-bit K/V with a bf16 query", () => {
-  // D 72 -> Dv 40: whole 16-element loads and a 4-word tail in K, a partial 16-lane group in V; 131 positions: an odd
-  // last tile; causal with every ninth position masked (where the inf and NaN codes go)
-  const c: Case = { name: "8-bit", hq: 4, hkv: 2, d: 72, dv: 40, lq: 131, lkv: 131, block: [64, 64], vmax: 1, maskMod: "q_idx >= kv_idx && kv_idx % 9 != 4" };
-  const FORMATS: QuantizedDType[] = ["int8", "float8_e4m3fn", "float8_e5m2"];
+  const c = EIGHT_BIT_CASE;
 
   /** bf16 inputs with K and V quantized: int8 per (token, head) scales, fp8 uneven per-head scales. */
   function quantizedInputs(dtype: QuantizedDType, seed: number): KernelInputs {
