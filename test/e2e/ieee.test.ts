@@ -17,7 +17,7 @@ import { generateInputs, type GeneratedInputs } from "../../src/io/generateInput
 import { compareOutputs, TOLERANCE } from "../../src/reference/compareOutputs.js";
 import { referenceAttention } from "../../src/reference/referenceAttention.js";
 import { tensor, toFloat64 } from "../../src/runtime/tensor.js";
-import { kernelFor } from "../helpers/checkKernel.js";
+import { kernelFor, prebuild } from "../helpers/checkKernel.js";
 
 const B = 2;
 const HQ = 4;
@@ -284,6 +284,9 @@ async function checkScenario(sc: Scenario): Promise<void> {
     }
   }
 }
+
+// Every kernel of the file builds at import, side by side, rather than as each test reaches it.
+prebuild([...SCENARIOS.map((sc) => sc.graph), paged]);
 
 describe("NaN and Inf semantics, kernel against the float64 reference", () => {
   for (const sc of SCENARIOS) {
