@@ -102,8 +102,8 @@ export function formatSweep(points: readonly SweepPoint[]): string {
   const table = formatTable(["G", "B", "q_len", ...kvLens.map((kv) => `kv ${kv}`), "decoding wins"], rows, ["r", "r", "r", ...kvLens.map(() => "r" as const), "l"]);
   const misses = autoMisses(points);
   const verdict = misses.length === 0
-    ? `auto (q_len <= ${DECODE_MAX_Q_LEN}, kv_len >= ${AUTO.MIN_KV_LEN}) picks the faster template at every point (ties within 5% count as either)`
-    : `auto (q_len <= ${DECODE_MAX_Q_LEN}, kv_len >= ${AUTO.MIN_KV_LEN}) picks the slower template (by > 5%) at ${misses.length} of ${points.length} points: ${misses.map((p) => `G${p.group} B${p.batch} q${p.qLen} kv${p.kvLen}`).join(", ")}`;
+    ? `auto (q_len <= ${DECODE_MAX_Q_LEN}, kv_len >= ${AUTO.MIN_KV_LEN} or q_len == 1) picks the faster template at every point (ties within 5% count as either)`
+    : `auto (q_len <= ${DECODE_MAX_Q_LEN}, kv_len >= ${AUTO.MIN_KV_LEN} or q_len == 1) picks the slower template (by > 5%) at ${misses.length} of ${points.length} points: ${misses.map((p) => `G${p.group} B${p.batch} q${p.qLen} kv${p.kvLen}`).join(", ")}`;
   return [
     "Template choice sweep (bf16, D 128, Hkv 8): flash_attention time / flash_decoding time; above 1 decoding wins; * = auto picks decoding",
     table,

@@ -15,8 +15,10 @@ export const DECODE_MAX_Q_LEN = 8;
  * Constants of the `auto` policy, measured on this project's reference machine (2 cores, AVX2; see
  * docs/benchmarks.md, "template choice"): the template sweep (bf16, D 128, G 1/4, B 1/8) finds flash decoding
  * faster for every q_len <= 8 from the shortest kv length it measures, 64 (1.1x to 2.8x), and no faster at
- * q_len 16; below 64 there is no data and flash attention (no second pass) is kept; partitions are at least MIN_PARTITION positions so pass 2 stays small, and
- * TASKS_PER_THREAD partitions per thread balance uneven partitions.
+ * q_len 16. Below 64, measured on a 2-core AVX-512 machine (docs/benchmarks.md, "Fixed cost of a call"): a single
+ * query row decodes faster at every kv length (kv 16: 11 against 17 us at B 1, 38 against 92 at B 8), while 8 rows
+ * over 16 to 48 positions run faster on flash attention. Partitions are at least MIN_PARTITION positions so pass 2
+ * stays small, and TASKS_PER_THREAD partitions per thread balance uneven partitions.
  */
 export const AUTO = { MIN_KV_LEN: 64, MIN_PARTITION: 256, MAX_PARTITION: 8192, TASKS_PER_THREAD: 4 } as const;
 
@@ -66,7 +68,8 @@ export function pytorchPolicy(f: CallFeatures): Choice {
 }
 
 /**
- * minductor's rule: flash decoding for every short query (q_len <= 8) over a kv length worth splitting. It packs
+ * minductor's rule: flash decoding for a single query row, and for every short query (q_len <= 8) over a kv length
+ * worth splitting. It packs
  * the G query heads of a kv head so K/V stream once per kv head, and splits the kv length so every thread has
  * work however small B * Hkv is. Flash attention keeps long queries, where its q tiles reuse each K/V tile.
  */
@@ -74,7 +77,7 @@ export function autoPolicy(f: CallFeatures): Choice {
   const group = f.hq / f.hkv;
   const clauses: Clause[] = [
     { name: `q_len <= ${DECODE_MAX_Q_LEN}`, value: `q_len = ${f.qLen}`, holds: f.qLen <= DECODE_MAX_Q_LEN },
-    { name: `kv_len >= ${AUTO.MIN_KV_LEN}`, value: `kv_len = ${f.kvLen}`, holds: f.kvLen >= AUTO.MIN_KV_LEN },
+    { name: `kv_len >= ${AUTO.MIN_KV_LEN} or q_len == 1`, value: `kv_len = ${f.kvLen}, q_len = ${f.qLen}`, holds: f.kvLen >= AUTO.MIN_KV_LEN || f.qLen === 1 },
   ];
   const decode = clauses.every((c) => c.holds);
   const partitionSize = f.kernelOptions.PARTITION_SIZE ?? autoPartitionSize(f);

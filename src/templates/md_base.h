@@ -49,6 +49,23 @@ MD_INLINE int md_thread_id(void) {
 #endif
 }
 
+/* Runs `body` on `threads` OpenMP threads, its worksharing constructs (`omp for`, `omp single`) orphaned inside it.
+ * One thread runs it on the caller without a team: libgomp wakes a team's barrier with a futex syscall even when
+ * the team has one thread, which for a call of a few microseconds costs more than the work. */
+template <class Body>
+static inline void md_parallel(int64_t threads, Body&& body) {
+#ifdef _OPENMP
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    body();
+    return;
+  }
+#else
+  (void)threads;
+#endif
+  body();
+}
+
 MD_INLINE float* md_scratch_alloc(int64_t threads, int64_t floats_per_thread) {
   const size_t bytes = (size_t)threads * (size_t)md_round_up(floats_per_thread, 16) * sizeof(float);
   return (float*)aligned_alloc(64, md_round_up((int64_t)bytes, 64));

@@ -317,32 +317,34 @@ extern "C" __attribute__((visibility("default"))) int32_t md_build_block_mask(md
   int32_t* full_indices = (int32_t*)a->full_kv_indices;
   const int64_t rows = a->mask_batch * a->mask_heads * a->q_blocks;
   const int64_t threads = md_max(1, md_min(md_threads_for(a->num_threads), rows));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-  for (int64_t row = 0; row < rows; ++row) {
-    const int64_t qb = row % a->q_blocks;
-    const int64_t h = row / a->q_blocks % a->mask_heads;
-    const int64_t b = row / a->q_blocks / a->mask_heads;
-    const int64_t kv_len = per_sequence ? md_seq_kv_len(a, b) : a->kv_len;
-    const int64_t q_len = per_sequence ? md_seq_q_len(a, b) : a->q_len;
-    const int64_t q_begin = qb * MD_SPARSE_Q_BLOCK_SIZE;
-    const int64_t q_end = md_min(q_len, q_begin + MD_SPARSE_Q_BLOCK_SIZE);
-    int32_t* partial = kv_indices + row * a->kv_blocks;
-    int32_t* full = full_num_blocks ? full_indices + row * a->kv_blocks : nullptr;
-    int64_t n_partial = 0, n_full = 0;
-    for (int64_t kb = 0; kb < a->kv_blocks; ++kb) {
-      const int64_t kv_begin = kb * MD_SPARSE_KV_BLOCK_SIZE;
-      const int64_t kv_end = md_min(kv_len, kv_begin + MD_SPARSE_KV_BLOCK_SIZE);
-      const md_block_kind kind = md_classify_block(a, b, h, q_begin, q_end, kv_begin, kv_end);
-      if (kind == MD_BLOCK_FULL && full) full[n_full++] = (int32_t)kb;
-      else if (kind != MD_BLOCK_ABSENT) partial[n_partial++] = (int32_t)kb;
+  md_parallel(threads, [&] {
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t row = 0; row < rows; ++row) {
+      const int64_t qb = row % a->q_blocks;
+      const int64_t h = row / a->q_blocks % a->mask_heads;
+      const int64_t b = row / a->q_blocks / a->mask_heads;
+      const int64_t kv_len = per_sequence ? md_seq_kv_len(a, b) : a->kv_len;
+      const int64_t q_len = per_sequence ? md_seq_q_len(a, b) : a->q_len;
+      const int64_t q_begin = qb * MD_SPARSE_Q_BLOCK_SIZE;
+      const int64_t q_end = md_min(q_len, q_begin + MD_SPARSE_Q_BLOCK_SIZE);
+      int32_t* partial = kv_indices + row * a->kv_blocks;
+      int32_t* full = full_num_blocks ? full_indices + row * a->kv_blocks : nullptr;
+      int64_t n_partial = 0, n_full = 0;
+      for (int64_t kb = 0; kb < a->kv_blocks; ++kb) {
+        const int64_t kv_begin = kb * MD_SPARSE_KV_BLOCK_SIZE;
+        const int64_t kv_end = md_min(kv_len, kv_begin + MD_SPARSE_KV_BLOCK_SIZE);
+        const md_block_kind kind = md_classify_block(a, b, h, q_begin, q_end, kv_begin, kv_end);
+        if (kind == MD_BLOCK_FULL && full) full[n_full++] = (int32_t)kb;
+        else if (kind != MD_BLOCK_ABSENT) partial[n_partial++] = (int32_t)kb;
+      }
+      kv_num_blocks[row] = (int32_t)n_partial;
+      md_append_unselected(partial, n_partial, a->kv_blocks);
+      if (full) {
+        full_num_blocks[row] = (int32_t)n_full;
+        md_append_unselected(full, n_full, a->kv_blocks);
+      }
     }
-    kv_num_blocks[row] = (int32_t)n_partial;
-    md_append_unselected(partial, n_partial, a->kv_blocks);
-    if (full) {
-      full_num_blocks[row] = (int32_t)n_full;
-      md_append_unselected(full, n_full, a->kv_blocks);
-    }
-  }
+  });
   return a->status;
 }
 

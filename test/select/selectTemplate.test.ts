@@ -48,10 +48,13 @@ describe("the auto policy", () => {
     expect(selectTemplate(features({ qLen: DECODE_MAX_Q_LEN + 1 })).template).toBe("flash_attention");
     expect(selectTemplate(features({ qLen: 2048, kvLen: 2048 })).template).toBe("flash_attention");
   });
-  it("does not split a short kv length", () => {
-    const c = selectTemplate(features({ kvLen: AUTO.MIN_KV_LEN - 1 }));
+  it("keeps several query rows over a short kv length on flash attention", () => {
+    const c = selectTemplate(features({ qLen: 2, kvLen: AUTO.MIN_KV_LEN - 1 }));
     expect(c.template).toBe("flash_attention");
-    expect(c.reasons.join()).toContain(`kv_len >= ${AUTO.MIN_KV_LEN} fails`);
+    expect(c.reasons.join()).toContain(`kv_len >= ${AUTO.MIN_KV_LEN} or q_len == 1 fails (kv_len = ${AUTO.MIN_KV_LEN - 1}, q_len = 2)`);
+  });
+  it("decodes a single query row over any kv length", () => {
+    for (const kvLen of [1, 16, AUTO.MIN_KV_LEN - 1]) expect(selectTemplate(features({ qLen: 1, kvLen })).template).toBe("flash_decoding");
   });
   it("a forced template wins over both policies", () => {
     const c = selectTemplate(features({ qLen: 1, kernelOptions: { template: "flash_attention" } }));
