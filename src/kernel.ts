@@ -42,11 +42,18 @@ export interface CallShapeOverrides {
   threads?: number;
 }
 
-/** Threads OpenMP will use by default: OMP_NUM_THREADS when set, else every core. */
+/**
+ * Threads OpenMP will use by default: OMP_NUM_THREADS when set, else every core. Read once per process, as libgomp
+ * reads OMP_NUM_THREADS once when it loads (and counting the cores is a system call, which a call should not pay).
+ */
 export function defaultThreads(): number {
-  const env = Number(process.env.OMP_NUM_THREADS);
-  return Number.isSafeInteger(env) && env > 0 ? env : availableParallelism();
+  if (defaultThreadCount === undefined) {
+    const env = Number(process.env.OMP_NUM_THREADS);
+    defaultThreadCount = Number.isSafeInteger(env) && env > 0 ? env : availableParallelism();
+  }
+  return defaultThreadCount;
 }
+let defaultThreadCount: number | undefined;
 
 /**
  * A compiled FlexAttention kernel: one library serving every batch size and length, with both templates.
@@ -90,8 +97,8 @@ export class Kernel {
 
   /** Runs the kernel on the calling thread. */
   run(inputs: KernelInputs, options: RunOptions = {}): KernelOutputs {
-    const { target, mask, runOptions } = this.plan(inputs, options);
-    return runKernel(target.native, target.graph, inputs, mask, runOptions);
+    const { target, mask, runOptions, shape } = this.plan(inputs, options);
+    return runKernel(target.native, target.graph, inputs, mask, runOptions, shape);
   }
 
   /**
@@ -100,14 +107,14 @@ export class Kernel {
    * the buffers are the caller's own: an engine can check that nothing it holds is copied.
    */
   bindings(inputs: KernelInputs, options: RunOptions = {}): Record<"query" | "key" | "value" | "out" | "lse", TensorBinding | null> {
-    const { target, mask, runOptions } = this.plan(inputs, options);
-    return bindingsOf(prepareCall(target.graph, { ...inputs, blockMask: mask }, runOptions).args);
+    const { target, mask, runOptions, shape } = this.plan(inputs, options);
+    return bindingsOf(prepareCall(target.graph, inputs, runOptions, shape, mask).args);
   }
 
   /** Runs the kernel on a worker thread, keeping the event loop free. */
   async runAsync(inputs: KernelInputs, options: RunOptions = {}): Promise<KernelOutputs> {
-    const { target, mask, runOptions } = this.plan(inputs, options);
-    return runKernelAsync(target.native, target.graph, inputs, mask, runOptions);
+    const { target, mask, runOptions, shape } = this.plan(inputs, options);
+    return runKernelAsync(target.native, target.graph, inputs, mask, runOptions, shape);
   }
 
   /** The choice the selector makes for a call with these inputs. */
@@ -138,7 +145,7 @@ export class Kernel {
   private plan(inputs: KernelInputs, options: RunOptions) {
     const shape = validateInputs(this.graph, inputs);
     if (options.template === "naive") {
-      return { target: this.main, mask: undefined, runOptions: { template: "naive" as const, partitionSize: options.partitionSize, numThreads: options.numThreads ?? 0, out: options.out, lse: options.lse } };
+      return { target: this.main, mask: undefined, shape, runOptions: { template: "naive" as const, partitionSize: options.partitionSize, numThreads: options.numThreads ?? 0, out: options.out, lse: options.lse } };
     }
     const f = this.featuresOf(shape, options);
     const tuned = this.tunedFor(f, inputs, options);
@@ -149,6 +156,7 @@ export class Kernel {
     return {
       target,
       mask,
+      shape,
       runOptions: {
         template,
         partitionSize: options.partitionSize ?? choice.partitionSize,

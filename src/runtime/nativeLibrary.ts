@@ -103,50 +103,82 @@ const MD_ARGS = koffi.struct(MD_ARGS_FIELDS);
 const MD_ARGS_SIZE = koffi.sizeof(MD_ARGS);
 const VOID_POINTER = koffi.pointer("void");
 
+/** Byte offsets of the `md_args` fields, as koffi lays the struct out (the layout test holds them against the C compiler's). */
+const AT = Object.fromEntries(Object.keys(MD_ARGS_FIELDS).map((name) => [name, koffi.offsetof(MD_ARGS, name)])) as Record<keyof NativeArgs, number>;
+
 /**
- * Writes `md_args` into `bytes` field by field, at the offsets koffi computes for the C layout (the layout test holds
- * them against the C compiler's). koffi can encode the struct from the object itself, but it looks every field up
- * by name on every call, which took 5-6 µs of a call whose kernel takes 3; this takes well under one. Pointers are
- * the addresses of the caller's typed arrays (with their byte offsets), valid while those arrays are alive: the
- * caller keeps `args`, which holds them, until the call returns. Returns the pointer table of `buffers`, which must be
- * kept alive as long.
+ * Writes `args` into `bytes` as the C struct `md_args`; `mods` is the address of the mod library's table. koffi could
+ * encode the struct from the object itself, but it looks every field up by name on every call, which took 5-6 µs of
+ * a call whose kernel takes 3; this writes each field at its offset directly. Pointers are the addresses of the
+ * caller's typed arrays (their byte offsets included), valid while those arrays live: the caller keeps `args`, which
+ * holds them, until the call has returned. Returns the pointer table of `buffers`, which must be kept alive as long.
  */
-const encodeArgs: (args: NativeArgs, mods: bigint, bytes: ArrayBuffer) => BigInt64Array | null = (() => {
-  type Writer = (args: NativeArgs, i32: Int32Array, i64: BigInt64Array) => void;
-  const int64 = (i32: Int32Array, at: number, x: number) => {
-    // Two's complement halves of an integer below 2^53 in magnitude (little-endian, as every target of koffi is).
+export function encodeArgs(args: NativeArgs, mods: bigint, bytes: ArrayBuffer): BigInt64Array | null {
+  const i32 = new Int32Array(bytes, 0, MD_ARGS_SIZE / 4);
+  const i64 = new BigInt64Array(bytes, 0, MD_ARGS_SIZE / 8);
+  // Two's complement halves of an integer below 2^53 in magnitude (little-endian, as every target of koffi is).
+  const int = (field: keyof NativeArgs, x: number, k = 0) => {
+    const at = AT[field] / 4 + 2 * k;
     i32[at] = x >>> 0;
     i32[at + 1] = Math.floor(x / 4294967296);
   };
-  const writers: Writer[] = [];
-  let buffersAt = -1;
-  for (const [name, type] of Object.entries(MD_ARGS_FIELDS) as [keyof NativeArgs, string][]) {
-    const offset = koffi.offsetof(MD_ARGS, name);
-    if (type === "int64_t") writers.push((a, i32) => int64(i32, offset / 4, a[name] as number));
-    else if (type === "int32_t") writers.push((a, i32) => void (i32[offset / 4] = a[name] as number));
-    else if (type === "int64_t[3]") {
-      writers.push((a, i32) => {
-        const v = a[name] as number[];
-        for (let k = 0; k < 3; k++) int64(i32, offset / 4 + 2 * k, v[k]!);
-      });
-    } else if (name === "buffers") buffersAt = offset / 8;
-    else if (name !== "mods") writers.push((a, _i32, i64) => void (i64[offset / 8] = a[name] ? koffi.address(a[name]) : 0n));
-  }
-  const modsAt = koffi.offsetof(MD_ARGS, "mods") / 8;
-  return (args, mods, bytes) => {
-    const i32 = new Int32Array(bytes, 0, MD_ARGS_SIZE / 4);
-    const i64 = new BigInt64Array(bytes, 0, MD_ARGS_SIZE / 8);
-    for (const write of writers) write(args, i32, i64);
-    i64[modsAt] = mods;
-    let table: BigInt64Array | null = null;
-    if (args.buffers && args.buffers.length > 0) {
-      table = new BigInt64Array(args.buffers.length);
-      args.buffers.forEach((b, k) => (table![k] = koffi.address(b)));
-    }
-    i64[buffersAt] = table ? koffi.address(table) : 0n;
-    return table;
+  const triple = (field: keyof NativeArgs, v: readonly number[]) => {
+    int(field, v[0]!, 0);
+    int(field, v[1]!, 1);
+    int(field, v[2]!, 2);
   };
-})();
+  const pointer = (field: keyof NativeArgs, data: TensorData | BigInt64Array | null) => {
+    i64[AT[field] / 8] = data ? koffi.address(data) : 0n;
+  };
+  let table: BigInt64Array | null = null;
+  if (args.buffers && args.buffers.length > 0) {
+    table = new BigInt64Array(args.buffers.length);
+    for (let k = 0; k < args.buffers.length; k++) table[k] = koffi.address(args.buffers[k]);
+  }
+  int("batch", args.batch);
+  int("q_len", args.q_len);
+  int("kv_len", args.kv_len);
+  pointer("query", args.query);
+  pointer("key", args.key);
+  pointer("value", args.value);
+  pointer("out", args.out);
+  pointer("lse", args.lse);
+  pointer("page_table", args.page_table);
+  pointer("seq_lens", args.seq_lens);
+  int("max_pages_per_seq", args.max_pages_per_seq);
+  int("num_pages", args.num_pages);
+  pointer("kv_num_blocks", args.kv_num_blocks);
+  pointer("kv_indices", args.kv_indices);
+  pointer("full_kv_num_blocks", args.full_kv_num_blocks);
+  pointer("full_kv_indices", args.full_kv_indices);
+  int("mask_batch", args.mask_batch);
+  int("mask_heads", args.mask_heads);
+  int("q_blocks", args.q_blocks);
+  int("kv_blocks", args.kv_blocks);
+  pointer("buffers", table);
+  pointer("buffer_dims", args.buffer_dims);
+  int("partition_size", args.partition_size);
+  i32[AT.num_threads / 4] = args.num_threads;
+  i32[AT.status / 4] = args.status;
+  i64[AT.mods / 8] = mods;
+  triple("q_strides", args.q_strides);
+  triple("k_strides", args.k_strides);
+  triple("v_strides", args.v_strides);
+  triple("out_strides", args.out_strides);
+  triple("lse_strides", args.lse_strides);
+  pointer("q_start_loc", args.q_start_loc);
+  pointer("kv_start_loc", args.kv_start_loc);
+  pointer("k_scale", args.k_scale);
+  pointer("v_scale", args.v_scale);
+  triple("k_scale_strides", args.k_scale_strides);
+  triple("v_scale_strides", args.v_scale_strides);
+  return table;
+}
+
+/** The `md_args` that `bytes` holds, as koffi decodes the struct (pointers as koffi's pointer objects): for tests. */
+export function decodeArgs(bytes: ArrayBuffer): Record<keyof NativeArgs, unknown> {
+  return koffi.decode(bytes, MD_ARGS) as Record<keyof NativeArgs, unknown>;
+}
 
 /** Byte offset of every `md_args` field and the struct's size, as koffi lays it out (for layout checks). */
 export function mdArgsLayout(): { size: number; offsets: Record<keyof NativeArgs, number> } {

@@ -8,7 +8,7 @@ import type { NativeArgs } from "./nativeLibrary.js";
 import { type ResolvedRunOptions, type RunOptions, type RunTemplate, resolveRunOptions } from "./runOptions.js";
 import { InputError } from "./errors.js";
 import { type DType, type Tensor, type TensorData, tensor } from "./tensor.js";
-import { type CallShape, type CheckedTensor, type KernelInputs, checkTensor, validateInputs } from "./validateInputs.js";
+import { type CallShape, type CheckedTensor, type KernelInputs, checkTensor, validateCallMask, validateInputs } from "./validateInputs.js";
 import { stridesOf, viewSpan } from "./view.js";
 
 export interface KernelOutputs {
@@ -35,14 +35,26 @@ export interface PreparedCall {
   outputs: KernelOutputs;
 }
 
-/** Validates everything, takes or allocates the outputs and builds the `md_args` of one kernel call. */
+/**
+ * Validates everything, takes or allocates the outputs and builds the `md_args` of one kernel call. `validated` is
+ * what validateInputs returned for these same inputs (a caller that had to validate them first passes it, so they
+ * are not checked twice); `mask` (default `inputs.blockMask`) is checked here all the same.
+ */
 export function prepareCall(
   graph: AttentionGraph,
   inputs: KernelInputs,
   options: RunOptions & OutputTensors = {},
+  validated?: CallShape,
+  mask: BlockMask | undefined = inputs.blockMask,
 ): PreparedCall {
   const resolved = resolveRunOptions(graph, options);
-  const shape = validateInputs(graph, inputs);
+  let shape: CallShape;
+  if (validated) {
+    shape = validated;
+    if (mask) validateCallMask(graph, shape, mask);
+  } else {
+    shape = validateInputs(graph, mask === inputs.blockMask ? inputs : { ...inputs, blockMask: mask });
+  }
   const heads = graph.query.shape[1];
   const vDim = graph.value.shape[3];
   const dtype = graph.query.dtype;
@@ -63,7 +75,7 @@ export function prepareCall(
     ["out", out.tensor],
     ...(lse ? [["lse", lse.tensor] as const] : []),
   ]);
-  const args = encodeArgs(graph, inputs, shape, resolved, inputs.blockMask ?? null);
+  const args = encodeArgs(graph, inputs, shape, resolved, mask ?? null);
   const outView = out.view ?? checkTensor("out", out.tensor, dtype, outShape.length);
   args.out = outView.data.subarray(outView.offset);
   args.out_strides = rowStrides(outView.strides, shape.totalQ !== null);
@@ -186,32 +198,26 @@ function byteRange(t: Tensor): { buffer: ArrayBufferLike; start: number; end: nu
  * also refuses interleaved views whose elements happen not to collide.
  */
 function checkOverlaps(inputs: KernelInputs, outputs: ReadonlyArray<readonly [string, Tensor]>): void {
-  const named: [string, Tensor | undefined][] = [
-    ["query", inputs.query],
-    ["key", inputs.key],
-    ["value", inputs.value],
-    ["pageTable", inputs.pageTable],
-    ["seqLens", inputs.seqLens],
-    ["qStartLoc", inputs.qStartLoc],
-    ["kvStartLoc", inputs.kvStartLoc],
-    ["keyScale", inputs.keyScale],
-    ["valueScale", inputs.valueScale],
-    ...Object.entries(inputs.buffers ?? {}).map(([name, t]) => [`buffers.${name}`, t] as [string, Tensor]),
-  ];
   for (let i = 0; i < outputs.length; i++) {
     const [field, t] = outputs[i];
-    const mine = byteRange(t);
-    if (!mine) continue;
-    const others: [string, Tensor | undefined][] = [...named, ...outputs.slice(0, i).map(([f, o]) => [f, o] as [string, Tensor])];
-    for (const [other, o] of others) {
-      if (!o) continue;
+    // Only a tensor in the output's own ArrayBuffer can overlap it: spans are computed for those alone.
+    let mine: ReturnType<typeof byteRange> | undefined;
+    const against = (other: string, o: Tensor | undefined): void => {
+      if (!o || o.data.buffer !== t.data.buffer) return;
+      mine ??= byteRange(t);
       const theirs = byteRange(o);
-      if (theirs && theirs.buffer === mine.buffer && theirs.start < mine.end && mine.start < theirs.end) {
+      if (mine && theirs && theirs.start < mine.end && mine.start < theirs.end) {
         throw new InputError(field, `${field} overlaps ${other} (the same memory); outputs must not overlap inputs or each other`);
       }
-    }
+    };
+    for (const name of INPUT_TENSORS) against(name, inputs[name]);
+    for (const name in inputs.buffers) against(`buffers.${name}`, inputs.buffers[name]);
+    for (let j = 0; j < i; j++) against(outputs[j][0], outputs[j][1]);
   }
 }
+
+/** The inputs an output must not overlap, besides the captured buffers. */
+const INPUT_TENSORS = ["query", "key", "value", "pageTable", "seqLens", "qStartLoc", "kvStartLoc", "keyScale", "valueScale"] as const;
 
 /** Buffer pointers in declaration order and their dims as [n][2], unused trailing dims 1. */
 function encodeBuffers(

@@ -6,7 +6,7 @@ import { throwOnStatus } from "./errors.js";
 import type { EntryPoint, NativeLibrary } from "./nativeLibrary.js";
 import { type KernelOutputs, type OutputTensors, prepareCall } from "./prepareCall.js";
 import { type RunOptions, type RunTemplate, resolveRunOptions } from "./runOptions.js";
-import type { KernelInputs } from "./validateInputs.js";
+import type { CallShape, KernelInputs } from "./validateInputs.js";
 
 const ENTRIES: Record<RunTemplate, { entry: EntryPoint; symbol: string }> = {
   flash_attention: { entry: "flashAttention", symbol: "md_flash_attention" },
@@ -16,7 +16,7 @@ const ENTRIES: Record<RunTemplate, { entry: EntryPoint; symbol: string }> = {
 
 /**
  * Runs the kernel synchronously. The mask is `blockMask`, else `inputs.blockMask`, else one built natively
- * from mask_mod (the naive template ignores masks, so it gets none).
+ * from mask_mod (the naive template ignores masks, so it gets none). `validated`: see prepareCall.
  */
 export function runKernel(
   lib: NativeLibrary,
@@ -24,11 +24,12 @@ export function runKernel(
   inputs: KernelInputs,
   blockMask?: BlockMask,
   options: RunOptions & OutputTensors = {},
+  validated?: CallShape,
 ): KernelOutputs {
   const { template } = resolveRunOptions(graph, options);
   let mask = blockMask ?? inputs.blockMask;
   if (!mask && template !== "naive") mask = buildBlockMask(lib, graph, inputs);
-  const call = prepareCall(graph, { ...inputs, blockMask: mask }, options);
+  const call = prepareCall(graph, inputs, options, validated, mask);
   const { entry, symbol } = ENTRIES[call.template];
   throwOnStatus(lib.call(entry, call.args), symbol);
   return call.outputs;
@@ -41,11 +42,12 @@ export async function runKernelAsync(
   inputs: KernelInputs,
   blockMask?: BlockMask,
   options: RunOptions & OutputTensors = {},
+  validated?: CallShape,
 ): Promise<KernelOutputs> {
   const { template } = resolveRunOptions(graph, options);
   let mask = blockMask ?? inputs.blockMask;
   if (!mask && template !== "naive") mask = await buildBlockMaskAsync(lib, graph, inputs);
-  const call = prepareCall(graph, { ...inputs, blockMask: mask }, options);
+  const call = prepareCall(graph, inputs, options, validated, mask);
   const { entry, symbol } = ENTRIES[call.template];
   throwOnStatus(await lib.callAsync(entry, call.args), symbol);
   return call.outputs;

@@ -166,10 +166,7 @@ export function validateInputs(graph: AttentionGraph, inputs: KernelInputs): Cal
     value: checkScales(graph, "valueScale", inputs.valueScale, value, { paged: paged !== null, packed: packedKv }),
   };
 
-  if (present(inputs.blockMask)) {
-    const [qBlockSize, kvBlockSize] = graph.blockSize;
-    validateBlockMask(inputs.blockMask!, { batch, heads, qLen, kvLen, qBlockSize, kvBlockSize });
-  }
+  if (present(inputs.blockMask)) validateCallMask(graph, { batch, qLen, kvLen }, inputs.blockMask!);
   for (const [name, value, field] of [["batch", batch, "query"], ["q_len", qLen, "query"], ["kv_len", kvLen, graph.kvCache ? "seqLens" : "key"]] as const) {
     if (value > MAX_POSITIONS) throw new InputError(field, `${name} = ${value} is above ${MAX_POSITIONS}, the longest the kernel indexes (int32)`);
   }
@@ -185,6 +182,12 @@ export function validateInputs(graph: AttentionGraph, inputs: KernelInputs): Cal
     views: { query: queryView, key: keyView, value: valueView },
     scales,
   };
+}
+
+/** Throws an InputError unless `mask` covers a call of these sizes with the graph's block sizes. */
+export function validateCallMask(graph: AttentionGraph, shape: Pick<CallShape, "batch" | "qLen" | "kvLen">, mask: BlockMask): void {
+  const [qBlockSize, kvBlockSize] = graph.blockSize;
+  validateBlockMask(mask, { batch: shape.batch, heads: graph.query.shape[1], qLen: shape.qLen, kvLen: shape.kvLen, qBlockSize, kvBlockSize });
 }
 
 /**

@@ -2,7 +2,8 @@ import { rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LibraryError } from "../../src/runtime/errors.js";
-import { MD_ABI_VERSION, mdArgsLayout, openLibrary } from "../../src/runtime/nativeLibrary.js";
+import koffi from "koffi";
+import { MD_ABI_VERSION, MD_ARGS_FIELDS, type NativeArgs, decodeArgs, encodeArgs, mdArgsLayout, openLibrary } from "../../src/runtime/nativeLibrary.js";
 import { prepareCall } from "../../src/runtime/prepareCall.js";
 import { HKV, HQ, PAGE_SIZE, Q_DIM, V_DIM, makeGraph, makeInputs } from "./fixtures.js";
 import { ENTRY_IDS, FIELD_ORDER, StubControl, type StubConfig, compileStub } from "./stubLibrary.js";
@@ -36,6 +37,52 @@ describe("md_args layout", () => {
     // docs/abi.md: 22 eight-byte fields, num_threads and status sharing the next eight bytes, the mods pointer, five
     // triples of int64 strides, the two start-location pointers, two scale pointers and their two stride triples.
     expect(native.size).toBe(200 + 5 * 24 + 16 + 16 + 2 * 24);
+  });
+});
+
+describe("encodeArgs", () => {
+  it("writes every md_args field where koffi's decoder of the C layout reads it", () => {
+    // Every field gets its own value: integers distinct and past 2^32 where 64-bit, pointers distinct arrays.
+    const args = {} as Record<keyof NativeArgs, unknown>;
+    const expected = {} as Record<keyof NativeArgs, unknown>;
+    const buffers = [new Float32Array(3), new Int32Array(5)];
+    let n = 1;
+    for (const [name, type] of Object.entries(MD_ARGS_FIELDS) as [keyof NativeArgs, string][]) {
+      if (name === "mods") continue;
+      if (name === "buffers") {
+        args.buffers = buffers;
+      } else if (type === "int64_t") {
+        args[name] = expected[name] = 2 ** 33 * n + n;
+      } else if (type === "int32_t") {
+        args[name] = expected[name] = n;
+      } else if (type === "int64_t[3]") {
+        args[name] = expected[name] = [n, 2 ** 40 + n, 2 ** 52 - n];
+      } else {
+        args[name] = new Float32Array(n + 1).subarray(1); // a view: its byte offset counts
+      }
+      n++;
+    }
+    const bytes = new ArrayBuffer(mdArgsLayout().size);
+    const table = encodeArgs(args as unknown as NativeArgs, 0x1234_5678_9abcn, bytes);
+    const decoded = decodeArgs(bytes);
+    for (const [name, type] of Object.entries(MD_ARGS_FIELDS) as [keyof NativeArgs, string][]) {
+      if (name === "mods") expect(koffi.address(decoded.mods)).toBe(0x1234_5678_9abcn);
+      else if (name === "buffers") {
+        expect(koffi.address(decoded.buffers)).toBe(koffi.address(table!));
+        expect([...table!]).toEqual(buffers.map((b) => koffi.address(b)));
+      } else if (type.endsWith("*")) expect(koffi.address(decoded[name]), name).toBe(koffi.address(args[name]));
+      else if (type === "int64_t[3]") expect(Array.from(decoded[name] as BigInt64Array, Number), name).toEqual(expected[name]);
+      else expect(decoded[name], name).toEqual(expected[name]);
+    }
+  });
+
+  it("writes null pointers and negative integers", () => {
+    const { args } = prepareCall(makeGraph(), makeInputs());
+    const bytes = new ArrayBuffer(mdArgsLayout().size);
+    encodeArgs({ ...args, page_table: null, partition_size: -3 }, 0n, bytes);
+    const decoded = decodeArgs(bytes);
+    expect(decoded.page_table).toBeNull();
+    expect(decoded.partition_size).toBe(-3);
   });
 });
 
