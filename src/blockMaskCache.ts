@@ -46,7 +46,7 @@ export class BlockMaskCache {
         // Paged and ragged sequences have their own lengths, so a native mask is never broadcast over the batch then.
         nativeBuild: (request) => {
           const perSequence = this.graph.kvCache || shape.qStartLoc || shape.kvStartLoc;
-          return buildBlockMask(this.native, this.graph, inputs, { batch: perSequence ? shape.batch : request.batch, heads: request.heads });
+          return buildBlockMask(this.native, this.graph, inputs, { batch: perSequence ? shape.batch : request.batch, heads: request.heads }, shape);
         },
       })
       : createBlockMask(this.graph, shape.batch, qBlocks * qb, kvBlocks * kb);

@@ -42,12 +42,16 @@ export function allocateBlockMask(
   geometry: Pick<BlockMask, "batch" | "heads" | "qBlocks" | "kvBlocks" | "qBlockSize" | "kvBlockSize">,
 ): BlockMask {
   const rows = geometry.batch * geometry.heads * geometry.qBlocks;
+  const indices = rows * geometry.kvBlocks;
+  // One ArrayBuffer for the four arrays: V8 keeps a small typed array's elements on its heap and moves them out (an
+  // allocation and a copy) when native code needs their address, four times per mask of a decode step otherwise.
+  const memory = new ArrayBuffer(4 * (2 * rows + 2 * indices));
   return {
     ...geometry,
-    kvNumBlocks: new Int32Array(rows),
-    kvIndices: new Int32Array(rows * geometry.kvBlocks),
-    fullKvNumBlocks: new Int32Array(rows),
-    fullKvIndices: new Int32Array(rows * geometry.kvBlocks),
+    kvNumBlocks: new Int32Array(memory, 0, rows),
+    kvIndices: new Int32Array(memory, 4 * rows, indices),
+    fullKvNumBlocks: new Int32Array(memory, 4 * (rows + indices), rows),
+    fullKvIndices: new Int32Array(memory, 4 * (2 * rows + indices), indices),
   };
 }
 

@@ -5,7 +5,7 @@ import { throwOnStatus } from "./errors.js";
 import type { NativeArgs, NativeLibrary } from "./nativeLibrary.js";
 import { encodeArgs } from "./prepareCall.js";
 import { resolveRunOptions } from "./runOptions.js";
-import { type KernelInputs, validateInputs } from "./validateInputs.js";
+import { type CallShape, type KernelInputs, validateInputs } from "./validateInputs.js";
 
 /**
  * Mask dims to build; both default to the full size. Pass 1 when mask_mod does not read `b` (or `h`), so the
@@ -18,14 +18,18 @@ export interface BlockMaskGeometry {
 
 const ENTRY = "md_build_block_mask";
 
-/** The block mask of `graph`'s mask_mod for these inputs' lengths (inputs.blockMask is ignored). */
+/**
+ * The block mask of `graph`'s mask_mod for these inputs' lengths (inputs.blockMask is ignored). `validated`: what
+ * validateInputs returned for these inputs, when the caller has it.
+ */
 export function buildBlockMask(
   lib: NativeLibrary,
   graph: AttentionGraph,
   inputs: KernelInputs,
   geometry: BlockMaskGeometry = {},
+  validated?: CallShape,
 ): BlockMask {
-  const { args, mask } = prepareBuild(graph, inputs, geometry);
+  const { args, mask } = prepareBuild(graph, inputs, geometry, validated);
   throwOnStatus(lib.buildBlockMask(args), ENTRY);
   return mask;
 }
@@ -46,9 +50,10 @@ function prepareBuild(
   graph: AttentionGraph,
   inputs: KernelInputs,
   geometry: BlockMaskGeometry,
+  validated?: CallShape,
 ): { args: NativeArgs; mask: BlockMask } {
-  const withoutMask = { ...inputs, blockMask: undefined };
-  const shape = validateInputs(graph, withoutMask);
+  const withoutMask = inputs.blockMask === undefined ? inputs : { ...inputs, blockMask: undefined };
+  const shape = validated ?? validateInputs(graph, withoutMask);
   const [qBlockSize, kvBlockSize] = graph.blockSize;
   const heads = graph.query.shape[1];
   const mask = allocateBlockMask({
