@@ -163,7 +163,10 @@ export interface OverheadFigures {
    * (mods inlined), interleaved in one process; `ratio` = split median / self-contained median.
    */
   splitKernel: { spec: string; shape: string; template: string; split: TimingStats; selfContained: TimingStats; ratio: number }[];
+  /** run() of a decode call too small to measure the kernel (kv 16), outputs given: the fixed cost of a call. */
   call: { spec: string; shape: string; template: string; stats: TimingStats } | null;
+  /** run() of a decode step reading 1 MB of K/V, outputs given; absent in results from before it was measured. */
+  oneMbStep?: { spec: string; shape: string; template: string; stats: TimingStats; kvBytes: number; gbs: number; bandwidthPct: number } | null;
 }
 
 export interface TuneRow {

@@ -81,9 +81,14 @@ describe("checkTargets", () => {
       newMod: [],
       cacheHit: [{ spec: "a", medianMs: 25, minMs: 23, maxMs: 40, compilerProbeMs: 20, processes: 3 }],
       splitKernel: [],
-      call: { spec: "tiny", shape: "tiny", template: "flash_attention", stats: stats(0.02) },
+      call: { spec: "tiny", shape: "tiny", template: "flash_decoding", stats: stats(0.01) },
+      oneMbStep: { spec: "step", shape: "step", template: "flash_decoding", stats: stats(0.04), kvBytes: 2 ** 20, gbs: 26.2, bandwidthPct: 40 },
     };
     const byName = Object.fromEntries(checkTargets({ prefill: [], decode: [], overhead }).map((c) => [c.name, c]));
+    expect(byName["1 MB decode step"]).toMatchObject({ met: false, target: `>= ${OVERHEAD_TARGETS.oneMbStepBandwidthPct}% of the read bandwidth` });
+    expect(byName["1 MB decode step"].measured).toContain("(40%)");
+    const slowCall = { ...overhead, call: { ...overhead.call, stats: stats((OVERHEAD_TARGETS.callUs + 1) / 1000) } };
+    expect(Object.fromEntries(checkTargets({ prefill: [], decode: [], overhead: slowCall }).map((c) => [c.name, c]))["run() per-call overhead"].met).toBe(false);
     expect(byName["codegen per kernel"]).toMatchObject({ met: false });
     expect(byName["codegen per kernel"].measured).toContain("(b;");
     expect(byName["cache-hit compile() in a fresh process"].met).toBe(true);
