@@ -11,9 +11,6 @@ export default defineConfig({
       // g++ and the kernels' OpenMP threads share two cores: threads that spin at a barrier would take a core from
       // the builds running beside them, so waiting threads sleep instead. Tests never time anything.
       OMP_WAIT_POLICY: "passive",
-      // A kernel call wakes only the threads its work pays for, so the suite's small shapes would run on one thread:
-      // this makes every call take all the threads it asks for, and the parallel paths run (and run sanitized).
-      MINDUCTOR_WAKE_EVERY_THREAD: "1",
     },
     // A cold cache: the kernels of the heaviest files build in the background while the first files run.
     globalSetup: ["test/globalSetup.ts"],

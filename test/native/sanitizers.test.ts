@@ -46,6 +46,8 @@ const QUANTIZED_SPECS: Array<[string, QuantizedDType]> = sweep(
 
 /* libgomp's thread pool is released at exit without leaking, so no LeakSanitizer suppression is needed. */
 const SANITIZER_ENV = {
+  // Every call takes all the threads it asks for, however small: the two-thread runs run the parallel paths.
+  MINDUCTOR_WAKE_EVERY_THREAD: "1",
   ASAN_OPTIONS: "detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1",
   UBSAN_OPTIONS: "print_stacktrace=1",
 };
