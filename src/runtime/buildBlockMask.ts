@@ -40,8 +40,9 @@ export async function buildBlockMaskAsync(
   graph: AttentionGraph,
   inputs: KernelInputs,
   geometry: BlockMaskGeometry = {},
+  validated?: CallShape,
 ): Promise<BlockMask> {
-  const { args, mask } = prepareBuild(graph, inputs, geometry);
+  const { args, mask } = prepareBuild(graph, inputs, geometry, validated);
   throwOnStatus(await lib.buildBlockMaskAsync(args), ENTRY);
   return mask;
 }

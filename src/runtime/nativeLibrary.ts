@@ -39,7 +39,7 @@ export interface NativeArgs {
   partition_size: number;
   num_threads: number;
   status: number;
-  /** The mod library's `md_mods` table; set by `NativeLibrary.call`, never by the caller. */
+  /** Unused: `NativeLibrary.call` writes the `md_mods` table of the library it calls, whatever this holds. */
   mods: unknown;
   /** Strides in elements of [batch, head, position] (a pool: [page, head, slot]); the last dim is contiguous. */
   q_strides: number[];
@@ -369,7 +369,6 @@ function libraryOf(
   // A synchronous call finishes before the next can start, so they all encode into one buffer.
   const syncBytes = new ArrayBuffer(MD_ARGS_SIZE);
   const call = (entry: EntryPoint, args: NativeArgs): number => {
-    args.mods = table;
     const pointers = encodeArgs(args, modsAddress, syncBytes);
     const status = entries[entry](syncBytes);
     keepAlive(args, pointers);
@@ -377,7 +376,6 @@ function libraryOf(
   };
   const callAsync = (entry: EntryPoint, args: NativeArgs): Promise<number> =>
     new Promise((resolvePromise, reject) => {
-      args.mods = table;
       const bytes = new ArrayBuffer(MD_ARGS_SIZE);
       const pointers = encodeArgs(args, modsAddress, bytes);
       entries[entry].async(bytes, (error: unknown, status: number) => {

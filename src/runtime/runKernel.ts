@@ -28,7 +28,7 @@ export function runKernel(
 ): KernelOutputs {
   const { template } = resolveRunOptions(graph, options);
   let mask = blockMask ?? inputs.blockMask;
-  if (!mask && template !== "naive") mask = buildBlockMask(lib, graph, inputs);
+  if (!mask && template !== "naive") mask = buildBlockMask(lib, graph, inputs, {}, validated);
   const call = prepareCall(graph, inputs, options, validated, mask);
   const { entry, symbol } = ENTRIES[call.template];
   throwOnStatus(lib.call(entry, call.args), symbol);
@@ -46,7 +46,7 @@ export async function runKernelAsync(
 ): Promise<KernelOutputs> {
   const { template } = resolveRunOptions(graph, options);
   let mask = blockMask ?? inputs.blockMask;
-  if (!mask && template !== "naive") mask = await buildBlockMaskAsync(lib, graph, inputs);
+  if (!mask && template !== "naive") mask = await buildBlockMaskAsync(lib, graph, inputs, {}, validated);
   const call = prepareCall(graph, inputs, options, validated, mask);
   const { entry, symbol } = ENTRIES[call.template];
   throwOnStatus(await lib.callAsync(entry, call.args), symbol);

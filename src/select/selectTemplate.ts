@@ -69,9 +69,9 @@ export function pytorchPolicy(f: CallFeatures): Choice {
 
 /**
  * minductor's rule: flash decoding for a single query row, and for every short query (q_len <= 8) over a kv length
- * worth splitting. It packs
- * the G query heads of a kv head so K/V stream once per kv head, and splits the kv length so every thread has
- * work however small B * Hkv is. Flash attention keeps long queries, where its q tiles reuse each K/V tile.
+ * worth splitting. It packs the G query heads of a kv head so K/V stream once per kv head, and splits the kv length
+ * so every thread has work however small B * Hkv is. Flash attention keeps long queries, where its q tiles reuse
+ * each K/V tile.
  */
 export function autoPolicy(f: CallFeatures): Choice {
   const group = f.hq / f.hkv;

@@ -67,7 +67,8 @@ static inline void md_parallel(int64_t threads, Body&& body) {
 }
 
 /* The threads a call runs on: at most `threads`, one for every `per_thread` units of its `work`, at least one; a thread
- * that would get less costs more to wake than it saves (about 10 us for a team of two on the machines measured).
+ * that would get less costs more to wake than it saves (a team of two costs about 10 us to start, synchronise and
+ * join on the machines measured: libgomp makes a futex syscall per barrier).
  * With MINDUCTOR_WAKE_EVERY_THREAD set in the environment every call takes all `threads`, whatever its work: tests of
  * the parallel paths set it, so that their small calls run them. */
 MD_INLINE int64_t md_threads_for_work(int64_t threads, int64_t work, int64_t per_thread) {
