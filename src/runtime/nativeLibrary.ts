@@ -374,12 +374,14 @@ function libraryOf(
     keepAlive(args, pointers);
     return status;
   };
+  // koffi holds no reference to an asynchronous call's arguments: the struct's own bytes are held by the callback
+  // with the arrays they point to, or a collection while the call waits for a worker thread frees them.
   const callAsync = (entry: EntryPoint, args: NativeArgs): Promise<number> =>
     new Promise((resolvePromise, reject) => {
       const bytes = new ArrayBuffer(MD_ARGS_SIZE);
       const pointers = encodeArgs(args, modsAddress, bytes);
       entries[entry].async(bytes, (error: unknown, status: number) => {
-        keepAlive(args, pointers);
+        keepAlive(bytes, args, pointers);
         if (error) reject(error);
         else resolvePromise(status);
       });

@@ -1,5 +1,7 @@
 import { rm } from "node:fs/promises";
 import { dirname } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LibraryError } from "../../src/runtime/errors.js";
 import koffi from "koffi";
@@ -137,6 +139,36 @@ describe("openLibrary", () => {
     for (const [entry, id] of asyncRoutes) {
       expect(await entry(args)).toBe(0);
       expect(control.echo().entry).toBe(id);
+    }
+  });
+
+  it("keeps an asynchronous call's encoded md_args alive until the call has returned, whatever the collector does", async () => {
+    // The regression: only the arrays the struct points to were held, not the struct's own bytes, so a collection
+    // while the call waited for a worker thread freed them and the kernel read whatever was allocated there next.
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const lib = openLibrary(stubPath);
+    const control = new StubControl(stubPath);
+    const { args } = prepareCall(makeGraph(), makeInputs());
+    control.set();
+    expect(lib.flashDecoding(args)).toBe(0);
+    const expected = control.echo();
+    control.set({ sleepBeforeMs: 250 });
+    try {
+      const pending = lib.flashDecodingAsync(args);
+      // While the entry point sleeps before reading its argument: collect, then fill freshly allocated memory of
+      // md_args' size with a pattern that is no valid pointer or count.
+      const litter: Uint8Array[] = [];
+      for (let round = 0; round < 5; round++) {
+        gc();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        for (let k = 0; k < 200; k++) litter.push(new Uint8Array(new ArrayBuffer(mdArgsLayout().size)).fill(0xa5));
+      }
+      expect(await pending).toBe(0);
+      expect(control.echo()).toEqual(expected);
+      expect(litter.length).toBe(1000);
+    } finally {
+      control.set();
     }
   });
 });

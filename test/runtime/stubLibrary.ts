@@ -78,6 +78,7 @@ static int64_t echo[ECHO_LEN];
 static int32_t next_status = 0;
 static int32_t sleep_ms = 0;
 static int32_t echo_buffers = 0;
+static int32_t sleep_before_ms = 0;
 static int64_t calls = 0;
 
 template <typename T>
@@ -134,6 +135,7 @@ static void record(int64_t entry, md_args* a) {
 }
 
 static int32_t attention(int64_t entry, md_args* a) {
+  if (sleep_before_ms > 0) usleep(sleep_before_ms * 1000);
   record(entry, a);
   if (sleep_ms > 0) usleep(sleep_ms * 1000);
   const int64_t rows = a->batch * HQ * a->q_len;
@@ -172,10 +174,11 @@ int32_t md_build_block_mask(md_args* a) {
   return a->status;
 }
 
-void stub_set(int32_t status, int32_t sleep, int32_t buffers) {
+void stub_set(int32_t status, int32_t sleep, int32_t buffers, int32_t sleep_before) {
   next_status = status;
   sleep_ms = sleep;
   echo_buffers = buffers;
+  sleep_before_ms = sleep_before;
 }
 int64_t stub_calls(void) { return calls; }
 void stub_echo(int64_t* dst) { memcpy(dst, echo, sizeof echo); }
@@ -256,14 +259,15 @@ export class StubControl {
 
   constructor(path: string) {
     const lib = koffi.load(path);
-    this.setFn = lib.func("void stub_set(int32_t status, int32_t sleep, int32_t buffers)");
+    this.setFn = lib.func("void stub_set(int32_t status, int32_t sleep, int32_t buffers, int32_t sleep_before)");
     this.callsFn = lib.func("int64_t stub_calls(void)");
     this.echoFn = lib.func("void stub_echo(int64_t *dst)");
     this.layoutFn = lib.func("void stub_layout(int64_t *dst)");
   }
 
-  set(options: { status?: number; sleepMs?: number; echoBuffers?: boolean } = {}): void {
-    this.setFn(options.status ?? 0, options.sleepMs ?? 0, options.echoBuffers ? 1 : 0);
+  /** `sleepMs` sleeps after the entry point has read its arguments, `sleepBeforeMs` before it reads them. */
+  set(options: { status?: number; sleepMs?: number; echoBuffers?: boolean; sleepBeforeMs?: number } = {}): void {
+    this.setFn(options.status ?? 0, options.sleepMs ?? 0, options.echoBuffers ? 1 : 0, options.sleepBeforeMs ?? 0);
   }
 
   calls(): number {
