@@ -773,7 +773,7 @@ MD_INLINE void md_gemm_strip_limited(const T* a, int64_t lda, const T* b, float*
  * S = Q K^T: strips from block_end[r] on are not computed and keep whatever they held) or k terms (P V: its P is zero
  * from block_end[r] on) only below block_end[r]. */
 template <bool SKIP_COLS, class T>
-MD_INLINE void md_gemm_limited(const T* a, int64_t lda, const T* b, float* c, int64_t ldc, int64_t m,
+MD_GEMM_ATTR void md_gemm_limited(const T* a, int64_t lda, const T* b, float* c, int64_t ldc, int64_t m,
                                int64_t ncols, int64_t k, const float* row_scale, const int64_t* block_end) {
   int64_t c0 = 0;
   for (; c0 + 2 * MD_W <= ncols; c0 += 2 * MD_W)
@@ -785,7 +785,7 @@ MD_INLINE void md_gemm_limited(const T* a, int64_t lda, const T* b, float* c, in
  * MD_W; A and B fp32, or bf16 pairs (uint32_t words, k counting pairs). Strips outermost: one strip of B (k x 2W)
  * stays in L1 while all row blocks of A stream past it. */
 template <class T>
-MD_INLINE void md_gemm(const T* a, int64_t lda, const T* b, float* c, int64_t ldc, int64_t m, int64_t ncols,
+MD_GEMM_ATTR void md_gemm(const T* a, int64_t lda, const T* b, float* c, int64_t ldc, int64_t m, int64_t ncols,
                        int64_t k, const float* row_scale) {
   int64_t c0 = 0;
   for (; c0 + 2 * MD_W <= ncols; c0 += 2 * MD_W) md_gemm_strip<2>(a, lda, b + c0 * k, c + c0, ldc, m, k, row_scale);

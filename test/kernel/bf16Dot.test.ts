@@ -133,7 +133,7 @@ describe("prefill on bf16 dot products (AVX512-BF16)", () => {
     const [dot, fp32] = await Promise.all([kernelOf(CASES[0], FLAGS), kernelOf(CASES[0], FP32_PATH)]);
     const perFunction = vdpbf16psPerFunction(dot.library.engine.soPath);
     const inFunctions = (name: RegExp) => [...perFunction].filter(([fn]) => name.test(fn)).reduce((n, [, c]) => n + c, 0);
-    expect(inFunctions(/md_flash_attention|md_fa_/), "prefill").toBeGreaterThan(0);
+    expect(inFunctions(/md_flash_attention|md_fa_|md_gemm/), "prefill").toBeGreaterThan(0);
     expect(inFunctions(/md_dec_task/), "decode").toBeGreaterThan(0);
     expect(vdpbf16psPerFunction(fp32.library.engine.soPath).size).toBe(0);
   });
@@ -224,7 +224,7 @@ describe("bf16 dot products: 8-bit K/V with a bf16 query", () => {
     ctx.skip(SKIP !== undefined, SKIP);
     const k = await kernelOf(c, FLAGS, dtype);
     const perFunction = vdpbf16psPerFunction(k.library.engine.soPath);
-    expect([...perFunction].some(([fn, n]) => /md_flash_attention|md_fa_/.test(fn) && n > 0), "prefill on VDPBF16PS").toBe(true);
+    expect([...perFunction].some(([fn, n]) => /md_flash_attention|md_fa_|md_gemm/.test(fn) && n > 0), "prefill on VDPBF16PS").toBe(true);
     const inputs = quantizedInputs(dtype, 11);
     const want = referenceAttention(k.graph, inputs);
     const got = k.run(inputs, { template: "flash_attention" });

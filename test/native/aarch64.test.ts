@@ -223,7 +223,7 @@ async function neonEvidence(exe: string): Promise<{ prefillFmla: number; decodeF
     ...[...functions.values()].filter((lines) => lines.some((l) => /^frintn v\d+\.4s,/.test(l))).map((lines) => lines.filter((l) => fmla.test(l)).length),
   );
   return {
-    prefillFmla: count((f) => f.startsWith("md_flash_attention_task("), fmla),
+    prefillFmla: count((f) => f.startsWith("md_flash_attention_task(") || /\bmd_gemm(_limited)?</.test(f), fmla),
     decodeFmla: count(isDecode, fmla),
     decodeFp16Loads: count(isDecode, /^fcvtl v\d+\.4s, v\d+\.4h/),
     expFmla,
