@@ -39,7 +39,12 @@
 #define MDM_W 1
 #endif
 
+// Forced inline, unless -DMD_NO_FORCED_INLINE (md_base.h): unoptimised builds compile faster without.
+#ifdef MD_NO_FORCED_INLINE
+#define MDM_FN static inline
+#else
 #define MDM_FN static inline __attribute__((always_inline))
+#endif
 
 namespace mdm {
 
