@@ -3,6 +3,10 @@ import { type CaseRequest, type ResultOf, caseRequestSchema } from "../../src/be
 import { measureCase } from "../../src/bench/measureCase.js";
 import { timeInterleaved } from "../../src/bench/timeInterleaved.js";
 import type { TimingStats } from "../../src/bench/timingStats.js";
+import { useFastBuilds } from "../helpers/fastBuilds.js";
+
+// Plumbing, not arithmetic: its kernels build fast (test/helpers/fastBuilds.ts).
+useFastBuilds();
 
 /** Causal, GQA 2:1, blocks of 16: tiny, but with partial, full and absent blocks. */
 const SPEC = {

@@ -18,6 +18,10 @@ import { e4m3fnToF32, e5m2ToF32 } from "../../src/runtime/dtypes.js";
 import { toFloat64 } from "../../src/runtime/tensor.js";
 import { validateInputs } from "../../src/runtime/validateInputs.js";
 import { contiguous } from "../../src/runtime/view.js";
+import { useFastBuilds } from "../helpers/fastBuilds.js";
+
+// Plumbing, not arithmetic: its kernels build fast (test/helpers/fastBuilds.ts).
+useFastBuilds();
 
 const TIMING = { warmup: 1, minRuns: 3, maxRuns: 5, budgetMs: 20 };
 

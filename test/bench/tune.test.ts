@@ -13,6 +13,10 @@ import { referenceAttention } from "../../src/reference/referenceAttention.js";
 import { toFloat64 } from "../../src/runtime/tensor.js";
 import type { TunedChoice } from "../../src/select/tunedChoice.js";
 import { TUNED_VARIANT_WARNING_CODE } from "../../src/tune/tunedVariants.js";
+import { useFastBuilds } from "../helpers/fastBuilds.js";
+
+// Plumbing, not arithmetic: its kernels build fast (test/helpers/fastBuilds.ts).
+useFastBuilds();
 
 /*
  * Tuned choices are stored per cache dir, so every test here uses a private one: a store in the shared test cache

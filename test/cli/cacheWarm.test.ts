@@ -5,6 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../src/cli/main.js";
 import { _resetMemoryCacheForTests, listCache } from "../../src/compile/index.js";
 import { compareOutputs, compile, generateInputs, parseSpec, referenceAttention, TOLERANCE, toFloat64 } from "../../src/index.js";
+import { useFastBuilds } from "../helpers/fastBuilds.js";
+
+// Plumbing, not arithmetic: its kernels build fast (test/helpers/fastBuilds.ts).
+useFastBuilds();
 
 /**
  * `minductor cache warm` and `compile([...])`. The specs are tiny (2 heads, head dim 16, 32 rows): an engine build
