@@ -6,6 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ResultOf } from "../../src/bench/benchCase.js";
 import { BenchError } from "../../src/bench/benchError.js";
 import { spawnCase } from "../../src/bench/spawnCase.js";
+import { useFastBuilds } from "../helpers/fastBuilds.js";
+
+// Plumbing, not arithmetic: its kernels build fast (test/helpers/fastBuilds.ts).
+useFastBuilds();
 
 /*
  * Bench cases run in child processes as plain JavaScript: the sources are built once into a private dir inside

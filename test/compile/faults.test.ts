@@ -15,6 +15,10 @@ import { parseByteSize } from "../../src/cli/commands/cache.js";
 import { main } from "../../src/cli/main.js";
 import { compile } from "../../src/index.js";
 import { answerSource, buildCompileStageForChildren, callAnswer, freshDir, writeCompilerWrapper } from "./helpers.js";
+import { useFastBuilds } from "../helpers/fastBuilds.js";
+
+// Plumbing, not arithmetic: its kernels build fast (test/helpers/fastBuilds.ts).
+useFastBuilds();
 
 /*
  * Faults the other compile tests leave out: more than two racing processes, entries altered in place (same size,

@@ -15,12 +15,13 @@ import { referenceAttention } from "../../src/reference/referenceAttention.js";
 import { ModsMismatchError, openSplitLibrary } from "../../src/runtime/nativeLibrary.js";
 import { toFloat64 } from "../../src/runtime/tensor.js";
 import { freshDir } from "./helpers.js";
+import { FAST_BUILD_CXXFLAGS } from "../helpers/fastBuilds.js";
 
 /*
  * Faults of the split build: a mod library paired with the wrong engine, and `cache prune` next to a loaded mod
- * library. -O1 keeps the engine builds short; what is tested does not depend on the optimisation level.
+ * library. Fast builds (test/helpers/fastBuilds.ts) keep the engines short; what is tested does not depend on them.
  */
-const CXXFLAGS = ["-O1", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu++17"];
+const CXXFLAGS = FAST_BUILD_CXXFLAGS;
 const repoRoot = join(import.meta.dirname, "..", "..");
 
 const spec = (dtype: "float32" | "float16", scoreMod: string) => ({
