@@ -27,9 +27,6 @@
 #else
 #define MD_INLINE static inline __attribute__((always_inline))
 #endif
-/* A tile product: one copy per element type, called once per tile (inlining it at every call site multiplied the
- * engine's build time for no measurable gain). */
-#define MD_GEMM_ATTR static __attribute__((noinline))
 
 /* Element types of query/key/value; bf16 and fp16 travel as uint16_t bit patterns. A quantized key/value holds
  * int8 codes (value = scale * code) or OCP fp8 codes (e4m3fn, e5m2) as uint8_t. */

@@ -771,10 +771,11 @@ MD_INLINE void md_gemm_strip_limited(const T* a, int64_t lda, const T* b, float*
 
 /* md_gemm for a tile whose rows stop early (a causal diagonal): row block r of MD_MR rows needs columns (SKIP_COLS,
  * S = Q K^T: strips from block_end[r] on are not computed and keep whatever they held) or k terms (P V: its P is zero
- * from block_end[r] on) only below block_end[r]. */
+ * from block_end[r] on) only below block_end[r]. Not inlined, as md_gemm. */
 template <bool SKIP_COLS, class T>
-MD_GEMM_ATTR void md_gemm_limited(const T* a, int64_t lda, const T* b, float* c, int64_t ldc, int64_t m,
-                               int64_t ncols, int64_t k, const float* row_scale, const int64_t* block_end) {
+static __attribute__((noinline)) void md_gemm_limited(const T* a, int64_t lda, const T* b, float* c, int64_t ldc,
+                                                      int64_t m, int64_t ncols, int64_t k, const float* row_scale,
+                                                      const int64_t* block_end) {
   int64_t c0 = 0;
   for (; c0 + 2 * MD_W <= ncols; c0 += 2 * MD_W)
     md_gemm_strip_limited<2, SKIP_COLS>(a, lda, b + c0 * k, c + c0, ldc, m, k, row_scale, block_end, c0);
@@ -783,10 +784,11 @@ MD_GEMM_ATTR void md_gemm_limited(const T* a, int64_t lda, const T* b, float* c,
 
 /* C[m x ncols] = (row_scale ? C * row_scale : 0) + A[m x k] B[k x ncols], B packed as panels, ncols a multiple of
  * MD_W; A and B fp32, or bf16 pairs (uint32_t words, k counting pairs). Strips outermost: one strip of B (k x 2W)
- * stays in L1 while all row blocks of A stream past it. */
+ * stays in L1 while all row blocks of A stream past it. Not inlined: one copy per element type, called once per tile
+ * (inlined at each of prefill's call sites, it made half of an engine's build time for no measurable speed). */
 template <class T>
-MD_GEMM_ATTR void md_gemm(const T* a, int64_t lda, const T* b, float* c, int64_t ldc, int64_t m, int64_t ncols,
-                       int64_t k, const float* row_scale) {
+static __attribute__((noinline)) void md_gemm(const T* a, int64_t lda, const T* b, float* c, int64_t ldc, int64_t m,
+                                              int64_t ncols, int64_t k, const float* row_scale) {
   int64_t c0 = 0;
   for (; c0 + 2 * MD_W <= ncols; c0 += 2 * MD_W) md_gemm_strip<2>(a, lda, b + c0 * k, c + c0, ldc, m, k, row_scale);
   if (c0 < ncols) md_gemm_strip<1>(a, lda, b + c0 * k, c + c0, ldc, m, k, row_scale);

@@ -5,6 +5,7 @@ import { parseSpec, type Spec } from "../../src/ir/spec.js";
 import { arbitraryKernelCase, effectiveCalls, type KernelCase } from "./kernelCase.js";
 import { checkKernelCase, describeCall } from "./runCase.js";
 import { type SweepPart, sweep, sweepPart } from "../helpers/sweeps.js";
+import { FAST_BUILD_CXXFLAGS } from "../helpers/fastBuilds.js";
 
 export interface FuzzOptions {
   seed: number;
@@ -32,10 +33,9 @@ export interface FuzzReport {
 /**
  * Compile time dominates a fuzz run; -O1 keeps the semantics of the default -O3 (no fast-math, the same
  * intrinsics) and compiles faster, and faster again with the helpers left to the compiler's inlining
- * (-DMD_NO_FORCED_INLINE, md_base.h: the same code, called rather than inlined). `npm run fuzz --
- * --cxxflags="..."` fuzzes other flags.
+ * (test/helpers/fastBuilds.ts). `npm run fuzz -- --cxxflags="..."` fuzzes other flags.
  */
-export const FUZZ_CXXFLAGS = ["-O1", "-DMD_NO_FORCED_INLINE", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu++17"];
+export const FUZZ_CXXFLAGS = FAST_BUILD_CXXFLAGS;
 
 /** The search `npm test` runs (test/fuzz/kernels.test.ts): this seed, this many kernel cases. */
 export const DEFAULT_FUZZ_SEED = 20261124;

@@ -1,8 +1,8 @@
 /**
- * Flags for the test files whose kernels exercise machinery around the kernel (the bench's plumbing, tuning, cache
- * warming), not the kernel's arithmetic as shipped: -O1 without forced inlining (md_base.h) builds an engine in about
- * a third of the default -O3's time and computes the same values. Every file that checks kernels against the float64
- * reference through compile() keeps the default flags.
+ * -O1 without forced inlining (md_base.h): an engine in about a third of the default -O3's time, computing the same
+ * values. The fuzzer, the bf16 dot-product tests and the test files whose kernels exercise machinery around the
+ * kernel (the bench's plumbing, tuning, cache warming, compile faults) build with it; every other file that checks
+ * kernels against the float64 reference through compile() keeps the default flags.
  */
 export const FAST_BUILD_CXXFLAGS = ["-O1", "-DMD_NO_FORCED_INLINE", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu++17"];
 

@@ -20,15 +20,16 @@ import { fromBfloat16, toBfloat16 } from "../../src/runtime/dtypes.js";
 import { quantizeKv } from "../../src/runtime/quantize.js";
 import { tensor, toFloat64 } from "../../src/runtime/tensor.js";
 import type { KernelInputs } from "../../src/runtime/validateInputs.js";
+import { FAST_BUILD_CXXFLAGS } from "../helpers/fastBuilds.js";
 
 const CPU_FLAGS = new Set(readFileSync("/proc/cpuinfo", "utf8").match(/^flags\s*:(.*)$/m)?.[1].trim().split(/\s+/) ?? []);
 const SKIP = CPU_FLAGS.has("avx512_bf16") ? undefined : "this CPU has no avx512_bf16 (/proc/cpuinfo), so no build here takes the bf16 dot-product path";
 
 /*
- * -O1 with the helpers left to the compiler's inlining (md_base.h): the same arithmetic, built faster. A helper that is
- * not inlined keeps its own name, so the instruction counts below look in the helpers of each path too.
+ * -O1 with the helpers left to the compiler's inlining (test/helpers/fastBuilds.ts): the same arithmetic, built faster.
+ * A helper that is not inlined keeps its own name, so the instruction counts below look in the helpers of each path too.
  */
-const FLAGS = ["-O1", "-DMD_NO_FORCED_INLINE", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu++17"];
+const FLAGS = FAST_BUILD_CXXFLAGS;
 /** Functions of the prefill path (its tile products) and of the decode path (its dot products), by (mangled) name. */
 const PREFILL_FUNCTIONS = /md_flash_attention|md_fa_|md_gemm|md_micro_gemm/;
 const DECODE_FUNCTIONS = /md_dec_task|md_dot_rows|md_dot_block/;
