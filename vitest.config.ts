@@ -11,6 +11,10 @@ export default defineConfig({
       // g++ and the kernels' OpenMP threads share two cores: threads that spin at a barrier would take a core from
       // the builds running beside them, so waiting threads sleep instead. Tests never time anything.
       OMP_WAIT_POLICY: "passive",
+      // An engine builds whole: the files and the prebuild already keep both cores compiling, where building an engine
+      // in units (src/compile/compilerSlots.ts, splitBuilds) would add a second parse of its shared parts. The tests of
+      // unit builds set it themselves.
+      MINDUCTOR_SPLIT_BUILDS: process.env.MINDUCTOR_SPLIT_BUILDS ?? "0",
     },
     // A cold cache: the kernels of the heaviest files build in the background while the first files run.
     globalSetup: ["test/globalSetup.ts"],

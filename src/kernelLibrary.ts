@@ -6,7 +6,7 @@
  */
 import { renderEngine, renderModLibrary } from "./codegen/renderKernel.js";
 import { renderModsCode } from "./codegen/renderMods.js";
-import { type CompiledLibrary, type CompileOptions, compileSource, sha256 } from "./compile/index.js";
+import { type CompiledLibrary, type CompileOptions, compileSource, sha256, splitBuilds } from "./compile/index.js";
 import type { AttentionGraph } from "./ir/graph.js";
 import { type NativeLibrary, openSplitLibrary } from "./runtime/nativeLibrary.js";
 
@@ -50,10 +50,13 @@ export async function buildKernelFiles(
   const engineHash = sha256(engineSource.cpp);
   const modsSource = renderModLibrary(graph, renderModsCode(graph), engineHash);
   // Both settle before a failure is reported, so no build of this call is still running when the caller hears of it.
-  const [engineBuild, modsBuild] = await Promise.allSettled([
-    compileSource(engineSource.cpp, { ...options, header: engineSource.header }),
-    compileSource(modsSource.cpp, { ...options, header: modsSource.header, prelude: modsSource.prelude, requires: [engineHash] }),
-  ]);
+  // Both include the same prelude. An engine built in units keeps every core busy: the prelude, when it has never been
+  // precompiled with these flags, then precompiles after this returns instead of making the first build wait for it.
+  // Its second unit waits for the mod library's build (compileSource's unitsAfter says why).
+  const precompileLater = splitBuilds();
+  const mods = compileSource(modsSource.cpp, { ...options, header: modsSource.header, prelude: modsSource.prelude, requires: [engineHash], precompileLater });
+  const engine = compileSource(engineSource.cpp, { ...options, header: engineSource.header, prelude: engineSource.prelude, units: engineSource.units, precompileLater, unitsAfter: mods });
+  const [engineBuild, modsBuild] = await Promise.allSettled([engine, mods]);
   if (engineBuild.status === "rejected") throw engineBuild.reason;
   if (modsBuild.status === "rejected") throw modsBuild.reason;
   return { engine: engineBuild.value, mods: modsBuild.value, engineHash };

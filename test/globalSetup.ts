@@ -19,6 +19,8 @@ export default function setup(project: TestProject): (() => Promise<void>) | und
   const forced = process.env.MINDUCTOR_TEST_PREBUILD?.trim();
   if (forced === "0" || (forced !== "1" && hasFileFilters(process.argv))) return undefined;
   const cacheDir = project.config.env.MINDUCTOR_CACHE_DIR;
+  // The test files get the config's env, this process does not: its engines build whole, as theirs do.
+  process.env.MINDUCTOR_SPLIT_BUILDS ??= project.config.env.MINDUCTOR_SPLIT_BUILDS;
   const queue = suiteKernels();
   let stopped = false;
   const worker = async () => {

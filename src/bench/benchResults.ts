@@ -138,9 +138,11 @@ export interface OverheadFigures {
    * The first build of a configuration (a fresh cache dir: engine, mod library and precompiled prelude), `ms`,
    * against the self-contained build of the same spec (`generate(graph)` as one library, what every new mod cost
    * before the split), `selfContainedMs`: medians over `rounds` fresh processes each, alternating, compiler probe
-   * included in both.
+   * included in both. `preludeReadyMs`: the same split build in a fresh cache dir that already holds the precompiled
+   * prelude (any configuration built before with the same compiler and flags leaves it), median over `rounds` more
+   * processes; absent in results written before it was measured.
    */
-  coldCompile: { spec: string; ms: number; compilerProbeMs: number; selfContainedMs: number; rounds: number }[];
+  coldCompile: { spec: string; ms: number; compilerProbeMs: number; selfContainedMs: number; rounds: number; preludeReadyMs?: number }[];
   /**
    * First `compile()` of fresh processes, each with a score_mod no cache has seen, on a cache dir holding the
    * configuration's engine: median over the processes. `engineHits` and `modsCompiled` count the processes that

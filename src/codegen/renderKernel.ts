@@ -13,14 +13,25 @@ export interface KernelSource {
   header: string;
   /** A fixed header the source includes first, written beside it (the compile stage may precompile it). */
   prelude?: { name: string; text: string };
+  /**
+   * Translation units the source splits into by `-DMD_UNIT=1..units` (absent: one); without MD_UNIT it is whole. The
+   * compile stage may build them at once and link them (src/compile/buildEntry.ts).
+   */
+  units?: number;
 }
 
-/** The mod library's prelude: md_base.h and mod_helpers.h, the same text for every graph. */
-export const MODS_PRELUDE_NAME = "md_mods_prelude.h";
+/** An engine splits into flash decoding and flash attention with the rest (engine.cpp.njk). */
+const ENGINE_UNITS = 2;
+
+/**
+ * The prelude both libraries include first: md_base.h, minductor.h and mod_helpers.h, the same text for every graph and
+ * configuration, so one precompiled header serves every engine and mod library built with the same flags.
+ */
+export const PRELUDE_NAME = "md_prelude.h";
 
 /**
  * The C++ runtime headers, pasted verbatim (never parsed as templates) so a generated source needs no include path:
- * md_base.h alone for a mod library, md_base.h then minductor.h (whose include of md_base.h is dropped) otherwise.
+ * md_base.h then minductor.h (whose include of md_base.h is dropped).
  */
 const pasted = new Map<string, string>();
 function headerText(names: readonly string[]): string {
@@ -35,7 +46,11 @@ function headerText(names: readonly string[]): string {
   return text;
 }
 const ENGINE_HEADERS = ["md_base.h", "minductor.h"] as const;
-let modsPrelude: string | undefined;
+let preludeText: string | undefined;
+function prelude(): { name: string; text: string } {
+  preludeText ??= `${headerText(ENGINE_HEADERS)}\n${modHelpersText()}`;
+  return { name: PRELUDE_NAME, text: preludeText };
+}
 
 /**
  * The self-contained kernel library of a graph: engine and mods in one source that exports every entry point of
@@ -57,8 +72,8 @@ export function renderKernel(graph: AttentionGraph, modsCode: string, env: Envir
 export function renderEngine(graph: AttentionGraph, env: Environment = templateEnvironment()): KernelSource {
   const constants = { ...engineConstants(graph), part: "engine" };
   const header = env.render("kernel.h.njk", constants);
-  const cpp = env.render("engine_library.cpp.njk", { ...constants, header_text: headerText(ENGINE_HEADERS) });
-  return { cpp, header };
+  const cpp = env.render("engine_library.cpp.njk", { ...constants, prelude_name: PRELUDE_NAME });
+  return { cpp, header, prelude: prelude(), units: ENGINE_UNITS };
 }
 
 /**
@@ -76,7 +91,6 @@ export function renderModLibrary(
   if (!/^[0-9a-f]{64}$/.test(engineHash)) throw new RangeError(`renderModLibrary: engineHash must be a sha256 in hex, got ${JSON.stringify(engineHash)}`);
   const constants = { ...engineConstants(graph), ...modsConstants(graph), part: "mods", engine_hash: engineHash };
   const header = env.render("kernel.h.njk", constants);
-  const cpp = env.render("mods_library.cpp.njk", { ...constants, prelude_name: MODS_PRELUDE_NAME, mods_code: modsCode });
-  modsPrelude ??= `${headerText(["md_base.h"])}\n${modHelpersText()}`;
-  return { cpp, header, prelude: { name: MODS_PRELUDE_NAME, text: modsPrelude } };
+  const cpp = env.render("mods_library.cpp.njk", { ...constants, prelude_name: PRELUDE_NAME, mods_code: modsCode });
+  return { cpp, header, prelude: prelude() };
 }

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CACHE_FORMAT_VERSION, sha256 } from "./cacheKey.js";
 import type { CompilerInfo } from "./compilerInfo.js";
-import { withCompilerSlot } from "./compilerSlots.js";
+import { splitBuilds, withCompilerSlot } from "./compilerSlots.js";
 import { existingPrecompiledPrelude, placePrecompiled } from "./precompiledHeader.js";
 import type { EntryContents } from "./diskCache.js";
 import { fileChecksum } from "./diskCache.js";
@@ -31,6 +31,7 @@ export async function buildEntry(
   wanted: EntryContents,
   argv: string[],
   compiler: CompilerInfo,
+  unitsAfter?: Promise<unknown>,
 ): Promise<string> {
   const started = performance.now();
   const dir = await mkdtemp(tempPrefix(cacheDir, wanted.key));
@@ -45,14 +46,13 @@ export async function buildEntry(
       const gch = await existingPrecompiledPrelude(cacheDir, wanted.prelude, argv, compiler);
       if (gch) borrowed = await placePrecompiled(gch, dir, wanted.prelude.name).catch(() => undefined);
     }
-    // Loaded on first use: execa takes about 100 ms to import, and a cache hit never runs the compiler.
-    const { execa } = await import("execa");
-    const result = await withCompilerSlot(() => execa(argv[0], argv.slice(1), { cwd: dir, reject: false, stdin: "ignore" }));
+    const units = splitBuilds() ? (wanted.units ?? 1) : 1;
+    const { result, command } = await runCompiler(dir, argv, units, unitsAfter);
     if (borrowed) await rm(borrowed, { force: true });
     if (result.code === "ENOENT" || result.code === "EACCES") throw new CompilerNotFoundError(argv[0]);
     if (result.failed) {
       const kept = await keepFailedSource(cacheDir, wanted);
-      throw new CompileError(result.stderr || result.message || "", kept, argv, result.exitCode);
+      throw new CompileError(result.stderr || result.message || "", kept, command, result.exitCode);
     }
     const library = await fileChecksum(join(dir, LIBRARY_FILE));
     if (library === undefined) {
@@ -76,6 +76,7 @@ export async function buildEntry(
       compileMs: Math.round(performance.now() - started),
       createdAt: new Date().toISOString(),
       ...(wanted.requires?.length ? { requires: [...wanted.requires] } : {}),
+      ...(units > 1 ? { units } : {}),
     };
     await writeFile(join(dir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
     return dir;
@@ -83,6 +84,41 @@ export async function buildEntry(
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
+}
+
+/**
+ * Runs the compiler in a build dir: `argv` itself, or for a source in `units` translation units (`-DMD_UNIT=i`), each
+ * unit compiled to an object at once, one compiler slot each, then linked with the same flags. An engine's two units
+ * build in about two thirds of the time of the whole source on two cores. Units after the first take their slot once
+ * `after` settles (compileSource's `unitsAfter`). Returns the first failed command, else the last.
+ */
+async function runCompiler(
+  dir: string,
+  argv: readonly string[],
+  units: number,
+  after?: Promise<unknown>,
+): Promise<{ result: { failed: boolean; code?: string; stderr: string; message?: string; exitCode?: number }; command: string[] }> {
+  // Loaded on first use: execa takes about 100 ms to import, and a cache hit never runs the compiler.
+  const { execa } = await import("execa");
+  const run = async (args: string[]) => ({
+    result: await withCompilerSlot(() => execa(argv[0], args, { cwd: dir, reject: false, stdin: "ignore" })),
+    command: [argv[0], ...args],
+  });
+  if (units <= 1) return run(argv.slice(1));
+  // argv is `cxx ...flags -o kernel.so kernel.cpp` (compilerArgv); -shared is ignored by a -c command.
+  const flags = argv.slice(1, argv.lastIndexOf("-o"));
+  const objects = Array.from({ length: units }, (_, i) => `unit${i + 1}.o`);
+  const compiled = await Promise.all(
+    objects.map(async (object, i) => {
+      if (i > 0 && after) await after.catch(() => undefined);
+      return run([...flags, `-DMD_UNIT=${i + 1}`, "-c", "-o", object, SOURCE_FILE]);
+    }),
+  );
+  const failed = compiled.find((c) => c.result.failed);
+  if (failed) return failed;
+  const linked = await run([...flags, "-o", LIBRARY_FILE, ...objects]);
+  await Promise.all(objects.map((object) => rm(join(dir, object), { force: true })));
+  return linked;
 }
 
 /** Only an ELF file is ever published: a broken compiler's output must not poison the key for later runs. */

@@ -28,11 +28,27 @@ export interface CompiledLibrary {
 /** In-flight and finished builds of this process by (requested cache dir, key): a repeat call runs no g++. */
 const builds = new Map<string, Promise<CompiledLibrary>>();
 
+/** What a source brings besides its text (src/compile/diskCache.ts, EntryContents, says what each means). */
+export interface SourceOptions extends CompileOptions {
+  header?: string;
+  requires?: readonly string[];
+  prelude?: Prelude;
+  units?: number;
+  /**
+   * Resolve once the library is published, while its prelude (when it has none precompiled yet) precompiles on; the
+   * process does not exit before that ends. Default: resolve after it.
+   */
+  precompileLater?: boolean;
+  /**
+   * For a source built in units: the units after the first take a compiler slot only once this settles. compile()
+   * passes its mod library's build, so that on two cores the engine's first unit and the small mod library compile
+   * together and the engine's second unit follows, instead of the mod library waiting for a unit.
+   */
+  unitsAfter?: Promise<unknown>;
+}
+
 /** Compiles `source` to a shared library, or returns the cached one for the same source, flags and machine. */
-export async function compileSource(
-  source: string,
-  opts: CompileOptions & { header?: string; requires?: readonly string[]; prelude?: Prelude } = {},
-): Promise<CompiledLibrary> {
+export async function compileSource(source: string, opts: SourceOptions = {}): Promise<CompiledLibrary> {
   const started = performance.now();
   const cxx = opts.cxx ?? defaultCxx();
   const requestedFlags = opts.cxxflags ?? defaultCxxflags();
@@ -49,6 +65,7 @@ export async function compileSource(
     header: opts.header,
     prelude: opts.prelude,
     requires: opts.requires,
+    units: opts.units,
   };
   const buildId = `${requestedDir}\0${wanted.key}`;
   const progress = (phase: CompileProgressEvent["phase"]) => opts.onProgress?.({ phase, key: wanted.key });
@@ -65,13 +82,15 @@ export async function compileSource(
       return { ...library, fromCache: "memory", compileMs: elapsed() };
     }
   }
-  const build = findOrBuild(requestedDir, wanted, argv, compiler, progress, elapsed);
+  const later: Array<() => void> = [];
+  const build = findOrBuild(requestedDir, wanted, argv, compiler, progress, elapsed, opts, later);
   builds.set(buildId, build);
   build.catch(() => {
     if (builds.get(buildId) === build) builds.delete(buildId);
   });
   const library = await build;
   progress("done");
+  for (const start of later) start();
   return library;
 }
 
@@ -106,6 +125,8 @@ async function findOrBuild(
   compiler: CompilerInfo,
   progress: (phase: CompileProgressEvent["phase"]) => void,
   elapsed: () => number,
+  opts: Pick<SourceOptions, "precompileLater" | "unitsAfter">,
+  later: Array<() => void>,
 ): Promise<CompiledLibrary> {
   const cacheDir = await usableCacheDir(requestedDir);
   const library = (fromCache: CompiledLibrary["fromCache"]) => describe(cacheDir, wanted, fromCache, elapsed(), usesOpenmp(argv));
@@ -123,11 +144,13 @@ async function findOrBuild(
     }
     if (state.status === "corrupt") await discardDir(cacheDir, entryDir(cacheDir, wanted.key));
     progress("compiling");
-    const built = await buildEntry(cacheDir, wanted, argv, compiler);
+    const built = await buildEntry(cacheDir, wanted, argv, compiler, opts.unitsAfter);
     const outcome = await publishEntry(cacheDir, built, wanted);
-    // A build without a precompiled prelude leaves one for the next. On a cold configuration the engine's longer
-    // build runs meanwhile, so the first build of a configuration does not wait for this.
-    if (wanted.prelude) await precompiledPrelude(cacheDir, wanted.prelude, argv, compiler);
+    // A build without a precompiled prelude leaves one for the next: before it returns, or once it has returned, and
+    // then behind every other build waiting for a compiler (withCompilerSlot's `background`).
+    const prelude = wanted.prelude;
+    if (prelude && opts.precompileLater) later.push(() => void precompiledPrelude(cacheDir, prelude, argv, compiler, { background: true }));
+    else if (prelude) await precompiledPrelude(cacheDir, prelude, argv, compiler);
     return library(outcome === "ours" ? "compiled" : "disk");
   });
 }

@@ -26,6 +26,11 @@ export interface EntryContents {
    * another engine is found before it is loaded, and `cache prune` keeps the engines that loaded entries need.
    */
   requires?: readonly string[];
+  /**
+   * Translation units the source splits into by `-DMD_UNIT=1..units` (absent: one). Not part of the key: built whole
+   * or in units, the library is the same code.
+   */
+  units?: number;
 }
 
 export type EntryState =

@@ -25,6 +25,8 @@ export interface Manifest {
   createdAt: string;
   /** Source hashes of the libraries this one is built against (EntryContents.requires); absent when none. */
   requires?: string[];
+  /** Translation units built at once and linked (EntryContents.units); absent when the source was built whole. */
+  units?: number;
 }
 
 export const KEY_PATTERN = /^[0-9a-f]{64}$/;

@@ -47,12 +47,18 @@ export async function existingPrecompiledPrelude(cacheDir: string, prelude: Prel
  * The path of `<prelude.name>.gch` for these flags, precompiled now if needed; undefined when it cannot be made
  * (a build then parses the header, as without this cache).
  */
-export function precompiledPrelude(cacheDir: string, prelude: Prelude, argv: readonly string[], compiler: CompilerInfo): Promise<string | undefined> {
+export function precompiledPrelude(
+  cacheDir: string,
+  prelude: Prelude,
+  argv: readonly string[],
+  compiler: CompilerInfo,
+  options: { background?: boolean } = {},
+): Promise<string | undefined> {
   if (compiler.family !== "gcc") return Promise.resolve(undefined);
   const dir = pchDir(cacheDir, prelude, argv, compiler);
   let result = pending.get(dir);
   if (!result) {
-    result = findOrPrecompile(cacheDir, dir, prelude, argv).catch(() => undefined);
+    result = findOrPrecompile(cacheDir, dir, prelude, argv, options.background ?? false).catch(() => undefined);
     pending.set(dir, result);
     // A failure is retried by a later build of this process, once.
     void result.then((path) => path === undefined && pending.delete(dir));
@@ -60,7 +66,7 @@ export function precompiledPrelude(cacheDir: string, prelude: Prelude, argv: rea
   return result;
 }
 
-async function findOrPrecompile(cacheDir: string, dir: string, prelude: Prelude, argv: readonly string[]): Promise<string | undefined> {
+async function findOrPrecompile(cacheDir: string, dir: string, prelude: Prelude, argv: readonly string[], background: boolean): Promise<string | undefined> {
   const gch = join(dir, `${prelude.name}.gch`);
   if (await exists(gch)) return gch;
   await mkdir(pchRoot(cacheDir), { recursive: true });
@@ -73,6 +79,7 @@ async function findOrPrecompile(cacheDir: string, dir: string, prelude: Prelude,
     const flags = argv.slice(1, argv.indexOf("-o"));
     const result = await withCompilerSlot(() =>
       execa(argv[0], [...flags, "-x", "c++-header", prelude.name, "-o", `${prelude.name}.gch`], { cwd: build, reject: false, stdin: "ignore" }),
+      { background },
     );
     if (result.failed || !(await exists(join(build, `${prelude.name}.gch`)))) return undefined;
     try {

@@ -100,7 +100,7 @@ describe.skipIf(process.platform !== "linux")("cache prune and the split", () =>
     const engineSource = renderEngine(graph);
     const engineHash = sha256(engineSource.cpp);
     const modsSource = renderModLibrary(graph, renderModsCode(graph), engineHash);
-    const engine = await compileSource(engineSource.cpp, { cacheDir, cxxflags: CXXFLAGS, header: engineSource.header });
+    const engine = await compileSource(engineSource.cpp, { cacheDir, cxxflags: CXXFLAGS, header: engineSource.header, prelude: engineSource.prelude });
     const mods = await compileSource(modsSource.cpp, { cacheDir, cxxflags: CXXFLAGS, header: modsSource.header, prelude: modsSource.prelude, requires: [engineHash] });
     const holder = execa(process.execPath, ["-e", "require('koffi').load(process.argv[1]); console.log('loaded'); setInterval(() => {}, 1000);", mods.soPath], { cwd: repoRoot });
     try {

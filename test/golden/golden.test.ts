@@ -75,7 +75,7 @@ describe("minductor golden check catches a changed mod", () => {
     expect(cpp).not.toMatch(/[0-9a-f]{64}/);
     expect(cpp).not.toContain("md_flash_attention_task");
     expect(cpp).not.toContain("namespace mdm");
-    expect(cpp).toContain('#include "md_mods_prelude.h"');
+    expect(cpp).toContain('#include "md_prelude.h"');
     expect(readFileSync(join(root, "test", "golden", "alibi.engine"), "utf8")).toMatch(/^[0-9a-f]{64}$/m);
   });
 

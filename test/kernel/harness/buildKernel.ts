@@ -111,9 +111,9 @@ export type BuiltKernel = { selfContained: string } | { engine: string; mods: st
 export async function buildKernel(c: KernelConfig, modsCpp: string, flags?: string[], options: { split?: boolean } = {}): Promise<BuiltKernel> {
   const graph = graphFor(c);
   if (!options.split) return { selfContained: await compileShared(renderKernel(graph, modsCpp).cpp, flags) };
-  const engine = renderEngine(graph).cpp;
-  const engineHash = createHash("sha256").update(engine).digest("hex");
+  const engine = renderEngine(graph);
+  const engineHash = createHash("sha256").update(engine.cpp).digest("hex");
   const mods = renderModLibrary(graph, modsCpp, engineHash);
-  const [enginePath, modsPath] = await Promise.all([compileShared(engine, flags), compileShared(mods.cpp, flags, mods.prelude)]);
+  const [enginePath, modsPath] = await Promise.all([compileShared(engine.cpp, flags, engine.prelude), compileShared(mods.cpp, flags, mods.prelude)]);
   return { engine: enginePath, mods: modsPath, engineHash };
 }
