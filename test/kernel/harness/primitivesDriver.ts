@@ -52,6 +52,30 @@ static int64_t vload_mismatches(int64_t count, int64_t* checked) {
   return bad;
 }
 
+/* The same through md_vload_dt4 (md_vload_batch<DT>() vectors at once, e4m3fn's byte lookups where the CPU has them),
+ * the codes in a scrambled order (code (37 i + 11) mod count at element i) so that each lane meets many codes. */
+template <int DT, typename T>
+static int64_t vload4_mismatches(int64_t count, int64_t* checked) {
+  static T codes[65536];
+  for (int64_t i = 0; i < count; ++i) codes[i] = (T)((i * 37 + 11) % count);
+  constexpr int batch = md_vload_batch<DT>();
+  int64_t bad = 0;
+  for (int64_t i = 0; i + batch * MD_W <= count; i += batch * MD_W) {
+    md_vf v[batch];
+    md_vload_dt4<DT>(codes, i, v);
+    for (int x = 0; x < batch; ++x) {
+      float lanes[MD_W];
+      md_vstore(lanes, v[x]);
+      for (int k = 0; k < MD_W; ++k) {
+        const float want = md_load_elem<DT>(codes, i + x * MD_W + k);
+        if (isnan(want) ? !isnan(lanes[k]) : md_bits_from_f32(want) != md_bits_from_f32(lanes[k])) ++bad;
+        ++*checked;
+      }
+    }
+  }
+  return bad;
+}
+
 int main() {
   int64_t max_ulp_vec = 0, max_ulp_scalar = 0;
   for (float x = -87.0f; x <= 88.0f; x += 0.000731f) {
@@ -117,6 +141,14 @@ int main() {
                             vload_mismatches<MD_FP8_E4M3FN, uint8_t>(256, &vload_checked) +
                             vload_mismatches<MD_FP8_E5M2, uint8_t>(256, &vload_checked);
   printf("vload_mismatch %lld\nvload_checked %lld\n", (long long)vload_bad, (long long)vload_checked);
+  int64_t vload4_checked = 0;
+  const int64_t vload4_bad = vload4_mismatches<MD_FLOAT16, uint16_t>(65536, &vload4_checked) +
+                             vload4_mismatches<MD_BFLOAT16, uint16_t>(65536, &vload4_checked) +
+                             vload4_mismatches<MD_INT8, int8_t>(256, &vload4_checked) +
+                             vload4_mismatches<MD_FP8_E4M3FN, uint8_t>(256, &vload4_checked) +
+                             vload4_mismatches<MD_FP8_E5M2, uint8_t>(256, &vload4_checked);
+  printf("vload4_mismatch %lld\nvload4_checked %lld\nvload_batch_e4m3fn %d\n", (long long)vload4_bad,
+         (long long)vload4_checked, md_vload_batch<MD_FP8_E4M3FN>());
 
   printf("bf16_tie_to_even %d\n", md_f32_to_bf16(md_f32_from_bits(0x3f808000u)) == 0x3f80 &&
                                    md_f32_to_bf16(md_f32_from_bits(0x3f818000u)) == 0x3f82);
@@ -155,6 +187,12 @@ export function primitivesTests(results: () => Record<string, number>): void {
     const r = results();
     expect(r.vload_checked).toBe(2 * 65536 + 3 * 256);
     expect(r.vload_mismatch).toBe(0);
+  });
+
+  it("the batched vector loads (e4m3fn's byte lookups where the CPU has AVX512-VBMI) agree with the scalar loads", () => {
+    const r = results();
+    expect(r.vload4_checked).toBe(2 * 65536 + 3 * 256);
+    expect(r.vload4_mismatch).toBe(0);
   });
 
   it("bf16 rounds to nearest even and keeps NaN", () => {
