@@ -30,8 +30,7 @@ export function splitBuilds(): boolean {
 export async function withCompilerSlot<T>(job: () => Promise<T>, options: { background?: boolean } = {}): Promise<T> {
   if (options.background) await new Promise<void>((resolve) => setImmediate(resolve));
   const queue = options.background ? waitingBackground : waiting;
-  if (running >= compilerSlots() || waiting.length > 0 || (options.background && waitingBackground.length > 0))
-    await new Promise<void>((resolve) => queue.push(resolve));
+  if (running >= compilerSlots()) await new Promise<void>((resolve) => queue.push(resolve));
   else running++;
   try {
     return await job();

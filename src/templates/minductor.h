@@ -826,18 +826,27 @@ template <int DT> MD_INLINE md_vf md_vload_dt(const void* p, int64_t i) {
  * NaN) with the sign put back, the low byte the last mantissa bit. The codes are first put in the order in which the
  * lane-wise byte interleave of the two halves yields codes 0..31 and 32..63 in order. */
 #define MD_E4M3FN_BYTE_LOOKUP 1
+struct md_byte_table {
+  alignas(64) uint8_t v[128];
+};
+/* The binary16 high byte of e4m3fn code i (its low 7 bits): s0eeeemm without the sign, 0x7f for the NaN code. */
+constexpr md_byte_table md_e4m3fn_high_bytes() {
+  md_byte_table t{};
+  for (int i = 0; i < 128; ++i) t.v[i] = (uint8_t)((i >> 1) | (i == 0x7f ? 0x40 : 0));
+  return t;
+}
+/* Lane k of the reordered codes: codes 8k .. 8k+7, then 32+8k .. 32+8k+7 (the first 64 entries are used). */
+constexpr md_byte_table md_e4m3fn_order() {
+  md_byte_table t{};
+  for (int i = 0; i < 64; ++i) t.v[i] = (uint8_t)(i / 16 * 8 + (i % 16 < 8 ? i % 8 : 32 + i % 8));
+  return t;
+}
+static constexpr md_byte_table md_e4m3fn_high = md_e4m3fn_high_bytes();
+static constexpr md_byte_table md_e4m3fn_lane_order = md_e4m3fn_order();
+
 MD_INLINE void md_e4m3fn64_ps(const void* p, __m512 out[4]) {
-  alignas(64) static const uint8_t high[128] = {
-#define MD_H8(i) (uint8_t)(((i) >> 1) | ((i) == 0x7f ? 0x40 : 0)), (uint8_t)(((i) + 1) >> 1), (uint8_t)(((i) + 2) >> 1), \
-      (uint8_t)(((i) + 3) >> 1), (uint8_t)(((i) + 4) >> 1), (uint8_t)(((i) + 5) >> 1), (uint8_t)(((i) + 6) >> 1),      \
-      (uint8_t)((((i) + 7) >> 1) | ((i) + 7 == 0x7f ? 0x40 : 0))
-      MD_H8(0), MD_H8(8), MD_H8(16), MD_H8(24), MD_H8(32), MD_H8(40), MD_H8(48), MD_H8(56),
-      MD_H8(64), MD_H8(72), MD_H8(80), MD_H8(88), MD_H8(96), MD_H8(104), MD_H8(112), MD_H8(120)
-#undef MD_H8
-  };
-  alignas(64) static const uint8_t order[64] = {
-      0,  1,  2,  3,  4,  5,  6,  7,  32, 33, 34, 35, 36, 37, 38, 39, 8,  9,  10, 11, 12, 13, 14, 15, 40, 41, 42, 43, 44, 45, 46, 47,
-      16, 17, 18, 19, 20, 21, 22, 23, 48, 49, 50, 51, 52, 53, 54, 55, 24, 25, 26, 27, 28, 29, 30, 31, 56, 57, 58, 59, 60, 61, 62, 63};
+  const uint8_t* high = md_e4m3fn_high.v;
+  const uint8_t* order = md_e4m3fn_lane_order.v;
   const __m512i codes = _mm512_permutexvar_epi8(_mm512_load_si512(order), _mm512_loadu_si512(p));
   const __m512i sign = _mm512_set1_epi8((char)0x80);
   /* high | (codes & 0x80) */

@@ -33,36 +33,20 @@ static float neon_f16_to_f32(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vr
 static uint16_t neon_f32_to_f16(float x) { return vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(x))), 0); }
 #endif
 
-/* Every code 0 .. count-1 of DT (stored as T) through md_vload_dt, MD_W at a time, against md_load_elem: the same
- * float, or NaN for NaN. Adds the codes checked to *checked. */
-template <int DT, typename T>
+/* Every code of DT (stored as T, count of them) through the vector loads, against md_load_elem: the same float, or NaN
+ * for NaN. Adds the codes checked to *checked. BATCHED: through md_vload_dt4 (md_vload_batch<DT>() vectors at once,
+ * e4m3fn's byte lookups where the CPU has them), the codes in a scrambled order (code (37 i + 11) mod count at element
+ * i) so that each lane meets many codes; else md_vload_dt, MD_W at a time, code i at element i. */
+template <int DT, typename T, bool BATCHED = false>
 static int64_t vload_mismatches(int64_t count, int64_t* checked) {
   static T codes[65536];
-  for (int64_t i = 0; i < count; ++i) codes[i] = (T)i;
-  int64_t bad = 0;
-  for (int64_t i = 0; i + MD_W <= count; i += MD_W) {
-    float lanes[MD_W];
-    md_vstore(lanes, md_vload_dt<DT>(codes, i));
-    for (int k = 0; k < MD_W; ++k) {
-      const float want = md_load_elem<DT>(codes, i + k);
-      if (isnan(want) ? !isnan(lanes[k]) : md_bits_from_f32(want) != md_bits_from_f32(lanes[k])) ++bad;
-      ++*checked;
-    }
-  }
-  return bad;
-}
-
-/* The same through md_vload_dt4 (md_vload_batch<DT>() vectors at once, e4m3fn's byte lookups where the CPU has them),
- * the codes in a scrambled order (code (37 i + 11) mod count at element i) so that each lane meets many codes. */
-template <int DT, typename T>
-static int64_t vload4_mismatches(int64_t count, int64_t* checked) {
-  static T codes[65536];
-  for (int64_t i = 0; i < count; ++i) codes[i] = (T)((i * 37 + 11) % count);
-  constexpr int batch = md_vload_batch<DT>();
+  for (int64_t i = 0; i < count; ++i) codes[i] = (T)(BATCHED ? (i * 37 + 11) % count : i);
+  constexpr int batch = BATCHED ? md_vload_batch<DT>() : 1;
   int64_t bad = 0;
   for (int64_t i = 0; i + batch * MD_W <= count; i += batch * MD_W) {
     md_vf v[batch];
-    md_vload_dt4<DT>(codes, i, v);
+    if constexpr (BATCHED) md_vload_dt4<DT>(codes, i, v);
+    else v[0] = md_vload_dt<DT>(codes, i);
     for (int x = 0; x < batch; ++x) {
       float lanes[MD_W];
       md_vstore(lanes, v[x]);
@@ -142,11 +126,11 @@ int main() {
                             vload_mismatches<MD_FP8_E5M2, uint8_t>(256, &vload_checked);
   printf("vload_mismatch %lld\nvload_checked %lld\n", (long long)vload_bad, (long long)vload_checked);
   int64_t vload4_checked = 0;
-  const int64_t vload4_bad = vload4_mismatches<MD_FLOAT16, uint16_t>(65536, &vload4_checked) +
-                             vload4_mismatches<MD_BFLOAT16, uint16_t>(65536, &vload4_checked) +
-                             vload4_mismatches<MD_INT8, int8_t>(256, &vload4_checked) +
-                             vload4_mismatches<MD_FP8_E4M3FN, uint8_t>(256, &vload4_checked) +
-                             vload4_mismatches<MD_FP8_E5M2, uint8_t>(256, &vload4_checked);
+  const int64_t vload4_bad = vload_mismatches<MD_FLOAT16, uint16_t, true>(65536, &vload4_checked) +
+                             vload_mismatches<MD_BFLOAT16, uint16_t, true>(65536, &vload4_checked) +
+                             vload_mismatches<MD_INT8, int8_t, true>(256, &vload4_checked) +
+                             vload_mismatches<MD_FP8_E4M3FN, uint8_t, true>(256, &vload4_checked) +
+                             vload_mismatches<MD_FP8_E5M2, uint8_t, true>(256, &vload4_checked);
   printf("vload4_mismatch %lld\nvload4_checked %lld\nvload_batch_e4m3fn %d\n", (long long)vload4_bad,
          (long long)vload4_checked, md_vload_batch<MD_FP8_E4M3FN>());
 
