@@ -665,6 +665,14 @@ MD_INLINE __mmask16 md_lanes16(int64_t count) {
   return count >= 16 ? (__mmask16)0xffff : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1u);
 }
 
+/* The VPERMT2W index that interleaves two rows' 16 elements into 16 pairs: 16-bit element 2i of the result is element
+ * i of the first operand, element 2i + 1 that of the second (index 32 + i selects the second operand). */
+MD_INLINE __m512i md_interleave16() {
+  alignas(64) static const uint16_t interleave[32] = {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39,
+                                                      8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+  return _mm512_load_si512(interleave);
+}
+
 /* V-style packing in pairs: the panel matrix [md_pairs(n) x LD] of words holds (row 2p, row 2p + 1) at column c, with
  * zeros past DIM, for a missing last row (odd n) and for NULL rows. Returns false when a packed element is inf or
  * NaN (the caller then takes the fp32 path, which keeps them away from weights of 0). */
@@ -672,11 +680,7 @@ template <int DT, int64_t DIM, int64_t LD>
 MD_INLINE bool md_pack_pairs_interleaved(const void* const* rows, int64_t n, uint32_t* dst) {
   static_assert(LD % 16 == 0 && LD >= DIM, "LD must be DIM rounded up to 16");
   const int64_t np = md_pairs(n);
-  /* 16-bit element 2i of a word vector is element i of the first row, element 2i + 1 that of the second (index 32 +
-   * i selects the second operand). */
-  alignas(64) static const uint16_t interleave[32] = {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39,
-                                                      8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
-  const __m512i idx = _mm512_load_si512(interleave);
+  const __m512i idx = md_interleave16();
   const __m512i exponent = _mm512_set1_epi16(0x7f80);
   __mmask32 nonfinite = 0;
   for (int64_t p = 0; p < np; ++p) {
@@ -1226,6 +1230,84 @@ MD_INLINE void md_axpy_rows(const float* p, int64_t ldp, int64_t m, const void* 
   if (i < m) md_axpy_row_tail<DT, DIM>((int)(m - i), p + i * ldp, ldp, v, n, c + i * ldc, ldc, row_scale + i);
 }
 
+#if defined(MD_BF16_DOT)
+/* md_axpy_block on VDPBF16PS for bf16 V rows, the P V step of decoding: C[MR rows][NV vectors from column c0] =
+ * C * row_scale + sum_{i<np} P[r][2i] V_2i + P[r][2i + 1] V_2i+1, with P as bf16 pairs (words pw[r * ldpw + i], see
+ * md_round_pairs) and V rows by pointer, two rows at a time interleaved by VPERMT2W (md_interleave16) as they are
+ * read: per 16 columns and pair of rows two loads, one permute and MR dot products, where the fp32 path converts
+ * twice and multiplies 2 MR times. C keeps the natural column order; with TAIL the last vector runs past DIM and
+ * reads zeros there. */
+template <int64_t DIM, int MR, int NV, bool TAIL>
+MD_INLINE void md_axpy_pairs_block(const uint32_t* __restrict pw, int64_t ldpw, const void* const* __restrict v,
+                                   int64_t np, int64_t c0, float* __restrict c, int64_t ldc,
+                                   const float* __restrict row_scale) {
+  __m512 acc[MR][NV];
+  for (int r = 0; r < MR; ++r) {
+    const __m512 sc = _mm512_set1_ps(row_scale[r]);
+    for (int x = 0; x < NV; ++x) acc[r][x] = _mm512_mul_ps(_mm512_loadu_ps(c + r * ldc + c0 + x * 16), sc);
+  }
+  const __m512i idx = md_interleave16();
+  const __mmask16 last = md_lanes16(DIM - c0 - (NV - 1) * 16);
+  /* not unrolled: g++ 12 then spills accumulators of the 4-row block */
+#pragma GCC unroll 1
+  for (int64_t i = 0; i < np; ++i) {
+    const uint16_t* r0 = (const uint16_t*)v[2 * i] + c0;
+    const uint16_t* r1 = (const uint16_t*)v[2 * i + 1] + c0;
+    for (int x = 0; x < NV; ++x) {
+      const bool part = TAIL && x == NV - 1;
+      const __m256i e = part ? _mm256_maskz_loadu_epi16(last, r0 + x * 16) : _mm256_loadu_si256((const __m256i*)(r0 + x * 16));
+      const __m256i o = part ? _mm256_maskz_loadu_epi16(last, r1 + x * 16) : _mm256_loadu_si256((const __m256i*)(r1 + x * 16));
+      const __m512bh vv = (__m512bh)_mm512_permutex2var_epi16(_mm512_castsi256_si512(e), idx, _mm512_castsi256_si512(o));
+      for (int r = 0; r < MR; ++r)
+        acc[r][x] = _mm512_dpbf16_ps(acc[r][x], vv, (__m512bh)_mm512_set1_epi32((int)pw[r * ldpw + i]));
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int x = 0; x < NV; ++x) _mm512_storeu_ps(c + r * ldc + c0 + x * 16, acc[r][x]);
+}
+
+/* All columns of MR rows, MD_AXPY_KB V rows (half as many pairs) at a time, as md_axpy_row_block. */
+template <int64_t DIM, int MR>
+MD_INLINE void md_axpy_pairs_row_block(const uint32_t* pw, int64_t ldpw, const void* const* v, int64_t np, float* c,
+                                       int64_t ldc, const float* row_scale) {
+  constexpr int NV = md_axpy_vectors(MR);
+  constexpr int64_t chunk = NV * 16, full = DIM / chunk * chunk;
+  constexpr int rest = (int)((DIM - full + 15) / 16);
+  float ones[MR];
+  for (int r = 0; r < MR; ++r) ones[r] = 1.0f;
+  for (int64_t i0 = 0; i0 < np || i0 == 0; i0 += MD_AXPY_KB / 2) {
+    const int64_t ni = md_min(MD_AXPY_KB / 2, np - i0);
+    const float* scale = i0 == 0 ? row_scale : ones;
+    for (int64_t c0 = 0; c0 < full; c0 += chunk)
+      md_axpy_pairs_block<DIM, MR, NV, false>(pw + i0, ldpw, v + 2 * i0, ni, c0, c, ldc, scale);
+    if constexpr (rest > 0)
+      md_axpy_pairs_block<DIM, MR, rest, DIM % 16 != 0>(pw + i0, ldpw, v + 2 * i0, ni, full, c, ldc, scale);
+  }
+}
+
+template <int64_t DIM, int R = MD_AXPY_MR - 1>
+MD_INLINE void md_axpy_pairs_row_tail(int rows, const uint32_t* pw, int64_t ldpw, const void* const* v, int64_t np,
+                                      float* c, int64_t ldc, const float* row_scale) {
+  if constexpr (R > 0) {
+    if (rows == R) md_axpy_pairs_row_block<DIM, R>(pw, ldpw, v, np, c, ldc, row_scale);
+    else md_axpy_pairs_row_tail<DIM, R - 1>(rows, pw, ldpw, v, np, c, ldc, row_scale);
+  }
+}
+
+/* O[m x DIM] = O * row_scale + P[m x n] V[n x DIM] with P as bf16 pairs (md_round_pairs: an odd n ends with a zero
+ * weight) and V rows by pointer, v[n] readable when n is odd (the zero row). O keeps the natural
+ * order, as md_axpy_rows leaves it on AVX-512, so both may add to the same rows. */
+template <int64_t DIM>
+MD_INLINE void md_axpy_pairs_rows(const uint32_t* pw, int64_t ldpw, int64_t m, const void* const* v, int64_t n,
+                                  float* c, int64_t ldc, const float* row_scale) {
+  const int64_t np = md_pairs(n);
+  int64_t i = 0;
+  for (; i + MD_AXPY_MR <= m; i += MD_AXPY_MR)
+    md_axpy_pairs_row_block<DIM, MD_AXPY_MR>(pw + i * ldpw, ldpw, v, np, c + i * ldc, ldc, row_scale + i);
+  if (i < m) md_axpy_pairs_row_tail<DIM>((int)(m - i), pw + i * ldpw, ldpw, v, np, c + i * ldc, ldc, row_scale + i);
+}
+#endif /* MD_BF16_DOT */
+
 /* ------------------------------------------------------------------------------------------------------------ */
 /* Non-finite V. A position whose weight is exactly 0 (masked, or in a block a row does not see) must add nothing to a
  * row, but 0 * inf and 0 * NaN are NaN. The P V products are fast only without a test per product, so the templates
@@ -1234,28 +1316,33 @@ MD_INLINE void md_axpy_rows(const float* p, int64_t ldp, int64_t m, const void* 
 
 MD_INLINE bool md_finite(float x) { return x - x == 0.0f; }
 
-/* Some p[i][j] == 0 for i < rows, j < n (a compare per vector: this runs on every tile). */
-MD_INLINE bool md_any_zero(const float* p, int64_t ld, int64_t rows, int64_t n) {
+/* Some p[i][j] < limit for i < rows, j < n (a compare per vector: this runs on every tile). Weights are never
+ * negative, so md_any_zero's limit finds the zeros; FLT_MIN also finds the subnormal weights that rounding to bf16
+ * flushes to 0 (md_round_pairs). */
+MD_INLINE bool md_any_below(const float* p, int64_t ld, int64_t rows, int64_t n, float limit) {
   bool zero = false;
   for (int64_t i = 0; i < rows; ++i) {
     const float* row = p + i * ld;
     int64_t j = 0;
 #if MD_W == 16
     __mmask16 hit = 0;
-    for (; j + 16 <= n; j += 16) hit |= _mm512_cmp_ps_mask(_mm512_loadu_ps(row + j), _mm512_setzero_ps(), _CMP_EQ_OQ);
+    for (; j + 16 <= n; j += 16) hit |= _mm512_cmp_ps_mask(_mm512_loadu_ps(row + j), _mm512_set1_ps(limit), _CMP_LT_OQ);
     zero |= hit != 0;
 #elif MD_W == 8
     __m256 hit = _mm256_setzero_ps();
-    for (; j + 8 <= n; j += 8) hit = _mm256_or_ps(hit, _mm256_cmp_ps(_mm256_loadu_ps(row + j), _mm256_setzero_ps(), _CMP_EQ_OQ));
+    for (; j + 8 <= n; j += 8) hit = _mm256_or_ps(hit, _mm256_cmp_ps(_mm256_loadu_ps(row + j), _mm256_set1_ps(limit), _CMP_LT_OQ));
     zero |= _mm256_movemask_ps(hit) != 0;
 #elif MD_W == 4
     uint32x4_t hit = vdupq_n_u32(0);
-    for (; j + 4 <= n; j += 4) hit = vorrq_u32(hit, vceqq_f32(vld1q_f32(row + j), vdupq_n_f32(0.0f)));
+    for (; j + 4 <= n; j += 4) hit = vorrq_u32(hit, vcltq_f32(vld1q_f32(row + j), vdupq_n_f32(limit)));
     zero |= vmaxvq_u32(hit) != 0;
 #endif
-    for (; j < n; ++j) zero |= row[j] == 0.0f;
+    for (; j < n; ++j) zero |= row[j] < limit;
   }
   return zero;
+}
+MD_INLINE bool md_any_zero(const float* p, int64_t ld, int64_t rows, int64_t n) {
+  return md_any_below(p, ld, rows, n, FLT_TRUE_MIN);
 }
 
 /* x[0..count) holds no inf or NaN (0 * x is 0 exactly when x is finite); four chains hide the FMA latency. */

@@ -3,7 +3,8 @@
  * docs/spec.md ("bfloat16 dot products") against the float64 reference, for shapes that cover the odd pair at the end
  * of a head dim and of a kv tile, GQA, causal diagonal tiles and mods on the fp32 scores; and proof that the path runs:
  * its library holds VDPBF16PS, the build with -DMD_NO_BF16_DOT (the fp32 path) does not, and their outputs differ.
- * Decode: q . k on VDPBF16PS (exact products, as with FMA), against the reference at the usual bf16 tolerance.
+ * Decode: q . k and P V on VDPBF16PS, P rounded to bf16 as in prefill: the same bound, an output that differs from the
+ * fp32 path's, and V's inf and NaN kept away from weights that round to 0 (zero, or below 2^-126).
  * 8-bit K/V with a bf16 query: the codes packed as bf16 (exactly), the scales on the score columns and on P; the same
  * bound with max |v| of the dequantized values, inf and NaN codes at masked positions kept out.
  * Runs only where the CPU has avx512_bf16; elsewhere each test is skipped with that reason.
@@ -15,7 +16,7 @@ import { compile, type Kernel } from "../../src/index.js";
 import { compareOutputs, TOLERANCE } from "../../src/reference/compareOutputs.js";
 import { referenceAttention } from "../../src/reference/referenceAttention.js";
 import { rng } from "../../src/io/random.js";
-import type { QuantizedDType } from "../../src/ir/graph.js";
+import type { QuantizedDType, TemplateName } from "../../src/ir/graph.js";
 import { fromBfloat16, toBfloat16 } from "../../src/runtime/dtypes.js";
 import { quantizeKv } from "../../src/runtime/quantize.js";
 import { tensor, toFloat64 } from "../../src/runtime/tensor.js";
@@ -106,6 +107,16 @@ function vdpbf16psPerFunction(so: string): Map<string, number> {
 const DECODE_CASE: Case = { name: "decode", hq: 8, hkv: 2, d: 72, dv: 72, lq: 3, lkv: 333, block: [16, 32], vmax: 1, maskMod: "q_idx + 330 >= kv_idx" };
 const NONFINITE_CASE: Case = { name: "nonfinite", hq: 2, hkv: 1, d: 32, dv: 32, lq: 40, lkv: 70, block: [32, 32], vmax: 1, maskMod: "kv_idx % 9 != 4" };
 /**
+ * Decode over V with inf and NaN: masked positions (weight 0) in the second and third tiles, and in the first tile,
+ * which has none, position 7 pushed 93 below the other scores (which stay within about +-2 here), so that its weight,
+ * about e^-93, is a float32 subnormal: the bf16 rounding of P makes it 0, and 0 * inf would be NaN where the exact
+ * result is inf.
+ */
+const DECODE_NONFINITE_CASE: Case = {
+  name: "decode nonfinite", hq: 4, hkv: 1, d: 32, dv: 32, lq: 2, lkv: 70, block: [32, 32], vmax: 1,
+  maskMod: "kv_idx < 32 || kv_idx % 9 != 4", scoreMod: "where(kv_idx == 7, score - 93, score)",
+};
+/**
  * 8-bit K/V: D 72 -> Dv 40, whole 16-element loads and a 4-word tail in K, a partial 16-lane group in V; 131 positions,
  * an odd last tile; causal with every ninth position masked (where the inf and NaN codes go).
  */
@@ -128,7 +139,9 @@ if (SKIP === undefined) {
   const builds = [
     ...CASES.flatMap((c) => [kernelOf(c, FLAGS), kernelOf(c, FP32_PATH)]),
     kernelOf(DECODE_CASE, FLAGS),
+    kernelOf(DECODE_CASE, FP32_PATH),
     kernelOf(NONFINITE_CASE, FLAGS),
+    kernelOf(DECODE_NONFINITE_CASE, FLAGS),
     ...FORMATS.map((dtype) => kernelOf(EIGHT_BIT_CASE, FLAGS, dtype)),
     kernelOf(EIGHT_BIT_CASE, FP32_PATH, "int8"),
   ];
@@ -146,18 +159,22 @@ describe("prefill on bf16 dot products (AVX512-BF16)", () => {
     expect(vdpbf16psPerFunction(fp32.library.engine.soPath).size).toBe(0);
   });
 
-  it("decode (q . k on VDPBF16PS, P V in fp32) matches the float64 reference, GQA 4, D 72, q_len 1 and 3", async (ctx) => {
+  it("decode (q . k and P V on VDPBF16PS) stays within the bound and differs from the fp32 path, GQA 4, D 72, q_len 1 and 3", async (ctx) => {
     ctx.skip(SKIP !== undefined, SKIP);
     const c = DECODE_CASE;
-    const k = await kernelOf(c, FLAGS);
+    const [dot, fp32] = await Promise.all([kernelOf(c, FLAGS), kernelOf(c, FP32_PATH)]);
     for (const qLen of [1, 3]) {
       const full = inputsOf({ ...c, lq: qLen }, qLen);
-      const want = referenceAttention(k.graph, full);
-      const got = k.run(full, { template: "flash_decoding" });
-      const out = compareOutputs(toFloat64(got.out), want.out, TOLERANCE.bfloat16);
-      expect(out.ok, `q_len ${qLen} out: ${JSON.stringify(out.firstFailure)}`).toBe(true);
+      const want = referenceAttention(dot.graph, full);
+      const got = dot.run(full, { template: "flash_decoding" });
+      const out = fromBfloat16(got.out.data as Uint16Array);
+      expectWithinBound(out, want.out, c.vmax, `q_len ${qLen}`);
       const lse = compareOutputs(toFloat64(got.lse!), want.lse, TOLERANCE.float32);
       expect(lse.ok, `q_len ${qLen} lse: ${JSON.stringify(lse.firstFailure)}`).toBe(true);
+      // q . k is exact on either path; P rounded to bf16 is what moves outputs
+      const outFp32 = fromBfloat16(fp32.run(full, { template: "flash_decoding" }).out.data as Uint16Array);
+      expectWithinBound(outFp32, want.out, c.vmax, `q_len ${qLen}, fp32 path`);
+      expect(out.some((x, i) => x !== outFp32[i]), `q_len ${qLen}: outputs identical to the fp32 path's`).toBe(true);
     }
   });
 
@@ -183,23 +200,39 @@ describe.each(CASES)("bf16 dot products: $name", (c) => {
   });
 });
 
+/**
+ * Case c against the reference with inf and NaN written into V: one element of every ninth position from `masked` on
+ * (positions the mask drops) and +inf at column 3 of position `attended`; checks the kernel's output, returns the
+ * reference's.
+ */
+async function checkNonfiniteV(c: Case, seed: number, masked: number, attended: number, template: TemplateName): Promise<Float64Array> {
+  const k = await kernelOf(c, FLAGS);
+  const inputs = inputsOf(c, seed);
+  const v = fromBfloat16(inputs.value.data as Uint16Array);
+  for (let pos = masked; pos < c.lkv; pos += 9) v[pos * c.dv + (pos % c.dv)] = pos % 2 ? NaN : Infinity;
+  v[attended * c.dv + 3] = Infinity;
+  const withGarbage = { ...inputs, value: tensor("bfloat16", inputs.value.shape, toBfloat16(v)) };
+  const want = referenceAttention(k.graph, withGarbage).out;
+  const cmp = compareOutputs(toFloat64(k.run(withGarbage, { template }).out), want, TOLERANCE.bfloat16);
+  expect(cmp.nonFiniteMismatches).toBe(0);
+  expect(cmp.ok, JSON.stringify(cmp.firstFailure)).toBe(true);
+  return want;
+}
+
 describe("bf16 dot products: inf and NaN in V", () => {
-  const c = NONFINITE_CASE;
   it("a masked position's inf or NaN adds nothing; an attended inf reaches the row as IEEE arithmetic says", async (ctx) => {
     ctx.skip(SKIP !== undefined, SKIP);
-    const k = await kernelOf(c, FLAGS);
-    const inputs = inputsOf(c, 3);
-    const v = fromBfloat16(inputs.value.data as Uint16Array);
-    for (let pos = 4; pos < c.lkv; pos += 9) v[pos * c.dv + (pos % c.dv)] = pos % 2 ? NaN : Infinity; // masked rows
-    v[20 * c.dv + 3] = Infinity; // attended by every query row: column 3 is inf everywhere
-    const value = tensor("bfloat16", inputs.value.shape, toBfloat16(v));
-    const withGarbage = { ...inputs, value };
-    const want = referenceAttention(k.graph, withGarbage);
-    const got = toFloat64(k.run(withGarbage, { template: "flash_attention" }).out);
-    const cmp = compareOutputs(got, want.out, TOLERANCE.bfloat16);
-    expect(cmp.nonFiniteMismatches).toBe(0);
-    expect(cmp.ok, JSON.stringify(cmp.firstFailure)).toBe(true);
-    expect(want.out.some((x) => x === Infinity)).toBe(true);
+    // position 20 is attended by every query row: column 3 is inf everywhere
+    const want = await checkNonfiniteV(NONFINITE_CASE, 3, 4, 20, "flash_attention");
+    expect(want.some((x) => x === Infinity)).toBe(true);
+  });
+
+  it("decode: the same, and an inf under a subnormal weight reaches the row as inf, not NaN", async (ctx) => {
+    ctx.skip(SKIP !== undefined, SKIP);
+    const c = DECODE_NONFINITE_CASE;
+    // masked positions from 40 on; position 7 weighs about e^-93 in every row
+    const want = await checkNonfiniteV(c, 5, 40, 7, "flash_decoding");
+    expect(want.every((x, i) => (i % c.dv === 3 ? x === Infinity : Number.isFinite(x))), "reference: column 3 inf, the rest finite").toBe(true);
   });
 });
 
