@@ -86,7 +86,7 @@ function decodeRow(c: DecodeCase, result: ResultOf<"kernel">, probe: MachineProb
     bandwidthPct: (100 * gbs) / bandwidthGBs,
     vsFlashAttention: attention.stats ? attention.stats.medianMs / auto.stats.medianMs : null,
     roofline: roofline(result.work.minBytes, result.work.flops, auto.stats.medianMs, probe,
-      bf16DotFlops(auto.template, c.shape.dtype, c.shape.dtype, c.shape.headDim, c.shape.headDim, result.work.flops)),
+      bf16DotFlops(auto.template, c.shape.dtype, c.shape.dtype, result.work.flops)),
   };
 }
 
@@ -114,7 +114,7 @@ export function formatDecode(rows: readonly DecodeRow[]): string {
     ["l", "l", "r", "r", "r", "r", "l", "r", "r", "r"],
   );
   return [
-    "Decode (q_len 1; GB/s of unique K/V bytes, each kv head once; % of the probe's read bandwidth, all threads; roofline: the least time for Q, K, V and the output at that bandwidth, or for the FLOPs at the fp32 FMA peak (q . k of bf16 at the bf16 dot-product peak where the probe found one), whichever is longer)",
+    "Decode (q_len 1; GB/s of unique K/V bytes, each kv head once; % of the probe's read bandwidth, all threads; roofline: the least time for Q, K, V and the output at that bandwidth, or for the FLOPs at the fp32 FMA peak (bf16 K/V at the bf16 dot-product peak where the probe found one), whichever is longer)",
     table,
   ].join("\n");
 }

@@ -71,7 +71,7 @@ export async function runPrefill(ctx: BenchContext): Promise<PrefillRow[]> {
 function prefillRow(c: PrefillCase, result: ResultOf<"kernel">, probe: MachineProbe): PrefillRow {
   const [auto, other, naive] = result.variants;
   if (!auto.stats) throw new Error(`${result.id}: the selector's choice failed: ${auto.error}`);
-  const dotFlops = bf16DotFlops(auto.template, c.shape.dtype, c.shape.dtype, c.shape.headDim, c.shape.headDim, result.work.flops);
+  const dotFlops = bf16DotFlops(auto.template, c.shape.dtype, c.shape.dtype, result.work.flops);
   // The peak of the instructions the selected path uses: bf16 dot products where it runs on them.
   const peakGflops = dotFlops > 0 && probe.bf16DotPeakGflops ? probe.bf16DotPeakGflops.allThreads : probe.fmaPeakGflops.allThreads;
   const gflops = result.work.flops / (auto.stats.medianMs * 1e6);

@@ -28,14 +28,14 @@ export function roofline(bytes: number, flops: number, medianMs: number, probe: 
 }
 
 /**
- * The FLOPs of a call that the kernel does on VDPBF16PS where the CPU has it: with a bf16 key/value, all of a
- * prefill's (S = Q K^T and P V) and the q . k of a decode (D of every D + Dv; its P V stays fp32); with a bf16 query
- * and an 8-bit key/value, all of a prefill's (the codes packed as bf16), none of a decode's.
+ * The FLOPs of a call that the kernel does on VDPBF16PS where the CPU has it: with a bf16 key/value, all of them
+ * (q . k and P V, in both templates); with a bf16 query and an 8-bit key/value, all of a prefill's (the codes packed
+ * as bf16), none of a decode's.
  */
-export function bf16DotFlops(template: string | undefined, qDtype: TensorDType, kvDtype: TensorDType | string, qDim: number, vDim: number, flops: number): number {
+export function bf16DotFlops(template: string | undefined, qDtype: TensorDType, kvDtype: TensorDType | string, flops: number): number {
   const eightBit = kvDtype === "int8" || kvDtype === "float8_e4m3fn" || kvDtype === "float8_e5m2";
   if (template === "flash_attention" && (kvDtype === "bfloat16" || (eightBit && qDtype === "bfloat16"))) return flops;
-  if (template === "flash_decoding" && kvDtype === "bfloat16") return (flops * qDim) / (qDim + vDim);
+  if (template === "flash_decoding" && kvDtype === "bfloat16") return flops;
   return 0;
 }
 

@@ -139,7 +139,7 @@ function quantizedRows(result: ResultOf<"kernel">, kind: "decode" | "prefill", g
       gbs,
       bandwidthPct: (100 * gbs) / probe.readBandwidthGBs.allThreads,
       speedupVsBf16: baseline.medianMs / stats.medianMs,
-      roofline: roofline(bytes, result.work.flops, stats.medianMs, probe, bf16DotFlops(v.template, QUERY_DTYPE, v.label, HEAD_DIM, HEAD_DIM, result.work.flops)),
+      roofline: roofline(bytes, result.work.flops, stats.medianMs, probe, bf16DotFlops(v.template, QUERY_DTYPE, v.label, result.work.flops)),
     };
   });
 }

@@ -54,15 +54,15 @@ describe("roofline", () => {
     expect(roofline(1e7, 4e8, 8, probe, 3e8)).toEqual({ ms: 4, bound: "compute", pct: 50 });
   });
 
-  it("takes a bf16 prefill's FLOPs and a bf16 decode's q . k as dot-product FLOPs, nothing else", () => {
-    expect(bf16DotFlops("flash_attention", "bfloat16", "bfloat16", 128, 128, 1000)).toBe(1000);
-    expect(bf16DotFlops("flash_decoding", "bfloat16", "bfloat16", 128, 64, 1200)).toBe(800);
-    expect(bf16DotFlops("flash_attention", "float32", "float32", 128, 128, 1000)).toBe(0);
-    expect(bf16DotFlops("flash_decoding", "bfloat16", "int8", 128, 128, 1000)).toBe(0);
-    expect(bf16DotFlops("naive", "bfloat16", "bfloat16", 128, 128, 1000)).toBe(0);
+  it("takes every FLOP of a bf16 call (prefill or decode) and of a bf16 query's prefill over 8-bit K/V as dot-product FLOPs, nothing else", () => {
+    expect(bf16DotFlops("flash_attention", "bfloat16", "bfloat16", 1000)).toBe(1000);
+    expect(bf16DotFlops("flash_decoding", "bfloat16", "bfloat16", 1200)).toBe(1200);
+    expect(bf16DotFlops("flash_attention", "float32", "float32", 1000)).toBe(0);
+    expect(bf16DotFlops("flash_decoding", "bfloat16", "int8", 1000)).toBe(0);
+    expect(bf16DotFlops("naive", "bfloat16", "bfloat16", 1000)).toBe(0);
     // 8-bit codes are packed as bf16 for a bf16 query's prefill; with an fp32 or fp16 query they stay on FMA
-    expect(bf16DotFlops("flash_attention", "bfloat16", "float8_e5m2", 128, 128, 1000)).toBe(1000);
-    expect(bf16DotFlops("flash_attention", "float32", "int8", 128, 128, 1000)).toBe(0);
+    expect(bf16DotFlops("flash_attention", "bfloat16", "float8_e5m2", 1000)).toBe(1000);
+    expect(bf16DotFlops("flash_attention", "float32", "int8", 1000)).toBe(0);
   });
 });
 
