@@ -1261,16 +1261,18 @@ MD_INLINE void md_axpy_pairs_block(const uint32_t* __restrict pw, int64_t ldpw, 
   }
   const __m512i idx = md_interleave16();
   const __mmask16 last = md_lanes16(DIM - c0 - (NV - 1) * 16);
+  /* 16 elements of a row from column c0 + 16 x (zeros past DIM in the last vector with TAIL) */
+  const auto load16 = [&](const void* row, int x) {
+    const uint16_t* p = (const uint16_t*)row + c0 + x * 16;
+    return TAIL && x == NV - 1 ? _mm256_maskz_loadu_epi16(last, p) : _mm256_loadu_si256((const __m256i*)p);
+  };
   /* not unrolled: g++ 12 then spills accumulators of the 4-row block */
 #pragma GCC unroll 1
   for (int64_t i = 0; i < np; ++i) {
-    const uint16_t* r0 = (const uint16_t*)v[2 * i] + c0;
-    const uint16_t* r1 = (const uint16_t*)v[2 * i + 1] + c0;
     for (int x = 0; x < NV; ++x) {
-      const bool part = TAIL && x == NV - 1;
-      const __m256i e = part ? _mm256_maskz_loadu_epi16(last, r0 + x * 16) : _mm256_loadu_si256((const __m256i*)(r0 + x * 16));
-      const __m256i o = part ? _mm256_maskz_loadu_epi16(last, r1 + x * 16) : _mm256_loadu_si256((const __m256i*)(r1 + x * 16));
-      const __m512bh vv = (__m512bh)_mm512_permutex2var_epi16(_mm512_castsi256_si512(e), idx, _mm512_castsi256_si512(o));
+      const __m512i e = _mm512_castsi256_si512(load16(v[2 * i], x));
+      const __m512i o = _mm512_castsi256_si512(load16(v[2 * i + 1], x));
+      const __m512bh vv = (__m512bh)_mm512_permutex2var_epi16(e, idx, o);
       for (int r = 0; r < MR; ++r)
         acc[r][x] = _mm512_dpbf16_ps(acc[r][x], vv, (__m512bh)_mm512_set1_epi32((int)pw[r * ldpw + i]));
     }
@@ -1333,27 +1335,28 @@ MD_INLINE bool md_finite(float x) { return x - x == 0.0f; }
  * negative, so md_any_zero's limit finds the zeros; FLT_MIN also finds the subnormal weights that rounding to bf16
  * flushes to 0 (md_round_pairs). */
 MD_INLINE bool md_any_below(const float* p, int64_t ld, int64_t rows, int64_t n, float limit) {
-  bool zero = false;
+  bool below = false;
   for (int64_t i = 0; i < rows; ++i) {
     const float* row = p + i * ld;
     int64_t j = 0;
 #if MD_W == 16
     __mmask16 hit = 0;
     for (; j + 16 <= n; j += 16) hit |= _mm512_cmp_ps_mask(_mm512_loadu_ps(row + j), _mm512_set1_ps(limit), _CMP_LT_OQ);
-    zero |= hit != 0;
+    below |= hit != 0;
 #elif MD_W == 8
     __m256 hit = _mm256_setzero_ps();
     for (; j + 8 <= n; j += 8) hit = _mm256_or_ps(hit, _mm256_cmp_ps(_mm256_loadu_ps(row + j), _mm256_set1_ps(limit), _CMP_LT_OQ));
-    zero |= _mm256_movemask_ps(hit) != 0;
+    below |= _mm256_movemask_ps(hit) != 0;
 #elif MD_W == 4
     uint32x4_t hit = vdupq_n_u32(0);
     for (; j + 4 <= n; j += 4) hit = vorrq_u32(hit, vcltq_f32(vld1q_f32(row + j), vdupq_n_f32(limit)));
-    zero |= vmaxvq_u32(hit) != 0;
+    below |= vmaxvq_u32(hit) != 0;
 #endif
-    for (; j < n; ++j) zero |= row[j] < limit;
+    for (; j < n; ++j) below |= row[j] < limit;
   }
-  return zero;
+  return below;
 }
+
 MD_INLINE bool md_any_zero(const float* p, int64_t ld, int64_t rows, int64_t n) {
   return md_any_below(p, ld, rows, n, FLT_TRUE_MIN);
 }
