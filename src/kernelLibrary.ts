@@ -4,9 +4,9 @@
  * depends on the graph (score_mod, mask_mod, the buffers) is a small mod library built for that engine. The runtime
  * loads both and passes the mod library's table to the engine on every call (docs/abi.md).
  */
-import { renderEngine, renderModLibrary } from "./codegen/renderKernel.js";
+import { type KernelSource, renderEngine, renderModLibrary } from "./codegen/renderKernel.js";
 import { renderModsCode } from "./codegen/renderMods.js";
-import { type CompiledLibrary, type CompileOptions, compileSource, sha256, splitBuilds } from "./compile/index.js";
+import { type CompiledLibrary, type CompileOptions, compileSource, sha256, sourceIdentity, splitBuilds } from "./compile/index.js";
 import type { AttentionGraph } from "./ir/graph.js";
 import { type NativeLibrary, openSplitLibrary } from "./runtime/nativeLibrary.js";
 
@@ -39,6 +39,15 @@ export async function buildKernelLibrary(graph: AttentionGraph, options: Compile
 }
 
 /**
+ * The identity of an engine's source: its .cpp and the prelude it includes (md_base.h, minductor.h, mod_helpers.h),
+ * so that a change to either is another engine, which mod libraries and golden snapshots name (sourceIdentity).
+ */
+export function engineSourceHash(engine: KernelSource): string {
+  const prelude = engine.prelude ? { name: engine.prelude.name, checksum: sha256(engine.prelude.text) } : undefined;
+  return sourceIdentity(sha256(engine.cpp), prelude);
+}
+
+/**
  * Renders and builds (or finds in the cache) the engine and the mod library of a graph without loading them: what
  * `buildKernelLibrary` loads, for callers that only fill the cache ahead of a later `compile()`.
  */
@@ -47,7 +56,7 @@ export async function buildKernelFiles(
   options: CompileOptions = {},
 ): Promise<{ engine: CompiledLibrary; mods: CompiledLibrary; engineHash: string }> {
   const engineSource = renderEngine(graph);
-  const engineHash = sha256(engineSource.cpp);
+  const engineHash = engineSourceHash(engineSource);
   const modsSource = renderModLibrary(graph, renderModsCode(graph), engineHash);
   // Both settle before a failure is reported, so no build of this call is still running when the caller hears of it.
   // Both include the same prelude. An engine built in units keeps every core busy: the prelude, when it has never been

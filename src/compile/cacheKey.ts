@@ -20,6 +20,16 @@ export function cacheKey(
   return sha256(fields);
 }
 
+/**
+ * The identity of a library's source, by which a library built against it names it (SourceOptions.requires): the
+ * checksum of its source, combined with its prelude's when it includes one (the prelude holds the headers, so a
+ * change to either is another identity). Computable from the texts before a build and from an entry's manifest
+ * checksums after (cache prune matches them).
+ */
+export function sourceIdentity(sourceChecksum: string, prelude?: { name: string; checksum: string }): string {
+  return prelude ? sha256(JSON.stringify([sourceChecksum, prelude.name, prelude.checksum])) : sourceChecksum;
+}
+
 export function sha256(data: string | Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
 }

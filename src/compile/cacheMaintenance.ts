@@ -1,7 +1,9 @@
 import { mkdir, readFile, readdir, realpath, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { discardDir } from "./diskCache.js";
+import { sourceIdentity } from "./cacheKey.js";
 import {
+  HEADER_FILE,
   KEY_PATTERN,
   LIBRARY_FILE,
   MANIFEST_FILE,
@@ -118,7 +120,8 @@ export async function pruneCache(maxBytes: number, dir: string = defaultCacheDir
   for (const entry of entries) {
     if (result.bytesAfter <= maxBytes) break;
     const entryPath = join(dir, entry.key.slice(0, 2), entry.key);
-    const user = needed.get((await readManifest(entryPath))?.checksums?.[SOURCE_FILE] ?? "");
+    const manifest = await readManifest(entryPath);
+    const user = manifest ? needed.get(manifestSourceIdentity(manifest) ?? "") : undefined;
     if (user) {
       result.kept.push({ ...entry, reason: `it is the engine of mod library ${user.key.slice(0, 12)}, loaded by live process ${user.pid}` });
       continue;
@@ -164,6 +167,16 @@ async function neededByLoaded(
     for (const hash of (await readManifest(entryPath))?.requires ?? []) needed.set(hash, { key: entry.key, pid });
   }
   return needed;
+}
+
+/** The sourceIdentity of an entry from its manifest: its source's checksum and its prelude's (the one checksum of a
+ * file that is neither the source, the header nor the library), if any. */
+function manifestSourceIdentity(manifest: Manifest): string | undefined {
+  const checksums = manifest.checksums ?? {};
+  const source = checksums[SOURCE_FILE];
+  if (!source) return undefined;
+  const prelude = Object.keys(checksums).find((file) => file !== SOURCE_FILE && file !== HEADER_FILE && file !== LIBRARY_FILE);
+  return sourceIdentity(source, prelude ? { name: prelude, checksum: checksums[prelude] } : undefined);
 }
 
 async function readManifest(entryPath: string): Promise<Manifest | undefined> {

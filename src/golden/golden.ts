@@ -2,8 +2,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { basename, join } from "node:path";
 import { renderEngine, renderModLibrary } from "../codegen/renderKernel.js";
 import { renderModsCode } from "../codegen/renderMods.js";
-import { sha256 } from "../compile/index.js";
 import { compile } from "../index.js";
+import { engineSourceHash } from "../kernelLibrary.js";
 import { generateInputs, type ShapeOverrides } from "../io/generateInputs.js";
 import { readNpy, writeNpy } from "../io/npy.js";
 import type { AttentionGraph } from "../ir/graph.js";
@@ -57,7 +57,7 @@ const ENGINE_HASH_PLACEHOLDER = "(engine hash: see the .engine snapshot)";
  * apart, so an engine change does not show as a diff of every spec.
  */
 export function goldenSource(graph: AttentionGraph): { cpp: string; engineHash: string } {
-  const engineHash = sha256(renderEngine(graph).cpp);
+  const engineHash = engineSourceHash(renderEngine(graph));
   const { cpp } = renderModLibrary(graph, renderModsCode(graph), engineHash);
   return { cpp: cpp.split(`"${engineHash}"`).join(`"${ENGINE_HASH_PLACEHOLDER}"`), engineHash };
 }

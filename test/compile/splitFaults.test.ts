@@ -3,12 +3,13 @@ import { dirname, join } from "node:path";
 import { execa } from "execa";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { main } from "../../src/cli/main.js";
-import { sha256 } from "../../src/compile/cacheKey.js";
+import { sha256, sourceIdentity } from "../../src/compile/cacheKey.js";
 import { renderEngine, renderModLibrary } from "../../src/codegen/renderKernel.js";
 import { renderModsCode } from "../../src/codegen/renderMods.js";
 import { _resetMemoryCacheForTests, compileSource, listCache } from "../../src/compile/index.js";
 import { parseSpec } from "../../src/ir/spec.js";
 import { compile } from "../../src/index.js";
+import { engineSourceHash } from "../../src/kernelLibrary.js";
 import { generateInputs } from "../../src/io/generateInputs.js";
 import { compareOutputs, TOLERANCE } from "../../src/reference/compareOutputs.js";
 import { referenceAttention } from "../../src/reference/referenceAttention.js";
@@ -55,7 +56,10 @@ describe("a mod library and its engine", () => {
     expect(b.library.engine.key).toBe(a.library.engine.key);
     expect(b.library.mods.key).not.toBe(a.library.mods.key);
     expect(c.library.engine.key).not.toBe(a.library.engine.key);
-    expect(a.library.engineHash).toBe(sha256(await readFile(a.library.engine.sourcePath, "utf8")));
+    // the engine's source and the prelude beside it in the cache, as the manifest's checksums give them
+    const beside = (file: string) => readFile(join(dirname(a.library.engine.sourcePath), file), "utf8");
+    const prelude = { name: "md_prelude.h", checksum: sha256(await beside("md_prelude.h")) };
+    expect(a.library.engineHash).toBe(sourceIdentity(sha256(await beside("kernel.cpp")), prelude));
     for (const k of [a, b, c]) await expectMatchesReference(k);
   });
 
@@ -98,7 +102,7 @@ describe.skipIf(process.platform !== "linux")("cache prune and the split", () =>
     // Built as compile() builds them, but never loaded here: only the holder maps the mod library.
     const graph = parseSpec(spec("float32", "score * 2"));
     const engineSource = renderEngine(graph);
-    const engineHash = sha256(engineSource.cpp);
+    const engineHash = engineSourceHash(engineSource);
     const modsSource = renderModLibrary(graph, renderModsCode(graph), engineHash);
     const engine = await compileSource(engineSource.cpp, { cacheDir, cxxflags: CXXFLAGS, header: engineSource.header, prelude: engineSource.prelude });
     const mods = await compileSource(modsSource.cpp, { cacheDir, cxxflags: CXXFLAGS, header: modsSource.header, prelude: modsSource.prelude, requires: [engineHash] });

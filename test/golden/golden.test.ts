@@ -3,7 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { main } from "../../src/cli/main.js";
-import { goldenCheck, goldenUpdate } from "../../src/golden/golden.js";
+import { renderEngine } from "../../src/codegen/renderKernel.js";
+import { goldenCheck, goldenSource, goldenUpdate } from "../../src/golden/golden.js";
+import { parseSpec } from "../../src/ir/spec.js";
+import { engineSourceHash } from "../../src/kernelLibrary.js";
 
 const root = join(import.meta.dirname, "..", "..");
 const quiet = { out: () => {}, err: () => {}, interactive: false };
@@ -67,6 +70,16 @@ describe("minductor golden check catches a changed mod", () => {
     expect(stderr).toContain("2 of 2 golden snapshot(s) differ: alibi (engine-changed), identity (engine-changed)");
     expect(await main(["node", "minductor", "golden", "update", dir], quiet)).toBe(0);
     expect(await main(["node", "minductor", "golden", "check", dir], quiet)).toBe(0);
+  });
+
+  it("names the engine by its source and the prelude it includes: a header change is an engine change", () => {
+    const graph = parseSpec(JSON.parse(readFileSync(join(root, "examples", "specs", "alibi.json"), "utf8")));
+    const engine = renderEngine(graph);
+    expect(engine.prelude?.text).toContain("md_axpy_rows");
+    const editedPrelude = { ...engine, prelude: { ...engine.prelude!, text: `${engine.prelude!.text}\n/* edited */\n` } };
+    expect(engineSourceHash(editedPrelude)).not.toBe(engineSourceHash(engine));
+    expect(engineSourceHash({ ...engine, cpp: `${engine.cpp}\n` })).not.toBe(engineSourceHash(engine));
+    expect(goldenSource(graph).engineHash).toBe(engineSourceHash(engine));
   });
 
   it("stores only what depends on the spec: no pasted runtime header, no engine hash", () => {
