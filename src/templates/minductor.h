@@ -1223,26 +1223,6 @@ MD_INLINE void md_axpy_row_block(const float* p, int64_t ldp, const void* const*
   }
 }
 
-template <int DT, int64_t DIM, int R = MD_AXPY_MR - 1>
-MD_INLINE void md_axpy_row_tail(int rows, const float* p, int64_t ldp, const void* const* v, int64_t n, float* c,
-                                int64_t ldc, const float* row_scale) {
-  if constexpr (R > 0) {
-    if (rows == R) md_axpy_row_block<DT, DIM, R>(p, ldp, v, n, c, ldc, row_scale);
-    else md_axpy_row_tail<DT, DIM, R - 1>(rows, p, ldp, v, n, c, ldc, row_scale);
-  }
-}
-
-/* O[m x DIM] = O * row_scale + P[m x n] V[n x DIM], V rows by pointer: the P V step of decoding. O has row stride
- * ldc >= DIM rounded up to MD_W (the padding lanes receive zeros) and comes out in the paired order for DT. */
-template <int DT, int64_t DIM>
-MD_INLINE void md_axpy_rows(const float* p, int64_t ldp, int64_t m, const void* const* v, int64_t n, float* c,
-                            int64_t ldc, const float* row_scale) {
-  int64_t i = 0;
-  for (; i + MD_AXPY_MR <= m; i += MD_AXPY_MR)
-    md_axpy_row_block<DT, DIM, MD_AXPY_MR>(p + i * ldp, ldp, v, n, c + i * ldc, ldc, row_scale + i);
-  if (i < m) md_axpy_row_tail<DT, DIM>((int)(m - i), p + i * ldp, ldp, v, n, c + i * ldc, ldc, row_scale + i);
-}
-
 #if defined(MD_BF16_DOT)
 /* md_axpy_block on VDPBF16PS for bf16 V rows, the P V step of decoding: C[MR rows][NV vectors from column c0] =
  * C * row_scale + sum_{i<np} P[r][2i] V_2i + P[r][2i + 1] V_2i+1, with P as bf16 pairs (words pw[r * ldpw + i], see
@@ -1281,13 +1261,16 @@ MD_INLINE void md_axpy_pairs_block(const uint32_t* __restrict pw, int64_t ldpw, 
     for (int x = 0; x < NV; ++x) _mm512_storeu_ps(c + r * ldc + c0 + x * 16, acc[r][x]);
 }
 
-/* All columns of MR rows, MD_AXPY_KB V rows (half as many pairs) at a time, as md_axpy_row_block. */
-template <int64_t DIM, int MR>
-MD_INLINE void md_axpy_pairs_row_block(const uint32_t* pw, int64_t ldpw, const void* const* v, int64_t np, float* c,
-                                       int64_t ldc, const float* row_scale) {
+/* md_axpy_row_block with P as bf16 pairs (md_round_pairs: an odd n ends with a zero weight; v[n] is then readable,
+ * the zero row): all columns of MR rows, MD_AXPY_KB V rows (half as many pairs) at a time. */
+template <int DT, int64_t DIM, int MR>
+MD_INLINE void md_axpy_row_block(const uint32_t* pw, int64_t ldpw, const void* const* v, int64_t n, float* c,
+                                 int64_t ldc, const float* row_scale) {
+  static_assert(DT == MD_BFLOAT16, "bf16 pairs only against bf16 values");
   constexpr int NV = md_axpy_vectors(MR);
   constexpr int64_t chunk = NV * 16, full = DIM / chunk * chunk;
   constexpr int rest = (int)((DIM - full + 15) / 16);
+  const int64_t np = md_pairs(n);
   float ones[MR];
   for (int r = 0; r < MR; ++r) ones[r] = 1.0f;
   for (int64_t i0 = 0; i0 < np || i0 == 0; i0 += MD_AXPY_KB / 2) {
@@ -1299,29 +1282,29 @@ MD_INLINE void md_axpy_pairs_row_block(const uint32_t* pw, int64_t ldpw, const v
       md_axpy_pairs_block<DIM, MR, rest, DIM % 16 != 0>(pw + i0, ldpw, v + 2 * i0, ni, full, c, ldc, scale);
   }
 }
+#endif /* MD_BF16_DOT */
 
-template <int64_t DIM, int R = MD_AXPY_MR - 1>
-MD_INLINE void md_axpy_pairs_row_tail(int rows, const uint32_t* pw, int64_t ldpw, const void* const* v, int64_t np,
-                                      float* c, int64_t ldc, const float* row_scale) {
+template <int DT, int64_t DIM, int R = MD_AXPY_MR - 1, class T>
+MD_INLINE void md_axpy_row_tail(int rows, const T* p, int64_t ldp, const void* const* v, int64_t n, float* c,
+                                int64_t ldc, const float* row_scale) {
   if constexpr (R > 0) {
-    if (rows == R) md_axpy_pairs_row_block<DIM, R>(pw, ldpw, v, np, c, ldc, row_scale);
-    else md_axpy_pairs_row_tail<DIM, R - 1>(rows, pw, ldpw, v, np, c, ldc, row_scale);
+    if (rows == R) md_axpy_row_block<DT, DIM, R>(p, ldp, v, n, c, ldc, row_scale);
+    else md_axpy_row_tail<DT, DIM, R - 1>(rows, p, ldp, v, n, c, ldc, row_scale);
   }
 }
 
-/* O[m x DIM] = O * row_scale + P[m x n] V[n x DIM] with P as bf16 pairs (md_round_pairs: an odd n ends with a zero
- * weight) and V rows by pointer, v[n] readable when n is odd (the zero row). O keeps the natural
- * order, as md_axpy_rows leaves it on AVX-512, so both may add to the same rows. */
-template <int64_t DIM>
-MD_INLINE void md_axpy_pairs_rows(const uint32_t* pw, int64_t ldpw, int64_t m, const void* const* v, int64_t n,
-                                  float* c, int64_t ldc, const float* row_scale) {
-  const int64_t np = md_pairs(n);
+/* O[m x DIM] = O * row_scale + P[m x n] V[n x DIM], V rows by pointer: the P V step of decoding. O has row stride
+ * ldc >= DIM rounded up to MD_W (the padding lanes receive zeros) and comes out in the paired order for DT. P is fp32,
+ * or with MD_BF16_DOT bf16 pairs against bf16 V (uint32_t words, md_round_pairs), whose O keeps the natural order, as
+ * the fp32 path leaves it on AVX-512, so both may add to the same rows. */
+template <int DT, int64_t DIM, class T>
+MD_INLINE void md_axpy_rows(const T* p, int64_t ldp, int64_t m, const void* const* v, int64_t n, float* c,
+                            int64_t ldc, const float* row_scale) {
   int64_t i = 0;
   for (; i + MD_AXPY_MR <= m; i += MD_AXPY_MR)
-    md_axpy_pairs_row_block<DIM, MD_AXPY_MR>(pw + i * ldpw, ldpw, v, np, c + i * ldc, ldc, row_scale + i);
-  if (i < m) md_axpy_pairs_row_tail<DIM>((int)(m - i), pw + i * ldpw, ldpw, v, np, c + i * ldc, ldc, row_scale + i);
+    md_axpy_row_block<DT, DIM, MD_AXPY_MR>(p + i * ldp, ldp, v, n, c + i * ldc, ldc, row_scale + i);
+  if (i < m) md_axpy_row_tail<DT, DIM>((int)(m - i), p + i * ldp, ldp, v, n, c + i * ldc, ldc, row_scale + i);
 }
-#endif /* MD_BF16_DOT */
 
 /* ------------------------------------------------------------------------------------------------------------ */
 /* Non-finite V. A position whose weight is exactly 0 (masked, or in a block a row does not see) must add nothing to a
