@@ -1,6 +1,6 @@
 import { freeVars, readsBuffers } from "./ir/expr.js";
 import type { AttentionGraph } from "./ir/graph.js";
-import type { BlockMask } from "./runtime/blockMask.js";
+import { type BlockMask, markOwnMask } from "./runtime/blockMask.js";
 import { buildBlockMask } from "./runtime/buildBlockMask.js";
 import { createBlockMask } from "./runtime/createBlockMask.js";
 import type { NativeLibrary } from "./runtime/nativeLibrary.js";
@@ -17,7 +17,8 @@ import type { CallShape, KernelInputs } from "./runtime/validateInputs.js";
  * index its buffers out of range) and rebuilt when the lengths or the buffers' contents change.
  */
 export class BlockMaskCache {
-  private entry: { key: string; buffers: Tensor["data"][]; mask: BlockMask } | undefined;
+  /** `pinned`: the mask went to a call on a worker thread, which may still be reading it; its arrays are never refilled. */
+  private entry: { key: string; buffers: Tensor["data"][]; mask: BlockMask; pinned: boolean } | undefined;
   private readonly readsBatch: boolean;
   private readonly readsBuffers: boolean;
 
@@ -26,8 +27,11 @@ export class BlockMaskCache {
     this.readsBuffers = readsBuffers(graph.maskMod);
   }
 
-  /** The mask for a validated call, from the cache when its block counts and mask buffers are unchanged. */
-  get(shape: CallShape, inputs: KernelInputs): BlockMask {
+  /**
+   * The mask for a validated call, from the cache when its block counts and mask buffers are unchanged. `pin` for a
+   * call that runs on a worker thread (runAsync): the mask's arrays are then never reused for a later build.
+   */
+  get(shape: CallShape, inputs: KernelInputs, pin = false): BlockMask {
     const [qb, kb] = this.graph.blockSize;
     const qBlocks = Math.ceil(shape.qLen / qb);
     const kvBlocks = Math.ceil(shape.kvLen / kb);
@@ -40,17 +44,26 @@ export class BlockMaskCache {
         ...[inputs.seqLens, inputs.qStartLoc, inputs.kvStartLoc].filter((t) => t).map((t) => t!.data),
       ]
       : [];
-    if (this.entry && this.entry.key === key && sameContents(this.entry.buffers, buffers)) return this.entry.mask;
+    const entry = this.entry;
+    if (entry && entry.key === key && sameContents(entry.buffers, buffers)) {
+      entry.pinned ||= pin;
+      return entry.mask;
+    }
+    const reuse = entry && !entry.pinned ? entry.mask : undefined;
+    // A build that fails half-way through a reused mask must not leave it cached under its old key.
+    this.entry = undefined;
     const mask = this.readsBuffers
       ? createBlockMask(this.graph, shape.batch, shape.qLen, shape.kvLen, {
         // Paged and ragged sequences have their own lengths, so a native mask is never broadcast over the batch then.
         nativeBuild: (request) => {
           const perSequence = this.graph.kvCache || shape.qStartLoc || shape.kvStartLoc;
-          return buildBlockMask(this.native, this.graph, inputs, { batch: perSequence ? shape.batch : request.batch, heads: request.heads }, shape);
+          return buildBlockMask(this.native, this.graph, inputs, { batch: perSequence ? shape.batch : request.batch, heads: request.heads }, shape, reuse);
         },
       })
       : createBlockMask(this.graph, shape.batch, qBlocks * qb, kvBlocks * kb);
-    this.entry = { key, buffers: buffers.map((d) => d.slice()), mask };
+    // No caller ever holds this mask (run() passes it to the kernel only), so its calls need not check it again.
+    const kept = entry && !entry.pinned && sameLengths(entry.buffers, buffers) ? copyInto(entry.buffers, buffers) : buffers.map((d) => d.slice());
+    this.entry = { key, buffers: kept, mask: markOwnMask(mask), pinned: pin };
     return mask;
   }
 
@@ -70,4 +83,13 @@ function sameContents(a: readonly Tensor["data"][], b: readonly Tensor["data"][]
     for (let j = 0; j < x.length; j++) if (x[j] !== y[j]) return false;
   }
   return true;
+}
+
+function sameLengths(a: readonly Tensor["data"][], b: readonly Tensor["data"][]): boolean {
+  return a.length === b.length && a.every((x, i) => x.length === b[i].length && x.constructor === b[i].constructor);
+}
+
+function copyInto(kept: Tensor["data"][], from: readonly Tensor["data"][]): Tensor["data"][] {
+  for (let i = 0; i < kept.length; i++) (kept[i] as Int32Array).set(from[i] as Int32Array);
+  return kept;
 }

@@ -113,7 +113,7 @@ export class Kernel {
 
   /** Runs the kernel on a worker thread, keeping the event loop free. */
   async runAsync(inputs: KernelInputs, options: RunOptions = {}): Promise<KernelOutputs> {
-    const { target, mask, runOptions, shape } = this.plan(inputs, options);
+    const { target, mask, runOptions, shape } = this.plan(inputs, options, true);
     return runKernelAsync(target.native, target.graph, inputs, mask, runOptions, shape);
   }
 
@@ -142,7 +142,8 @@ export class Kernel {
     return this.tuning?.buckets ?? [];
   }
 
-  private plan(inputs: KernelInputs, options: RunOptions) {
+  /** `async`: the call runs on a worker thread, so a mask built here must stay as it is while other calls run. */
+  private plan(inputs: KernelInputs, options: RunOptions, async = false) {
     const shape = validateInputs(this.graph, inputs);
     if (options.template === "naive") {
       return { target: this.main, mask: undefined, shape, runOptions: { template: "naive" as const, partitionSize: options.partitionSize, numThreads: options.numThreads ?? 0, out: options.out, lse: options.lse } };
@@ -152,7 +153,7 @@ export class Kernel {
     const choice = this.choose(f, options.policy, tuned?.choice);
     const target = (choice.policy === "tuned" && tuned?.variant) || this.main;
     const template = options.template ?? choice.template;
-    const mask = options.blockMask ?? inputs.blockMask ?? target.masks.get(shape, inputs);
+    const mask = options.blockMask ?? inputs.blockMask ?? target.masks.get(shape, inputs, async);
     return {
       target,
       mask,

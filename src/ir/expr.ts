@@ -98,17 +98,30 @@ export function topoSort(roots: readonly Expr[]): Expr[] {
   return order;
 }
 
-/** The variables an expression reads. */
-export function freeVars(e: Expr): Set<VarName> {
-  const vars = new Set<VarName>();
-  for (const n of topoSort([e])) {
-    const v = varName(n);
-    if (v) vars.add(v);
+/** What freeVars and readsBuffers found, per expression: a call asks them of its mask_mod every time. */
+const reads = new WeakMap<Expr, { vars: ReadonlySet<VarName>; buffers: boolean }>();
+
+function readsOf(e: Expr): { vars: ReadonlySet<VarName>; buffers: boolean } {
+  let known = reads.get(e);
+  if (!known) {
+    const vars = new Set<VarName>();
+    let buffers = false;
+    for (const n of topoSort([e])) {
+      const v = varName(n);
+      if (v) vars.add(v);
+      if (n.op === "load") buffers = true;
+    }
+    reads.set(e, (known = { vars, buffers }));
   }
-  return vars;
+  return known;
+}
+
+/** The variables an expression reads. */
+export function freeVars(e: Expr): ReadonlySet<VarName> {
+  return readsOf(e).vars;
 }
 
 /** True when the expression reads a captured buffer. */
 export function readsBuffers(e: Expr): boolean {
-  return topoSort([e]).some((n) => n.op === "load");
+  return readsOf(e).buffers;
 }

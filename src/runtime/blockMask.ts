@@ -55,9 +55,22 @@ export function allocateBlockMask(
   };
 }
 
+/**
+ * Masks the runtime built for its own calls (a kernel's mask cache): right by construction and held by no caller, so
+ * a call checks only that their geometry covers it, not every count and index again.
+ */
+const ownMasks = new WeakSet<BlockMask>();
+
+/** Marks a mask that only the runtime holds as built by it (see `ownMasks`). */
+export function markOwnMask(mask: BlockMask): BlockMask {
+  ownMasks.add(mask);
+  return mask;
+}
+
 /** Throws an InputError naming the member at fault unless `mask` is a valid mask for `target`. */
 export function validateBlockMask(mask: BlockMask, target: BlockMaskTarget): void {
   checkGeometry(mask, target);
+  if (ownMasks.has(mask)) return;
   const rows = mask.batch * mask.heads * mask.qBlocks;
   checkArray("kvNumBlocks", mask.kvNumBlocks, rows);
   checkArray("kvIndices", mask.kvIndices, rows * mask.kvBlocks);
@@ -90,7 +103,8 @@ export function validateBlockMask(mask: BlockMask, target: BlockMaskTarget): voi
   }
 }
 
-function checkGeometry(mask: BlockMask, target: BlockMaskTarget): void {
+/** Throws an InputError unless `mask`'s dims and block sizes cover `target` (its arrays are not looked at). */
+export function checkGeometry(mask: BlockMask, target: BlockMaskTarget): void {
   for (const member of ["batch", "heads", "qBlocks", "kvBlocks", "qBlockSize", "kvBlockSize"] as const) {
     const value = mask[member];
     if (!Number.isSafeInteger(value) || value < 0) {

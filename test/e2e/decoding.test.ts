@@ -99,6 +99,47 @@ describe("flash decoding against the reference and against flash attention", () 
   });
 });
 
+describe("the block mask a kernel builds for a buffer-reading mask_mod", () => {
+  // windowGraph's mask reads offset[b], so run() builds its block mask natively and rebuilds it whenever offset
+  // changes, refilling the previous mask's arrays when the geometry is the same.
+  const inputsAt = (offsets: [number, number], qLen: number, kvLen: number) => {
+    const inputs = generateInputs(windowGraph, 5, { batch: 2, qLen, kvLen });
+    inputs.buffers.offset = tensor("int32", [2], Int32Array.from(offsets));
+    return inputs;
+  };
+  const expectReference = (inputs: ReturnType<typeof inputsAt>, r: { out: Parameters<typeof toFloat64>[0]; lse?: Parameters<typeof toFloat64>[0] }, label: string, ref = referenceAttention(windowGraph, inputs)) => {
+    expect(compareOutputs(toFloat64(r.out), ref.out, TOLERANCE.float32).ok, `${label} out`).toBe(true);
+    expect(compareOutputs(toFloat64(r.lse!), ref.lse, TOLERANCE.float32).ok, `${label} lse`).toBe(true);
+  };
+
+  it("is rebuilt in place, call after call, as offsets and lengths change", async () => {
+    const kernel = await kernelFor(windowGraph);
+    const steps: Array<[[number, number], number]> = [[[999, 150], 1000], [[150, 999], 1000], [[500, 0], 1000], [[500, 0], 1000], [[20, 900], 1000], [[1200, 10], 1300], [[0, 1299], 1300]];
+    // The same inputs object throughout, its offset changed in place, as a decode loop does.
+    const inputs = inputsAt([0, 0], 1, 1000);
+    for (const [offsets, kvLen] of steps) {
+      const step = kvLen === inputs.key.shape[2] ? inputs : Object.assign(inputs, inputsAt(offsets, 1, kvLen));
+      (step.buffers.offset.data as Int32Array).set(offsets);
+      expectReference(step, kernel.run(step), `offsets ${offsets} kv ${kvLen}`);
+    }
+  });
+
+  it("is never refilled while a call on a worker thread may still read it", async () => {
+    const kernel = await kernelFor(windowGraph);
+    // Long prefill-shaped calls, so the worker's tiles are still reading their mask rows when the next call rebuilds.
+    const a = inputsAt([1800, 100], 256, 2049);
+    const b = inputsAt([100, 1800], 256, 2049);
+    const [refA, refB] = [referenceAttention(windowGraph, a), referenceAttention(windowGraph, b)];
+    for (let round = 0; round < 3; round++) {
+      const pending = kernel.runAsync(a, { template: "flash_attention" });
+      const now = kernel.run(b, { template: "flash_attention" });
+      const later = await pending;
+      expectReference(b, now, `round ${round}, the synchronous call`, refB);
+      expectReference(a, later, `round ${round}, the call on a worker thread`, refA);
+    }
+  });
+});
+
 describe("every example mod, decode-shaped", () => {
   const dir = join(import.meta.dirname, "..", "..", "examples", "specs");
   const specs = readdirSync(dir).filter((f) => f.endsWith(".json")).sort();
