@@ -973,6 +973,20 @@ template <int DT, int64_t DIM> MD_INLINE void md_pair_unpermute(float* row) {
   }
 }
 
+/* s[r * lds + j] = the sum of the lanes of acc[r * JK + j]: one transpose-reduce when there are eight. */
+template <int RQ, int JK>
+MD_INLINE void md_store_dot_sums(const md_vf* acc, float* __restrict s, int64_t lds) {
+  if constexpr (RQ * JK == 8) {
+    float sums[8];
+    md_vhsum8(acc, sums);
+    for (int r = 0; r < RQ; ++r)
+      for (int j = 0; j < JK; ++j) s[r * lds + j] = sums[r * JK + j];
+  } else {
+    for (int r = 0; r < RQ; ++r)
+      for (int j = 0; j < JK; ++j) s[r * lds + j] = md_vhsum(acc[r * JK + j]);
+  }
+}
+
 /* s[r * lds + j] = q_r . k_j for RQ query rows (fp32, row stride ldq, zero-padded to a multiple of MD_W, in the
  * paired order for DT) and JK key rows (DIM elements of dtype DT). RQ x JK accumulators over DIM, then one
  * transpose-reduce when there are eight. */
@@ -1052,15 +1066,7 @@ MD_INLINE void md_dot_block(const float* __restrict q, int64_t ldq, const void* 
       for (int r = 0; r < RQ; ++r) acc[r * JK + j] = md_vfma(md_vload(q + r * ldq + full), kv, acc[r * JK + j]);
     }
   }
-  if constexpr (RQ * JK == 8) {
-    float sums[8];
-    md_vhsum8(acc, sums);
-    for (int r = 0; r < RQ; ++r)
-      for (int j = 0; j < JK; ++j) s[r * lds + j] = sums[r * JK + j];
-  } else {
-    for (int r = 0; r < RQ; ++r)
-      for (int j = 0; j < JK; ++j) s[r * lds + j] = md_vhsum(acc[r * JK + j]);
-  }
+  md_store_dot_sums<RQ, JK>(acc, s, lds);
 }
 
 #if defined(MD_BF16_DOT)
@@ -1101,21 +1107,116 @@ MD_INLINE void md_dot_block(const uint32_t* __restrict q, int64_t ldq, const voi
       }
     }
   }
-  if constexpr (RQ * JK == 8) {
-    float sums[8];
-    md_vhsum8(acc, sums);
-    for (int r = 0; r < RQ; ++r)
-      for (int j = 0; j < JK; ++j) s[r * lds + j] = sums[r * JK + j];
-  } else {
-    for (int r = 0; r < RQ; ++r)
-      for (int j = 0; j < JK; ++j) s[r * lds + j] = md_vhsum(acc[r * JK + j]);
-  }
+  md_store_dot_sums<RQ, JK>(acc, s, lds);
 }
 #endif /* MD_BF16_DOT */
 
-/* S[m x n8] = Q K^T for m query rows (fp32, or bf16 pairs against bf16 keys with MD_BF16_DOT) and n8 (a multiple of
- * 8) key rows by pointer. Key rows outermost, so each group of K rows is read from memory once and reused by every
- * query row while it sits in L1; query rows in groups of 4 (then 2, then 1) keep eight accumulators busy. */
+/* Integer dot products for int8 keys where the vector unit multiplies 16-bit integers in pairs (AVX-512BW, AVX2):
+ * the query rows quantized to int16 with one scale per row (md_quantize_row_i16), each key vector sign-extended from
+ * 8 to 16 bits and multiplied pairwise into int32 lanes (VPDPWSSD with AVX512-VNNI or AVX-VNNI, else VPMADDWD and an
+ * add): two operations per 2 * MD_W elements of a key row, where the fp32 path converts (two operations) and
+ * multiplies per MD_W. Exact in int32: |sum| <= DIM * 32767 * 128. */
+#if ((MD_W == 16 && defined(__AVX512BW__) && defined(__AVX512VL__)) || (MD_W == 8 && defined(__AVX2__))) && \
+    !defined(MD_NO_INT8_DOT)
+#define MD_INT8_DOT 1
+static constexpr int64_t MD_I16_W = 2 * MD_W; /* int16 lanes of a vector */
+#if MD_W == 16
+typedef __m512i md_vi;
+MD_INLINE md_vi md_vi_zero() { return _mm512_setzero_si512(); }
+MD_INLINE md_vi md_vi_load_i16(const int16_t* p) { return _mm512_loadu_si512(p); }
+/* n (<= 32) int8 codes from p sign-extended to int16, zeros past n (bytes past n are not read) */
+MD_INLINE md_vi md_vi_load_i8(const void* p, int64_t n) {
+  return _mm512_cvtepi8_epi16(n >= 32 ? _mm256_loadu_si256((const __m256i*)p) : _mm256_maskz_loadu_epi8((__mmask32)((1ull << n) - 1u), p));
+}
+MD_INLINE md_vi md_vi_dot(md_vi acc, md_vi a, md_vi b) {
+#if defined(__AVX512VNNI__)
+  return _mm512_dpwssd_epi32(acc, a, b);
+#else
+  return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+#endif
+}
+MD_INLINE md_vf md_vi_to_vf(md_vi x) { return _mm512_cvtepi32_ps(x); }
+#else
+typedef __m256i md_vi;
+MD_INLINE md_vi md_vi_zero() { return _mm256_setzero_si256(); }
+MD_INLINE md_vi md_vi_load_i16(const int16_t* p) { return _mm256_loadu_si256((const __m256i*)p); }
+MD_INLINE md_vi md_vi_load_i8(const void* p, int64_t n) {
+  if (n >= 16) return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)p));
+  alignas(16) int8_t part[16] = {};
+  memcpy(part, p, (size_t)n);
+  return _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i*)part));
+}
+MD_INLINE md_vi md_vi_dot(md_vi acc, md_vi a, md_vi b) {
+#if defined(__AVXVNNI__)
+  return _mm256_dpwssd_avx_epi32(acc, a, b);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+#endif
+}
+MD_INLINE md_vf md_vi_to_vf(md_vi x) { return _mm256_cvtepi32_ps(x); }
+#endif
+
+/* row[0..dim) as int16 times one power-of-two scale, the smallest power of two with max|row| < 32768 * scale (so
+ * scale <= 2^-14 * max|row|): an element is rounded to a multiple of the scale (|error| <= scale / 2, or < scale for
+ * one clamped to 32767), and is exact when its last significant bit is not below the scale (a bf16 element at least
+ * 2^-7 times the row's largest, an fp16 one at least 2^-4 times it).
+ * Zero padded to ld. NaN for a row that holds a NaN, an infinity or a largest |element| below 2^-100 (its scale
+ * would leave the normal range), which keeps the fp32 path; 0 for a row of zeros. */
+MD_INLINE float md_quantize_row_i16(const float* row, int64_t dim, int16_t* out, int64_t ld) {
+  float amax = 0.0f;
+  for (int64_t d = 0; d < dim; ++d) {
+    const float v = row[d];
+    if (!(v - v == 0.0f)) return NAN;
+    amax = fmaxf(amax, fabsf(v));
+  }
+  if (amax != 0.0f && amax < 0x1p-100f) return NAN;
+  int e = 0;
+  if (amax > 0.0f) frexpf(amax, &e); /* amax < 2^e */
+  const float scale = amax > 0.0f ? ldexpf(1.0f, e - 15) : 0.0f; /* amax / scale < 2^15 */
+  const float inv = amax > 0.0f ? ldexpf(1.0f, 15 - e) : 0.0f;
+  for (int64_t d = 0; d < dim; ++d) out[d] = (int16_t)fminf(fmaxf(rintf(row[d] * inv), -32767.0f), 32767.0f);
+  for (int64_t d = dim; d < ld; ++d) out[d] = 0;
+  return scale;
+}
+
+/* md_dot_block for int8 key rows against int16 query rows (row stride ldq, zero padded to a multiple of MD_I16_W):
+ * integer sums per (query row, key row) without the query's scale, which the caller applies with the keys'. */
+template <int DT, int64_t DIM, int RQ, int JK>
+MD_INLINE void md_dot_block(const int16_t* __restrict q, int64_t ldq, const void* const* __restrict k,
+                            float* __restrict s, int64_t lds) {
+  static_assert(DT == MD_INT8, "int16 query rows only against int8 keys");
+  constexpr int64_t QV = (DIM + MD_I16_W - 1) / MD_I16_W;
+  constexpr int64_t tail = DIM - (QV - 1) * MD_I16_W;
+  const auto key = [&](int j, int64_t x) { return md_vi_load_i8((const int8_t*)k[j] + x * MD_I16_W, x == QV - 1 ? tail : MD_I16_W); };
+  md_vi acc[RQ * JK];
+  for (int x = 0; x < RQ * JK; ++x) acc[x] = md_vi_zero();
+  /* key rows in address order when the query block fits in registers next to the accumulators, as md_dot_block */
+  if constexpr (RQ * QV + RQ * JK + 2 <= MD_VREGS) {
+    md_vi qv[RQ][QV];
+    for (int r = 0; r < RQ; ++r)
+      for (int64_t x = 0; x < QV; ++x) qv[r][x] = md_vi_load_i16(q + r * ldq + x * MD_I16_W);
+    for (int j = 0; j < JK; ++j)
+      for (int64_t x = 0; x < QV; ++x) {
+        const md_vi kv = key(j, x);
+        for (int r = 0; r < RQ; ++r) acc[r * JK + j] = md_vi_dot(acc[r * JK + j], qv[r][x], kv);
+      }
+  } else {
+    for (int64_t x = 0; x < QV; ++x)
+      for (int j = 0; j < JK; ++j) {
+        const md_vi kv = key(j, x);
+        for (int r = 0; r < RQ; ++r) acc[r * JK + j] = md_vi_dot(acc[r * JK + j], md_vi_load_i16(q + r * ldq + x * MD_I16_W), kv);
+      }
+  }
+  md_vf sums_v[RQ * JK];
+  for (int x = 0; x < RQ * JK; ++x) sums_v[x] = md_vi_to_vf(acc[x]);
+  md_store_dot_sums<RQ, JK>(sums_v, s, lds);
+}
+#endif /* MD_INT8_DOT */
+
+/* S[m x n8] = Q K^T for m query rows (fp32, bf16 pairs against bf16 keys with MD_BF16_DOT, int16 against int8 keys
+ * with MD_INT8_DOT) and n8 (a multiple of 8) key rows by pointer. Key rows outermost, so each group of K rows is read
+ * from memory once and reused by every query row while it sits in L1; query rows in groups of 4 (then 2, then 1)
+ * keep eight accumulators busy. */
 template <int DT, int64_t DIM, class T>
 MD_INLINE void md_dot_rows(const T* q, int64_t ldq, int64_t m, const void* const* k, int64_t n8, float* s,
                            int64_t lds) {

@@ -9,7 +9,6 @@
  * bound with max |v| of the dequantized values, inf and NaN codes at masked positions kept out.
  * Runs only where the CPU has avx512_bf16; elsewhere each test is skipped with that reason.
  */
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { compile, type Kernel } from "../../src/index.js";
@@ -22,6 +21,7 @@ import { quantizeKv } from "../../src/runtime/quantize.js";
 import { tensor, toFloat64 } from "../../src/runtime/tensor.js";
 import type { KernelInputs } from "../../src/runtime/validateInputs.js";
 import { FAST_BUILD_CXXFLAGS } from "../helpers/fastBuilds.js";
+import { instructionsPerFunction } from "../helpers/objdump.js";
 
 const CPU_FLAGS = new Set(readFileSync("/proc/cpuinfo", "utf8").match(/^flags\s*:(.*)$/m)?.[1].trim().split(/\s+/) ?? []);
 const SKIP = CPU_FLAGS.has("avx512_bf16") ? undefined : "this CPU has no avx512_bf16 (/proc/cpuinfo), so no build here takes the bf16 dot-product path";
@@ -92,17 +92,8 @@ function expectWithinBound(got: Float32Array, want: Float64Array, vmax: number, 
   }
 }
 
-/** Count of VDPBF16PS instructions in each function of a shared library that has any (objdump -d, mangled names). */
-function vdpbf16psPerFunction(so: string): Map<string, number> {
-  const counts = new Map<string, number>();
-  let fn = "";
-  for (const line of execFileSync("objdump", ["-d", "--no-show-raw-insn", so], { maxBuffer: 1 << 28 }).toString().split("\n")) {
-    const head = /^[0-9a-f]+ <(.*)>:$/.exec(line);
-    if (head) fn = head[1];
-    else if (/\bvdpbf16ps\b/.test(line)) counts.set(fn, (counts.get(fn) ?? 0) + 1);
-  }
-  return counts;
-}
+/** Count of VDPBF16PS instructions in each function of a shared library that has any. */
+const vdpbf16psPerFunction = (so: string) => instructionsPerFunction(so, /\bvdpbf16ps\b/);
 
 const DECODE_CASE: Case = { name: "decode", hq: 8, hkv: 2, d: 72, dv: 72, lq: 3, lkv: 333, block: [16, 32], vmax: 1, maskMod: "q_idx + 330 >= kv_idx" };
 const NONFINITE_CASE: Case = { name: "nonfinite", hq: 2, hkv: 1, d: 32, dv: 32, lq: 40, lkv: 70, block: [32, 32], vmax: 1, maskMod: "kv_idx % 9 != 4" };
