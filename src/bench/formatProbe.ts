@@ -11,6 +11,9 @@ export function formatProbe(p: MachineProbe): string {
   if (p.bf16DotPeakGflops) {
     rows.push(["bf16 dot-product peak (GFLOP/s)", figure(p.bf16DotPeakGflops.oneThread), figure(p.bf16DotPeakGflops.allThreads)]);
   }
+  if (p.int16DotPeakGflops) {
+    rows.push(["int16 dot-product peak (GOP/s)", figure(p.int16DotPeakGflops.oneThread), figure(p.int16DotPeakGflops.allThreads)]);
+  }
   const widths = [0, 1, 2].map((column) => Math.max(...rows.map((row) => row[column].length)));
   const table = rows.map(([label, one, many]) =>
     `${label.padEnd(widths[0])}  ${one.padStart(widths[1])}  ${many.padStart(widths[2])}`.trimEnd(),

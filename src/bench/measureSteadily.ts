@@ -29,6 +29,7 @@ export async function measureSteadily(soPath: string, settings: ProbeSettings): 
       readBandwidthGBs: bestPair(best.readBandwidthGBs, again.readBandwidthGBs),
       fmaPeakGflops: bestPair(best.fmaPeakGflops, again.fmaPeakGflops),
       ...(best.bf16DotPeakGflops && again.bf16DotPeakGflops ? { bf16DotPeakGflops: bestPair(best.bf16DotPeakGflops, again.bf16DotPeakGflops) } : {}),
+      ...(best.int16DotPeakGflops && again.int16DotPeakGflops ? { int16DotPeakGflops: bestPair(best.int16DotPeakGflops, again.int16DotPeakGflops) } : {}),
       offCpu: Math.min(best.offCpu, again.offCpu),
     };
   }

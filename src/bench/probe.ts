@@ -54,6 +54,7 @@ export async function probeMachine(opts: ProbeOptions = {}): Promise<MachineProb
       readBandwidthGBs: measured.readBandwidthGBs,
       fmaPeakGflops: measured.fmaPeakGflops,
       ...(measured.bf16DotPeakGflops ? { bf16DotPeakGflops: measured.bf16DotPeakGflops } : {}),
+      ...(measured.int16DotPeakGflops ? { int16DotPeakGflops: measured.int16DotPeakGflops } : {}),
       threads: measured.threads,
       cpu: identity.cpu,
       isa: measured.isa,

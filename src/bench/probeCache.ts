@@ -8,7 +8,7 @@ import { z } from "zod";
 import type { MachineIdentity } from "../tune/machineIdentity.js";
 
 /** Bumped when the measurement changes meaning, so figures of an older probe are measured again. */
-export const PROBE_FORMAT_VERSION = 2;
+export const PROBE_FORMAT_VERSION = 3;
 
 export type ProbeMode = "quick" | "full";
 
@@ -20,6 +20,8 @@ export interface MachineProbe {
   fmaPeakGflops: { oneThread: number; allThreads: number };
   /** bf16 dot products (VDPBF16PS), a lane counting 4 flops, where the kernel flags target AVX512-BF16. */
   bf16DotPeakGflops?: { oneThread: number; allThreads: number };
+  /** 16-bit integer dot products (VPDPWSSD or VPMADDWD), an int32 lane counting 4 ops, where the flags target AVX2 or AVX-512BW. */
+  int16DotPeakGflops?: { oneThread: number; allThreads: number };
   /** The OpenMP team that measured the all-threads figures. */
   threads: number;
   cpu: string;
@@ -35,6 +37,7 @@ const machineProbeSchema: z.ZodType<MachineProbe> = z.object({
   readBandwidthGBs: pair,
   fmaPeakGflops: pair,
   bf16DotPeakGflops: pair.optional(),
+  int16DotPeakGflops: pair.optional(),
   threads: z.number().int().positive(),
   cpu: z.string(),
   isa: z.string(),

@@ -37,7 +37,7 @@ export const QUICK_SETTINGS: ProbeSettings = {
 };
 
 /** The `MD_PROBE_VERSION` of probe.cpp this binding matches. */
-export const PROBE_LIBRARY_VERSION = 2;
+export const PROBE_LIBRARY_VERSION = 3;
 
 export interface FigurePair {
   oneThread: number;
@@ -53,6 +53,11 @@ export interface ProbeMeasurement {
   fmaLanes: number;
   /** The bf16 dot-product (VDPBF16PS) peak, a lane counting 4 flops; absent where the build has no AVX512-BF16. */
   bf16DotPeakGflops?: FigurePair;
+  /**
+   * The 16-bit integer dot-product peak (VPDPWSSD, or VPMADDWD + VPADDD), an int32 lane counting 4 ops; absent where the
+   * build targets neither AVX2 nor AVX-512BW. int8 decoding multiplies q . k with it.
+   */
+  int16DotPeakGflops?: FigurePair;
   /** The largest share of wall time a measuring thread spent waiting for a core: near 0 on a quiet machine. */
   offCpu: number;
 }
@@ -102,7 +107,7 @@ interface FmaResult {
 }
 
 const STATUS_MEANING: Record<number, string> = { 1: "could not allocate the read buffer", 2: "bad argument" };
-/** md_probe_bf16_dot_peak's answer where the build does not target AVX512-BF16. */
+/** md_probe_bf16_dot_peak's and md_probe_int16_dot_peak's answer where the build lacks their instructions. */
 const STATUS_UNSUPPORTED = 3;
 
 /** The probe's C++ source as shipped with the package. */
@@ -131,6 +136,7 @@ export async function measureWithLibrary(soPath: string, settings: ProbeSettings
   ]);
   const fmaPeak = library.func("md_probe_fma_peak", "int32_t", ["double", "int32_t", koffi.out(koffi.pointer(FMA_RESULT))]);
   const dotPeak = library.func("md_probe_bf16_dot_peak", "int32_t", ["double", "int32_t", koffi.out(koffi.pointer(FMA_RESULT))]);
+  const intDotPeak = library.func("md_probe_int16_dot_peak", "int32_t", ["double", "int32_t", koffi.out(koffi.pointer(FMA_RESULT))]);
 
   // One after the other: run together they would compete for the same cores.
   const read = await callAsync<ReadResult>(readBandwidth, settings.readBytes, settings.readReps);
@@ -146,6 +152,9 @@ export async function measureWithLibrary(soPath: string, settings: ProbeSettings
     checkStatus("md_probe_bf16_dot_peak", dot.status);
     if (!Number.isFinite(dot.sink)) throw new ProbeError(`bf16 dot-product chains diverged (sink ${dot.sink})`);
   }
+  const intDot = await callAsync<FmaResult>(intDotPeak, settings.fmaMinSeconds, settings.fmaReps);
+  const hasIntDot = intDot.status !== STATUS_UNSUPPORTED;
+  if (hasIntDot) checkStatus("md_probe_int16_dot_peak", intDot.status);
 
   const figures = {
     "one-thread read bandwidth": read.one_thread_gbs,
@@ -153,6 +162,7 @@ export async function measureWithLibrary(soPath: string, settings: ProbeSettings
     "one-thread FMA peak": fma.one_thread_gflops,
     "all-threads FMA peak": fma.all_threads_gflops,
     ...(hasDot ? { "one-thread bf16 dot-product peak": dot.one_thread_gflops, "all-threads bf16 dot-product peak": dot.all_threads_gflops } : {}),
+    ...(hasIntDot ? { "one-thread int16 dot-product peak": intDot.one_thread_gflops, "all-threads int16 dot-product peak": intDot.all_threads_gflops } : {}),
   };
   for (const [name, value] of Object.entries(figures)) {
     // A zero-length timed pass (a clock that did not advance) would show up here as Infinity.
@@ -165,7 +175,8 @@ export async function measureWithLibrary(soPath: string, settings: ProbeSettings
     fmaPeakGflops: { oneThread: fma.one_thread_gflops, allThreads: fma.all_threads_gflops },
     fmaLanes: fma.lanes,
     ...(hasDot ? { bf16DotPeakGflops: { oneThread: dot.one_thread_gflops, allThreads: dot.all_threads_gflops } } : {}),
-    offCpu: Math.max(read.off_cpu, fma.off_cpu, hasDot ? dot.off_cpu : 0),
+    ...(hasIntDot ? { int16DotPeakGflops: { oneThread: intDot.one_thread_gflops, allThreads: intDot.all_threads_gflops } } : {}),
+    offCpu: Math.max(read.off_cpu, fma.off_cpu, hasDot ? dot.off_cpu : 0, hasIntDot ? intDot.off_cpu : 0),
   };
 }
 

@@ -3,7 +3,8 @@
  * the instructions that do them), from the probe of the same run. Bytes are Q, K, V (each kv head once, an int8
  * cache's scales included) and the output, each once; FLOPs are 2 * (D + Dv) per computed position. FLOPs run at the
  * fp32 FMA peak, except those a bf16 kernel does on VDPBF16PS where the probe found AVX512-BF16 (`dotFlops`), which
- * run at the bf16 dot-product peak.
+ * run at the bf16 dot-product peak, and the q . k of int8 decoding on 16-bit integer dot products (`intDotFlops`),
+ * which run at the probe's int16 dot-product peak.
  */
 import type { TensorDType } from "../ir/graph.js";
 import type { MachineProbe } from "./probeCache.js";
@@ -15,16 +16,20 @@ export interface Roofline {
   bound: "memory" | "compute";
   /** 100 * roofline time / measured median: how close the call comes to what the machine allows. */
   pct: number;
-  /** Set when some of the FLOPs were counted at the bf16 dot-product peak. */
+  /** Set when some of the FLOPs were counted at a dot-product peak (bf16 or int16). */
   dot?: true;
 }
 
-export function roofline(bytes: number, flops: number, medianMs: number, probe: MachineProbe, dotFlops = 0): Roofline {
+export function roofline(bytes: number, flops: number, medianMs: number, probe: MachineProbe, dotFlops = 0, intDotFlops = 0): Roofline {
   const memoryMs = bytes / (probe.readBandwidthGBs.allThreads * 1e6);
   const dot = probe.bf16DotPeakGflops && dotFlops > 0 ? Math.min(dotFlops, flops) : 0;
-  const computeMs = (flops - dot) / (probe.fmaPeakGflops.allThreads * 1e6) + (dot > 0 ? dot / (probe.bf16DotPeakGflops!.allThreads * 1e6) : 0);
+  const intDot = probe.int16DotPeakGflops && intDotFlops > 0 ? Math.min(intDotFlops, flops - dot) : 0;
+  const computeMs =
+    (flops - dot - intDot) / (probe.fmaPeakGflops.allThreads * 1e6) +
+    (dot > 0 ? dot / (probe.bf16DotPeakGflops!.allThreads * 1e6) : 0) +
+    (intDot > 0 ? intDot / (probe.int16DotPeakGflops!.allThreads * 1e6) : 0);
   const ms = Math.max(memoryMs, computeMs);
-  return { ms, bound: memoryMs >= computeMs ? "memory" : "compute", pct: (100 * ms) / medianMs, ...(dot > 0 ? { dot: true as const } : {}) };
+  return { ms, bound: memoryMs >= computeMs ? "memory" : "compute", pct: (100 * ms) / medianMs, ...(dot + intDot > 0 ? { dot: true as const } : {}) };
 }
 
 /**
@@ -37,6 +42,14 @@ export function bf16DotFlops(template: string | undefined, qDtype: TensorDType, 
   if (template === "flash_attention" && (kvDtype === "bfloat16" || (eightBit && qDtype === "bfloat16"))) return flops;
   if (template === "flash_decoding" && kvDtype === "bfloat16") return flops;
   return 0;
+}
+
+/**
+ * The FLOPs of a call that the kernel does on 16-bit integer dot products where the CPU has them: the q . k of
+ * decoding (2 * D of every 2 * (D + Dv)) over an int8 key with a bf16 or fp16 query; nothing else.
+ */
+export function int16DotFlops(template: string | undefined, qDtype: TensorDType, kvDtype: TensorDType | string, flops: number, qDim: number, vDim: number): number {
+  return template === "flash_decoding" && kvDtype === "int8" && qDtype !== "float32" ? (flops * qDim) / (qDim + vDim) : 0;
 }
 
 /** "0.912 mem" / "12.3 fma" / "6.20 dot": the roofline time and its bound, for a table cell. */

@@ -1,7 +1,8 @@
 /*
  * probe.cpp: measures the denominators of minductor's efficiency figures on this machine, the read bandwidth of main
- * memory, the fp32 FMA peak and, where the compiler targets AVX512-BF16, the bf16 dot-product (VDPBF16PS) peak, each
- * with one thread and with every OpenMP thread.
+ * memory, the fp32 FMA peak and, where the compiler targets AVX512-BF16, the bf16 dot-product (VDPBF16PS) peak, and
+ * where it targets AVX2 or AVX-512BW the 16-bit integer dot-product peak (what int8 decoding multiplies q . k with),
+ * each with one thread and with every OpenMP thread.
  *
  * A real source, compiled as it is with the kernel flags (g++ -O3 -march=native -fopenmp -shared -fPIC), so the
  * peak is the one kernels built the same way can reach. Every figure is the best of several timed passes.
@@ -34,7 +35,7 @@ static int omp_get_num_threads(void) { return 1; }
 /* Team sizes are only read by the pragmas, which a build without OpenMP ignores. */
 #define MD_PROBE_TEAM_SIZE_USED(threads) (void)(threads)
 
-#define MD_PROBE_VERSION 2
+#define MD_PROBE_VERSION 3
 
 /* Read-bandwidth blocks are reduced one at a time: small enough that fp32 lane sums of 1.0f stay exact, so the
  * checksum proves every byte was read; large enough that the per-block reduction costs nothing. */
@@ -81,6 +82,9 @@ int32_t md_probe_read_bandwidth(int64_t bytes, int32_t reps, md_probe_read_resul
 int32_t md_probe_fma_peak(double min_seconds, int32_t reps, md_probe_fma_result* out);
 /* MD_PROBE_UNSUPPORTED (out->status too) where the build does not target AVX512-BF16. */
 int32_t md_probe_bf16_dot_peak(double min_seconds, int32_t reps, md_probe_fma_result* out);
+/* VPDPWSSD (AVX512-VNNI, AVX-VNNI) or VPMADDWD + VPADDD, as minductor.h's md_vi_dot; MD_PROBE_UNSUPPORTED where the
+ * build targets neither AVX2 nor AVX-512BW. `lanes` are the int32 lanes of one instruction, each counting 4 ops. */
+int32_t md_probe_int16_dot_peak(double min_seconds, int32_t reps, md_probe_fma_result* out);
 
 }  // extern "C"
 
@@ -364,6 +368,55 @@ static double bf16_dot_chains(int64_t iterations, float seed) {
 }
 #endif
 
+#if (defined(__AVX512BW__) && defined(__AVX512VL__)) || (defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__))
+#define MD_PROBE_INT16_DOT 1
+#if defined(__AVX512BW__)
+typedef __m512i md_probe_vi;
+#define MD_PROBE_VI_LANES 16
+static inline md_probe_vi vi_set1(int32_t x) { return _mm512_set1_epi32(x); }
+static inline void vi_store(int32_t* p, md_probe_vi v) { _mm512_store_si512((void*)p, v); }
+static inline md_probe_vi vi_dot(md_probe_vi acc, md_probe_vi a, md_probe_vi b) {
+#if defined(__AVX512VNNI__)
+  return _mm512_dpwssd_epi32(acc, a, b);
+#else
+  return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+#endif
+}
+#else
+typedef __m256i md_probe_vi;
+#define MD_PROBE_VI_LANES 8
+static inline md_probe_vi vi_set1(int32_t x) { return _mm256_set1_epi32(x); }
+static inline void vi_store(int32_t* p, md_probe_vi v) { _mm256_store_si256((__m256i*)p, v); }
+static inline md_probe_vi vi_dot(md_probe_vi acc, md_probe_vi a, md_probe_vi b) {
+#if defined(__AVXVNNI__)
+  return _mm256_dpwssd_avx_epi32(acc, a, b);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+#endif
+}
+#endif
+/*
+ * 16-bit dot-product chains: acc += 1 * 1 + (-1) * 1 per int32 lane, 0, so no chain overflows. The first operand is
+ * the chain itself reinterpreted (its int16 halves hold 1 and -1 throughout), so a multiply-add that is not fused
+ * cannot be hoisted out of the loop as a constant.
+ */
+static double int16_dot_chains(int64_t iterations, float seed) {
+  const md_probe_vi ones = vi_set1(0x00010001);
+  md_probe_vi acc[MD_PROBE_CHAINS];
+  /* (1, -1) in every lane's halves; the seed (always below 2) keeps the start a run-time value */
+  for (int a = 0; a < MD_PROBE_CHAINS; a++) acc[a] = vi_set1((int32_t)0xffff0001u + (seed > 2.0f ? a : 0));
+  for (int64_t i = 0; i < iterations; i++)
+    for (int a = 0; a < MD_PROBE_CHAINS; a++) acc[a] = vi_dot(acc[a], acc[a], ones);
+  alignas(64) int32_t lanes[MD_PROBE_VI_LANES];
+  int64_t total = 0;
+  for (int a = 0; a < MD_PROBE_CHAINS; a++) {
+    vi_store(lanes, acc[a]);
+    for (int i = 0; i < MD_PROBE_VI_LANES; i++) total += lanes[i];
+  }
+  return (double)total;
+}
+#endif
+
 /* The best one-thread and all-threads rates of `chains_of` chains, flops_per_step flops per chain and iteration. */
 template <class Chains>
 static int32_t measure_peak(double min_seconds, int32_t reps, Chains chains_of, double flops_per_step, int32_t lanes,
@@ -408,6 +461,17 @@ int32_t md_probe_bf16_dot_peak(double min_seconds, int32_t reps, md_probe_fma_re
   if (out == NULL) return MD_PROBE_BAD_ARGUMENT;
 #if defined(__AVX512BF16__)
   return measure_peak(min_seconds, reps, bf16_dot_chains, 16 * 4.0, 16, out);
+#else
+  (void)min_seconds;
+  (void)reps;
+  return out->status = MD_PROBE_UNSUPPORTED;
+#endif
+}
+
+int32_t md_probe_int16_dot_peak(double min_seconds, int32_t reps, md_probe_fma_result* out) {
+  if (out == NULL) return MD_PROBE_BAD_ARGUMENT;
+#if defined(MD_PROBE_INT16_DOT)
+  return measure_peak(min_seconds, reps, int16_dot_chains, MD_PROBE_VI_LANES * 4.0, MD_PROBE_VI_LANES, out);
 #else
   (void)min_seconds;
   (void)reps;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { benchInputs } from "../../src/bench/benchInputs.js";
 import { type BenchResults, emptyResults, resultsFileName, writeResults } from "../../src/bench/benchResults.js";
-import { bf16DotFlops, formatRoofline, roofline } from "../../src/bench/roofline.js";
+import { bf16DotFlops, formatRoofline, int16DotFlops, roofline } from "../../src/bench/roofline.js";
 import { quantile, timingStats } from "../../src/bench/timingStats.js";
 import { callWork } from "../../src/bench/workCount.js";
 import { parseSpec } from "../../src/ir/spec.js";
@@ -52,6 +52,20 @@ describe("roofline", () => {
     expect(formatRoofline(roofline(1e7, 4e8, 5, withDot, 3e8), (x) => x.toFixed(2))).toBe("2.50 dot");
     // without a measured dot-product peak every FLOP counts at the FMA peak
     expect(roofline(1e7, 4e8, 8, probe, 3e8)).toEqual({ ms: 4, bound: "compute", pct: 50 });
+  });
+
+  it("counts int8 decoding's q . k at the int16 dot-product peak, where the probe measured one", () => {
+    const withIntDot = { ...probe, int16DotPeakGflops: { oneThread: 150, allThreads: 300 } };
+    // 4e8 FLOPs, D = 3 Dv: 3e8 of q . k at 300 GOP/s (1 ms) + 1e8 of P V at 100 GFLOP/s (1 ms)
+    const qk = int16DotFlops("flash_decoding", "bfloat16", "int8", 4e8, 96, 32);
+    expect(qk).toBe(3e8);
+    expect(roofline(1e7, 4e8, 4, withIntDot, 0, qk)).toEqual({ ms: 2, bound: "compute", pct: 50, dot: true });
+    // a float32 query, fp8 keys and prefill stay on fp32 FMAs
+    expect(int16DotFlops("flash_decoding", "float32", "int8", 4e8, 96, 32)).toBe(0);
+    expect(int16DotFlops("flash_decoding", "bfloat16", "float8_e4m3fn", 4e8, 96, 32)).toBe(0);
+    expect(int16DotFlops("flash_attention", "bfloat16", "int8", 4e8, 96, 32)).toBe(0);
+    // without a measured int16 peak every FLOP counts at the FMA peak
+    expect(roofline(1e7, 4e8, 8, probe, 0, qk)).toEqual({ ms: 4, bound: "compute", pct: 50 });
   });
 
   it("takes every FLOP of a bf16 call (prefill or decode) and of a bf16 query's prefill over 8-bit K/V as dot-product FLOPs, nothing else", () => {

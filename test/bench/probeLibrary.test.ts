@@ -64,6 +64,15 @@ describe("measureWithLibrary", () => {
     } else {
       expect(measured.bf16DotPeakGflops).toBeUndefined();
     }
+    // the int16 dot-product peak exactly where they target AVX2 or AVX-512BW (int8 decoding's q . k)
+    const features = cpuFeatures.split(" ");
+    const has = (f: string) => features.includes(f);
+    if ((has("__AVX512BW__") && has("__AVX512VL__")) || (has("__AVX2__") && has("__FMA__") && !has("__AVX512F__"))) {
+      expect(measured.int16DotPeakGflops!.oneThread).toBeGreaterThan(0);
+      expect(measured.int16DotPeakGflops!.allThreads).toBeGreaterThan(0);
+    } else {
+      expect(measured.int16DotPeakGflops).toBeUndefined();
+    }
   }, 60_000);
 
   it.skipIf(!x64)("falls back to scalar code on a baseline x86-64 build", async () => {
@@ -72,6 +81,7 @@ describe("measureWithLibrary", () => {
     expect(measured.isa).toBe("scalar");
     expect(measured.fmaLanes).toBe(1);
     expect(measured.bf16DotPeakGflops).toBeUndefined();
+    expect(measured.int16DotPeakGflops).toBeUndefined();
     expect(measured.fmaPeakGflops.oneThread).toBeGreaterThan(0);
     expect(measured.readBandwidthGBs.oneThread).toBeGreaterThan(0);
   }, 60_000);

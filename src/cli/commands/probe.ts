@@ -6,7 +6,7 @@ import { withProgress } from "../progress.js";
 export function registerProbe(program: Command, io: CliIO): void {
   program
     .command("probe")
-    .description("measure this machine's read bandwidth, fp32 FMA peak and bf16 dot-product peak where it has one (the denominators of every bench figure; cached per machine)")
+    .description("measure this machine's read bandwidth, fp32 FMA peak, and bf16 and int16 dot-product peaks where it has them (the denominators of every bench figure; cached per machine)")
     .option("--refresh", "measure again even when this machine's figures are cached")
     .option("--json", "print machine-readable JSON")
     .addHelpText("after", "\nExample:\n  minductor probe --refresh   # on a quiet machine, before a benchmark")
