@@ -3,8 +3,9 @@
  * a power-of-two scale, q . k as 16-bit multiply-adds (VPDPWSSD with AVX512-VNNI or AVX-VNNI, VPMADDWD elsewhere).
  * Against the float64 reference within the query dtype's tolerance, at a head dim that ends in a partial vector;
  * proof that the path runs (the decode functions hold the instructions, a build with -DMD_NO_INT8_DOT does not, and
- * their outputs differ); the 256-bit form, built for -march=haswell, with a float16 query; and query rows with NaN
- * or inf, whose kv head keeps the float32 path, against the reference's NaN and inf rows.
+ * their outputs differ); the 256-bit form, built for -march=haswell, with a float16 query; the 512-bit form without
+ * VNNI (-march=skylake-avx512); and query rows with NaN or inf, whose kv head keeps the float32 path, against the
+ * reference's NaN and inf rows.
  * Runs on x86 CPUs with AVX2; elsewhere each test is skipped with that reason.
  */
 import { readFileSync } from "node:fs";
@@ -25,6 +26,9 @@ const SKIP = CPU_FLAGS.has("avx2") ? undefined : "this CPU has no avx2 (/proc/cp
 const NATIVE = FAST_BUILD_CXXFLAGS;
 const FP32_PATH = [...NATIVE, "-DMD_NO_INT8_DOT"];
 const HASWELL = NATIVE.map((f) => (f === "-march=native" ? "-march=haswell" : f));
+/** AVX-512BW without VNNI: VPMADDWD and an add on 512-bit vectors. */
+const SKYLAKE = NATIVE.map((f) => (f === "-march=native" ? "-march=skylake-avx512" : f));
+const SKIP_SKYLAKE = SKIP ?? (CPU_FLAGS.has("avx512bw") && CPU_FLAGS.has("avx512vl") ? undefined : "this CPU has no avx512bw/avx512vl (/proc/cpuinfo) to run a -march=skylake-avx512 build");
 const DECODE_FUNCTIONS = /md_dec_task|md_dot_rows|md_dot_block/;
 const INT16_DOTS = /\bvpdpwssd\b|\bvpmaddwd\b/;
 
@@ -51,6 +55,7 @@ function kernelOf(dtype: "bfloat16" | "float16", flags: string[]): Promise<Kerne
   return k;
 }
 if (SKIP === undefined) for (const [dtype, flags] of [["bfloat16", NATIVE], ["bfloat16", FP32_PATH], ["float16", HASWELL]] as const) kernelOf(dtype, flags).catch(() => {});
+if (SKIP_SKYLAKE === undefined) kernelOf("bfloat16", SKYLAKE).catch(() => {});
 
 /** Query values over [-1, 1] with every fifth element 8x larger (int16 steps then matter for the small ones). */
 function inputsOf(dtype: "bfloat16" | "float16", seed: number): KernelInputs {
@@ -97,6 +102,15 @@ describe("int8 keys on integer dot products (decode)", () => {
     expect(madds.length, "VPMADDWD in the decode functions").toBeGreaterThan(0);
     const inputs = inputsOf("float16", 2);
     expectLikeReference(decodeOut(k, inputs), referenceAttention(k.graph, inputs).out, "float16", "haswell build");
+  });
+
+  it("AVX-512BW without VNNI (-march=skylake-avx512): VPMADDWD on 512-bit vectors in the decode functions, within tolerance", async (ctx) => {
+    ctx.skip(SKIP_SKYLAKE !== undefined, SKIP_SKYLAKE);
+    const k = await kernelOf("bfloat16", SKYLAKE);
+    const madds = [...instructionsPerFunction(k.library.engine.soPath, /\bvpmaddwd\b.*%zmm/)].filter(([fn]) => DECODE_FUNCTIONS.test(fn));
+    expect(madds.length, "VPMADDWD on zmm in the decode functions").toBeGreaterThan(0);
+    const inputs = inputsOf("bfloat16", 4);
+    expectLikeReference(decodeOut(k, inputs), referenceAttention(k.graph, inputs).out, "bfloat16", "skylake-avx512 build");
   });
 
   it("query rows with NaN or inf keep the fp32 path for their kv head and come out as the reference's", async (ctx) => {
