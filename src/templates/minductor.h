@@ -1164,17 +1164,21 @@ MD_INLINE md_vf md_vi_to_vf(md_vi x) { return _mm256_cvtepi32_ps(x); }
  * would leave the normal range), which keeps the fp32 path; 0 for a row of zeros. */
 MD_INLINE float md_quantize_row_i16(const float* row, int64_t dim, int16_t* out, int64_t ld) {
   float amax = 0.0f;
+  /* plain comparisons: without -ffinite-math-only g++ calls libm for fmaxf and fminf (3% of an int8 decode call) */
   for (int64_t d = 0; d < dim; ++d) {
-    const float v = row[d];
+    const float v = row[d], a = fabsf(v);
     if (!(v - v == 0.0f)) return NAN;
-    amax = fmaxf(amax, fabsf(v));
+    amax = a > amax ? a : amax;
   }
   if (amax != 0.0f && amax < 0x1p-100f) return NAN;
   int e = 0;
   if (amax > 0.0f) frexpf(amax, &e); /* amax < 2^e */
   const float scale = amax > 0.0f ? ldexpf(1.0f, e - 15) : 0.0f; /* amax / scale < 2^15 */
   const float inv = amax > 0.0f ? ldexpf(1.0f, 15 - e) : 0.0f;
-  for (int64_t d = 0; d < dim; ++d) out[d] = (int16_t)fminf(fmaxf(rintf(row[d] * inv), -32767.0f), 32767.0f);
+  for (int64_t d = 0; d < dim; ++d) {
+    const float x = rintf(row[d] * inv);
+    out[d] = (int16_t)(x < -32767.0f ? -32767.0f : x > 32767.0f ? 32767.0f : x);
+  }
   for (int64_t d = dim; d < ld; ++d) out[d] = 0;
   return scale;
 }
