@@ -95,22 +95,17 @@ describe("int8 keys on integer dot products (decode)", () => {
     expect(out.some((x, i) => x !== decodeOut(fp32, inputs)[i]), "outputs identical to the fp32 path's").toBe(true);
   });
 
-  it("AVX2 (-march=haswell) with an fp16 query: VPMADDWD in the decode functions, within tolerance", async (ctx) => {
-    ctx.skip(SKIP !== undefined, SKIP);
-    const k = await kernelOf("float16", HASWELL);
-    const madds = [...instructionsPerFunction(k.library.engine.soPath, /\bvpmaddwd\b/)].filter(([fn]) => DECODE_FUNCTIONS.test(fn));
+  const targets = [
+    { name: "AVX2 (-march=haswell) with an fp16 query", dtype: "float16", flags: HASWELL, mnemonic: /\bvpmaddwd\b/, skip: SKIP, seed: 2 },
+    { name: "AVX-512BW without VNNI (-march=skylake-avx512)", dtype: "bfloat16", flags: SKYLAKE, mnemonic: /\bvpmaddwd\b.*%zmm/, skip: SKIP_SKYLAKE, seed: 4 },
+  ] as const;
+  it.for(targets)("$name: VPMADDWD (on its vector width) in the decode functions, within tolerance", async (t, ctx) => {
+    ctx.skip(t.skip !== undefined, t.skip);
+    const k = await kernelOf(t.dtype, [...t.flags]);
+    const madds = [...instructionsPerFunction(k.library.engine.soPath, t.mnemonic)].filter(([fn]) => DECODE_FUNCTIONS.test(fn));
     expect(madds.length, "VPMADDWD in the decode functions").toBeGreaterThan(0);
-    const inputs = inputsOf("float16", 2);
-    expectLikeReference(decodeOut(k, inputs), referenceAttention(k.graph, inputs).out, "float16", "haswell build");
-  });
-
-  it("AVX-512BW without VNNI (-march=skylake-avx512): VPMADDWD on 512-bit vectors in the decode functions, within tolerance", async (ctx) => {
-    ctx.skip(SKIP_SKYLAKE !== undefined, SKIP_SKYLAKE);
-    const k = await kernelOf("bfloat16", SKYLAKE);
-    const madds = [...instructionsPerFunction(k.library.engine.soPath, /\bvpmaddwd\b.*%zmm/)].filter(([fn]) => DECODE_FUNCTIONS.test(fn));
-    expect(madds.length, "VPMADDWD on zmm in the decode functions").toBeGreaterThan(0);
-    const inputs = inputsOf("bfloat16", 4);
-    expectLikeReference(decodeOut(k, inputs), referenceAttention(k.graph, inputs).out, "bfloat16", "skylake-avx512 build");
+    const inputs = inputsOf(t.dtype, t.seed);
+    expectLikeReference(decodeOut(k, inputs), referenceAttention(k.graph, inputs).out, t.dtype, t.name);
   });
 
   it("query rows with NaN or inf keep the fp32 path for their kv head and come out as the reference's", async (ctx) => {
