@@ -61,8 +61,8 @@ export class BlockMaskCache {
         },
       })
       : createBlockMask(this.graph, shape.batch, qBlocks * qb, kvBlocks * kb);
+    const kept = entry && sameLengths(entry.buffers, buffers) ? copyInto(entry.buffers, buffers) : buffers.map((d) => d.slice());
     // No caller ever holds this mask (run() passes it to the kernel only), so its calls need not check it again.
-    const kept = entry && !entry.pinned && sameLengths(entry.buffers, buffers) ? copyInto(entry.buffers, buffers) : buffers.map((d) => d.slice());
     this.entry = { key, buffers: kept, mask: markOwnMask(mask), pinned: pin };
     return mask;
   }
