@@ -606,6 +606,15 @@ template <int DT> MD_INLINE __m512 md_codes16_ps(__m128i bytes) {
 #define MD_BF16_DOT 1
 
 MD_INLINE constexpr int64_t md_pairs(int64_t n) { return (n + 1) / 2; }
+/* Whether rows of 8-bit codes of DT can enter the dot products as bf16 pairs (MD_CODES_BF16_LOOKUP, below). */
+template <int DT> MD_INLINE constexpr bool md_codes_pairs() {
+#if defined(__AVX512VBMI__) && !defined(MD_NO_FP8_BYTE_LOOKUP)
+  return DT == MD_INT8 || DT == MD_FP8_E4M3FN || DT == MD_FP8_E5M2;
+#else
+  return false;
+#endif
+}
+
 MD_INLINE constexpr int64_t md_k_terms(const uint32_t*, int64_t n) { return md_pairs(n); }
 
 /* Element i of a bf16 row, or of a row of 8-bit codes, as bf16 bits (exact, see above). */
@@ -866,6 +875,73 @@ MD_INLINE void md_e4m3fn64_ps(const void* p, __m512 out[4]) {
 }
 #endif
 
+#if defined(MD_BF16_DOT) && defined(__AVX512VBMI__) && !defined(MD_NO_FP8_BYTE_LOOKUP)
+/* 8-bit K/V codes as bf16 by byte lookups, for the bf16 dot products of decoding. Every 8-bit value (in the units of
+ * md_kv_unit) is a normal bf16 or zero, so a code's bf16 is exact: its low byte from a 128-entry table indexed by the
+ * low 7 bits of the code's magnitude, its high byte from another, with the sign bit put back (three instructions per
+ * 64 fp8 codes, six for int8, where md_codes16_ps takes 2-3.5 per 16 to reach fp32). fp8 infinities and NaNs map to
+ * bf16 infinities and NaNs. */
+#define MD_CODES_BF16_LOOKUP 1
+struct md_bf16_byte_tables {
+  alignas(64) uint8_t lo[128];
+  alignas(64) uint8_t hi[128];
+};
+/* The bf16 bits of m * 2^e (0 <= m < 256), which must be normal or zero. */
+constexpr uint16_t md_bf16_bits_of(int m, int e) {
+  int h = 7;
+  while (h > 0 && !(m >> h)) --h;
+  return m == 0 ? (uint16_t)0 : (uint16_t)(((e + h + 127) << 7) | ((m << (7 - h)) & 0x7f));
+}
+/* Entry i: the bf16 of the code of magnitude i (sign clear) in the units of md_kv_unit. */
+template <int DT> constexpr md_bf16_byte_tables md_codes_bf16_tables() {
+  md_bf16_byte_tables t{};
+  for (int i = 0; i < 128; ++i) {
+    uint16_t b = 0;
+    if (DT == MD_INT8) {
+      b = md_bf16_bits_of(i, 0);
+    } else if (DT == MD_FP8_E5M2) {
+      const int e = i >> 2, m = i & 3; /* 2^(e - 15) (1 + m / 4); subnormal m 2^-16; e 31: inf (m 0) or NaN */
+      b = e == 31 ? (uint16_t)(m ? 0x7fc0 : 0x7f80) : e == 0 ? md_bf16_bits_of(m, -16) : md_bf16_bits_of(4 + m, e - 17);
+    } else {
+      const int e = i >> 3, m = i & 7; /* 2^(e - 7) (1 + m / 8) in units of 2^-8; subnormal m 2^-17; 0x7f: NaN */
+      b = i == 0x7f ? (uint16_t)0x7fc0 : e == 0 ? md_bf16_bits_of(m, -17) : md_bf16_bits_of(8 + m, e - 18);
+    }
+    t.lo[i] = (uint8_t)(b & 0xff);
+    t.hi[i] = (uint8_t)(b >> 8);
+  }
+  return t;
+}
+template <int DT> struct md_codes_bf16 {
+  static constexpr md_bf16_byte_tables tables = md_codes_bf16_tables<DT>();
+};
+/* The low and the high bytes of the bf16 of 64 codes, byte for byte. int8 is looked up by its magnitude (VPABSB);
+ * -128, whose magnitude 0x80 indexes entry 0, gets its high byte (0xc3: bf16 -128 is 0xc300) by a masked move. */
+template <int DT> MD_INLINE void md_codes_bf16_bytes(__m512i codes, __m512i* lo, __m512i* hi) {
+  const md_bf16_byte_tables& t = md_codes_bf16<DT>::tables;
+  const __m512i index = DT == MD_INT8 ? _mm512_abs_epi8(codes) : codes;
+  *lo = _mm512_permutex2var_epi8(_mm512_load_si512(t.lo), index, _mm512_load_si512(t.lo + 64));
+  /* high | (codes & 0x80) */
+  *hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(_mm512_load_si512(t.hi), index, _mm512_load_si512(t.hi + 64)),
+                                  codes, _mm512_set1_epi8((char)0x80), 0xf8);
+  if constexpr (DT == MD_INT8) *hi = _mm512_mask_mov_epi8(*hi, _mm512_movepi8_mask(index), _mm512_set1_epi8((char)0xc3));
+}
+/* The VPERMT2B indices that put the bytes of 32 columns of two rows (codes: row a in bytes 0..31, row b in 32..63;
+ * lo/hi from md_codes_bf16_bytes) together as bf16 pairs of the rows, column c0 + c in word c: half 0 for columns
+ * 0..15, half 1 for 16..31 (index 64 + i selects byte i of hi). */
+MD_INLINE __m512i md_codes_pair_index(int half) {
+  alignas(64) static const uint8_t index[2][64] = {
+#define MD_PAIR_BYTES(c) (uint8_t)(c), (uint8_t)(64 + (c)), (uint8_t)(32 + (c)), (uint8_t)(96 + (c))
+      {MD_PAIR_BYTES(0), MD_PAIR_BYTES(1), MD_PAIR_BYTES(2), MD_PAIR_BYTES(3), MD_PAIR_BYTES(4), MD_PAIR_BYTES(5),
+       MD_PAIR_BYTES(6), MD_PAIR_BYTES(7), MD_PAIR_BYTES(8), MD_PAIR_BYTES(9), MD_PAIR_BYTES(10), MD_PAIR_BYTES(11),
+       MD_PAIR_BYTES(12), MD_PAIR_BYTES(13), MD_PAIR_BYTES(14), MD_PAIR_BYTES(15)},
+      {MD_PAIR_BYTES(16), MD_PAIR_BYTES(17), MD_PAIR_BYTES(18), MD_PAIR_BYTES(19), MD_PAIR_BYTES(20), MD_PAIR_BYTES(21),
+       MD_PAIR_BYTES(22), MD_PAIR_BYTES(23), MD_PAIR_BYTES(24), MD_PAIR_BYTES(25), MD_PAIR_BYTES(26), MD_PAIR_BYTES(27),
+       MD_PAIR_BYTES(28), MD_PAIR_BYTES(29), MD_PAIR_BYTES(30), MD_PAIR_BYTES(31)}};
+#undef MD_PAIR_BYTES
+  return _mm512_load_si512(index[half]);
+}
+#endif
+
 /* How many MD_W-element vectors md_vload_dt4 converts at once for dtype DT: 4 where that is cheaper than one at a
  * time (e4m3fn with byte lookups), else 1. */
 template <int DT> MD_INLINE constexpr int md_vload_batch() {
@@ -1069,6 +1145,48 @@ MD_INLINE void md_dot_block(const float* __restrict q, int64_t ldq, const void* 
   md_store_dot_sums<RQ, JK>(acc, s, lds);
 }
 
+#if defined(MD_CODES_BF16_LOOKUP)
+/* The order in which md_dot_block_codes reads the words of a query row of bf16 pairs, in place: per 32 words (64
+ * elements), the words that VPUNPCKLBW of the codes' bytes yields (0..3, 8..11, 16..19, 24..27), then those of
+ * VPUNPCKHBW (4..7, 12..15, ..). ld is a multiple of 32 words. */
+MD_INLINE void md_codes_key_order(uint32_t* row, int64_t ld) {
+  uint32_t tmp[32];
+  for (int64_t w = 0; w < ld; w += 32) {
+    for (int i = 0; i < 32; ++i) tmp[i] = row[w + (i % 16) / 4 * 8 + (i >= 16 ? 4 : 0) + i % 4];
+    memcpy(row + w, tmp, sizeof(tmp));
+  }
+}
+
+/* md_dot_block on VDPBF16PS for 8-bit key rows (in the units of md_kv_unit): each 64 codes of a key row become two
+ * vectors of bf16 by byte lookups (md_codes_bf16_bytes) and the byte interleaves VPUNPCKLBW/VPUNPCKHBW, whose order the
+ * query rows take beforehand (md_codes_key_order; bf16 pairs zero padded to a multiple of 32 words): a load, seven
+ * operations (ten for int8) and 2 RQ dot products per 64 elements of a key row, where the fp32 path converts 64
+ * fp8 codes in 12-14 operations and issues 4 RQ FMAs. */
+template <int DT, int64_t DIM, int RQ, int JK>
+MD_INLINE void md_dot_block_codes(const uint32_t* __restrict q, int64_t ldq, const void* const* __restrict k,
+                                  float* __restrict s, int64_t lds) {
+  constexpr int QC = (int)((DIM + 63) / 64);    /* 64-code chunks of a row, the last one maybe partial */
+  constexpr int64_t tail = DIM - (QC - 1) * 64; /* codes in the last chunk */
+  const __mmask64 last = tail == 64 ? ~(__mmask64)0 : (((__mmask64)1 << tail) - 1);
+  __m512 acc[RQ * JK];
+  for (int x = 0; x < RQ * JK; ++x) acc[x] = _mm512_setzero_ps();
+  for (int c = 0; c < QC; ++c)
+    for (int j = 0; j < JK; ++j) {
+      const uint8_t* row = (const uint8_t*)k[j] + c * 64;
+      const __m512i codes = c == QC - 1 && tail != 64 ? _mm512_maskz_loadu_epi8(last, row) : _mm512_loadu_si512(row);
+      __m512i lo, hi;
+      md_codes_bf16_bytes<DT>(codes, &lo, &hi);
+      const __m512bh ka = (__m512bh)_mm512_unpacklo_epi8(lo, hi), kb = (__m512bh)_mm512_unpackhi_epi8(lo, hi);
+      for (int r = 0; r < RQ; ++r) {
+        const uint32_t* qr = q + r * ldq + c * 32;
+        acc[r * JK + j] = _mm512_dpbf16_ps(acc[r * JK + j], (__m512bh)_mm512_loadu_si512(qr), ka);
+        acc[r * JK + j] = _mm512_dpbf16_ps(acc[r * JK + j], (__m512bh)_mm512_loadu_si512(qr + 16), kb);
+      }
+    }
+  md_store_dot_sums<RQ, JK>(acc, s, lds);
+}
+#endif
+
 #if defined(MD_BF16_DOT)
 /* md_dot_block on VDPBF16PS for bf16 key rows: the query rows are bf16 pairs (uint32_t words, row stride ldq, zero
  * padded to a multiple of 16 words) and one 512-bit load is 32 key elements, used as they are: a load and RQ dot
@@ -1077,7 +1195,13 @@ MD_INLINE void md_dot_block(const float* __restrict q, int64_t ldq, const void* 
 template <int DT, int64_t DIM, int RQ, int JK>
 MD_INLINE void md_dot_block(const uint32_t* __restrict q, int64_t ldq, const void* const* __restrict k,
                             float* __restrict s, int64_t lds) {
-  static_assert(DT == MD_BFLOAT16, "bf16 pairs only against bf16 keys");
+#if defined(MD_CODES_BF16_LOOKUP)
+  if constexpr (md_codes_pairs<DT>()) {
+    md_dot_block_codes<DT, DIM, RQ, JK>(q, ldq, k, s, lds);
+    return;
+  }
+#endif
+  static_assert(DT == MD_BFLOAT16 || md_codes_pairs<DT>(), "bf16 pairs against bf16 or 8-bit keys");
   constexpr int QV = (int)((DIM + 31) / 32);     /* 32-element blocks of a row, the last one maybe partial */
   constexpr int64_t tail = DIM - (QV - 1) * 32;  /* elements in the last block */
   const __mmask32 last = tail == 32 ? ~(__mmask32)0 : (__mmask32)((1u << tail) - 1u);
@@ -1335,7 +1459,7 @@ MD_INLINE void md_axpy_row_block(const float* p, int64_t ldp, const void* const*
  * read: per 16 columns and pair of rows two loads, one permute and MR dot products, where the fp32 path converts
  * twice and multiplies 2 MR times. C keeps the natural column order; with TAIL the last vector runs past DIM and
  * reads zeros there. */
-template <int64_t DIM, int MR, int NV, bool TAIL>
+template <int DT, int64_t DIM, int MR, int NV, bool TAIL>
 MD_INLINE void md_axpy_pairs_block(const uint32_t* __restrict pw, int64_t ldpw, const void* const* __restrict v,
                                    int64_t np, int64_t c0, float* __restrict c, int64_t ldc,
                                    const float* __restrict row_scale) {
@@ -1344,6 +1468,44 @@ MD_INLINE void md_axpy_pairs_block(const uint32_t* __restrict pw, int64_t ldpw, 
     const __m512 sc = _mm512_set1_ps(row_scale[r]);
     for (int x = 0; x < NV; ++x) acc[r][x] = _mm512_mul_ps(_mm512_loadu_ps(c + r * ldc + c0 + x * 16), sc);
   }
+#if defined(MD_CODES_BF16_LOOKUP)
+  if constexpr (md_codes_pairs<DT>()) {
+    /* 8-bit V: 32 columns of the pair of rows at a time, the codes of both rows in one vector, converted to bf16 bytes
+     * (md_codes_bf16_bytes) and put together as pairs by two VPERMT2B: per 16 columns and pair of rows about four
+     * operations and MR dot products, where the fp32 path converts six times and multiplies 2 MR times. */
+    const __m512i idx0 = md_codes_pair_index(0), idx1 = md_codes_pair_index(1);
+#pragma GCC unroll 1
+    for (int64_t i = 0; i < np; ++i) {
+      __m512bh pv[MR];
+      for (int r = 0; r < MR; ++r) pv[r] = (__m512bh)_mm512_set1_epi32((int)pw[r * ldpw + i]);
+      for (int x = 0; x < NV; x += 2) {
+        const int64_t col = c0 + x * 16;
+        const uint8_t* ra = (const uint8_t*)v[2 * i] + col;
+        const uint8_t* rb = (const uint8_t*)v[2 * i + 1] + col;
+        __m512i codes;
+        if (!TAIL && x + 1 < NV) {
+          codes = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)ra)),
+                                     _mm256_loadu_si256((const __m256i*)rb), 1);
+        } else { /* the block's last vector alone, or past DIM: zeros there */
+          const int64_t n = md_min(DIM - col, (int64_t)(NV - x) * 16);
+          const __mmask32 m = n >= 32 ? ~(__mmask32)0 : (__mmask32)((1u << n) - 1u);
+          codes = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_maskz_loadu_epi8(m, ra)), _mm256_maskz_loadu_epi8(m, rb), 1);
+        }
+        __m512i lo, hi;
+        md_codes_bf16_bytes<DT>(codes, &lo, &hi);
+        const __m512bh w0 = (__m512bh)_mm512_permutex2var_epi8(lo, idx0, hi);
+        for (int r = 0; r < MR; ++r) acc[r][x] = _mm512_dpbf16_ps(acc[r][x], w0, pv[r]);
+        if (x + 1 < NV) {
+          const __m512bh w1 = (__m512bh)_mm512_permutex2var_epi8(lo, idx1, hi);
+          for (int r = 0; r < MR; ++r) acc[r][x + 1] = _mm512_dpbf16_ps(acc[r][x + 1], w1, pv[r]);
+        }
+      }
+    }
+    for (int r = 0; r < MR; ++r)
+      for (int x = 0; x < NV; ++x) _mm512_storeu_ps(c + r * ldc + c0 + x * 16, acc[r][x]);
+    return;
+  }
+#endif
   const __m512i idx = md_interleave16();
   const __mmask16 last = md_lanes16(DIM - c0 - (NV - 1) * 16);
   /* 16 elements of a row from column c0 + 16 x (zeros past DIM in the last vector with TAIL) */
@@ -1371,7 +1533,7 @@ MD_INLINE void md_axpy_pairs_block(const uint32_t* __restrict pw, int64_t ldpw, 
 template <int DT, int64_t DIM, int MR>
 MD_INLINE void md_axpy_row_block(const uint32_t* pw, int64_t ldpw, const void* const* v, int64_t n, float* c,
                                  int64_t ldc, const float* row_scale) {
-  static_assert(DT == MD_BFLOAT16, "bf16 pairs only against bf16 values");
+  static_assert(DT == MD_BFLOAT16 || md_codes_pairs<DT>(), "bf16 pairs against bf16 or 8-bit values");
   constexpr int NV = md_axpy_vectors(MR);
   constexpr int64_t chunk = NV * 16, full = DIM / chunk * chunk;
   constexpr int rest = (int)((DIM - full + 15) / 16);
@@ -1382,9 +1544,9 @@ MD_INLINE void md_axpy_row_block(const uint32_t* pw, int64_t ldpw, const void* c
     const int64_t ni = md_min(MD_AXPY_KB / 2, np - i0);
     const float* scale = i0 == 0 ? row_scale : ones;
     for (int64_t c0 = 0; c0 < full; c0 += chunk)
-      md_axpy_pairs_block<DIM, MR, NV, false>(pw + i0, ldpw, v + 2 * i0, ni, c0, c, ldc, scale);
+      md_axpy_pairs_block<DT, DIM, MR, NV, false>(pw + i0, ldpw, v + 2 * i0, ni, c0, c, ldc, scale);
     if constexpr (rest > 0)
-      md_axpy_pairs_block<DIM, MR, rest, DIM % 16 != 0>(pw + i0, ldpw, v + 2 * i0, ni, full, c, ldc, scale);
+      md_axpy_pairs_block<DT, DIM, MR, rest, DIM % 16 != 0>(pw + i0, ldpw, v + 2 * i0, ni, full, c, ldc, scale);
   }
 }
 #endif /* MD_BF16_DOT */
@@ -1398,6 +1560,10 @@ MD_INLINE void md_axpy_row_tail(int rows, const T* p, int64_t ldp, const void* c
   }
 }
 
+/* Whether weights of type T are bf16 pairs (uint32_t words) rather than fp32. */
+template <class T> struct md_is_pair_words { static constexpr bool value = false; };
+template <> struct md_is_pair_words<uint32_t> { static constexpr bool value = true; };
+
 /* O[m x DIM] = O * row_scale + P[m x n] V[n x DIM], V rows by pointer: the P V step of decoding. O has row stride
  * ldc >= DIM rounded up to MD_W (the padding lanes receive zeros) and comes out in the paired order for DT. P is fp32,
  * or with MD_BF16_DOT bf16 pairs against bf16 V (uint32_t words, md_round_pairs), whose O keeps the natural order, as
@@ -1405,10 +1571,12 @@ MD_INLINE void md_axpy_row_tail(int rows, const T* p, int64_t ldp, const void* c
 template <int DT, int64_t DIM, class T>
 MD_INLINE void md_axpy_rows(const T* p, int64_t ldp, int64_t m, const void* const* v, int64_t n, float* c,
                             int64_t ldc, const float* row_scale) {
+  /* int8 V as bf16 pairs keeps eight vectors of constants (md_codes_bf16_bytes, the pair indices) beside the
+   * accumulators and the weights: more than four rows at a time would spill */
+  constexpr int mr = md_is_pair_words<T>::value && DT == MD_INT8 ? 4 : MD_AXPY_MR;
   int64_t i = 0;
-  for (; i + MD_AXPY_MR <= m; i += MD_AXPY_MR)
-    md_axpy_row_block<DT, DIM, MD_AXPY_MR>(p + i * ldp, ldp, v, n, c + i * ldc, ldc, row_scale + i);
-  if (i < m) md_axpy_row_tail<DT, DIM>((int)(m - i), p + i * ldp, ldp, v, n, c + i * ldc, ldc, row_scale + i);
+  for (; i + mr <= m; i += mr) md_axpy_row_block<DT, DIM, mr>(p + i * ldp, ldp, v, n, c + i * ldc, ldc, row_scale + i);
+  if (i < m) md_axpy_row_tail<DT, DIM, mr - 1>((int)(m - i), p + i * ldp, ldp, v, n, c + i * ldc, ldc, row_scale + i);
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */

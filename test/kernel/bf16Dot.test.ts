@@ -6,8 +6,11 @@
  * Decode: q . k and P V on VDPBF16PS, P rounded to bf16 as in prefill: the same bound, an output that differs from the
  * fp32 path's, and V's inf and NaN kept away from weights that round to 0 (zero, or below 2^-126).
  * 8-bit K/V with a bf16 query: the codes packed as bf16 (exactly), the scales on the score columns and on P; the same
- * bound with max |v| of the dequantized values, inf and NaN codes at masked positions kept out.
- * Runs only where the CPU has avx512_bf16; elsewhere each test is skipped with that reason.
+ * bound with max |v| of the dequantized values, inf and NaN codes at masked positions kept out. In decode, where the
+ * CPU also has AVX512-VBMI, the codes become bf16 by byte lookups as they are read (fp8: q . k and P V; int8: P V):
+ * the same bound, int8's -128, an output that differs from the fp32 path's, and e5m2's inf under a subnormal weight.
+ * Runs only where the CPU has avx512_bf16 (and avx512vbmi for the decode of 8-bit K/V); elsewhere each test is skipped
+ * with that reason.
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
@@ -25,6 +28,7 @@ import { instructionsPerFunction } from "../helpers/objdump.js";
 
 const CPU_FLAGS = new Set(readFileSync("/proc/cpuinfo", "utf8").match(/^flags\s*:(.*)$/m)?.[1].trim().split(/\s+/) ?? []);
 const SKIP = CPU_FLAGS.has("avx512_bf16") ? undefined : "this CPU has no avx512_bf16 (/proc/cpuinfo), so no build here takes the bf16 dot-product path";
+const SKIP_LOOKUPS = SKIP ?? (CPU_FLAGS.has("avx512vbmi") ? undefined : "this CPU has no avx512vbmi (/proc/cpuinfo), so decode keeps 8-bit K/V on the fp32 path");
 
 /*
  * -O1 with the helpers left to the compiler's inlining (test/helpers/fastBuilds.ts): the same arithmetic, built faster.
@@ -35,6 +39,10 @@ const FLAGS = FAST_BUILD_CXXFLAGS;
 const PREFILL_FUNCTIONS = /md_flash_attention|md_fa_|md_gemm|md_micro_gemm/;
 const DECODE_FUNCTIONS = /md_dec_task|md_dot_rows|md_dot_block/;
 const FP32_PATH = [...FLAGS, "-DMD_NO_BF16_DOT"];
+/** Without the byte lookups: 8-bit K/V decode on fp32 FMA (8-bit prefill keeps its bf16 path). */
+const NO_LOOKUPS = [...FLAGS, "-DMD_NO_FP8_BYTE_LOOKUP"];
+/** The decode functions, with the P V helpers that -DMD_NO_FORCED_INLINE may leave apart. */
+const DECODE_PV_FUNCTIONS = /md_dec_task|md_dot_rows|md_dot_block|md_axpy/;
 
 interface Case {
   name: string;
@@ -135,6 +143,7 @@ if (SKIP === undefined) {
     kernelOf(DECODE_NONFINITE_CASE, FLAGS),
     ...FORMATS.map((dtype) => kernelOf(EIGHT_BIT_CASE, FLAGS, dtype)),
     kernelOf(EIGHT_BIT_CASE, FP32_PATH, "int8"),
+    ...(SKIP_LOOKUPS === undefined ? [kernelOf(EIGHT_BIT_CASE, NO_LOOKUPS, "float8_e5m2"), kernelOf(DECODE_NONFINITE_CASE, FLAGS, "float8_e5m2")] : []),
   ];
   for (const build of builds) build.catch(() => {});
 }
@@ -231,22 +240,22 @@ describe("bf16 dot products: 8-bit K/V with a bf16 query", () => {
   const c = EIGHT_BIT_CASE;
 
   /** bf16 inputs with K and V quantized: int8 per (token, head) scales, fp8 uneven per-head scales. */
-  function quantizedInputs(dtype: QuantizedDType, seed: number): KernelInputs {
-    const inputs = inputsOf(c, seed);
-    const options = dtype === "int8" ? {} : { scale: [0.5, 1.25] };
+  function quantizedInputs(dtype: QuantizedDType, seed: number, of: Case = c): KernelInputs {
+    const inputs = inputsOf(of, seed);
+    const options = dtype === "int8" ? {} : { scale: [0.5, 1.25].slice(0, of.hkv) };
     const key = quantizeKv(inputs.key, dtype, options);
     const value = quantizeKv(inputs.value, dtype, options);
     return { ...inputs, key: key.codes, value: value.codes, keyScale: key.scale, valueScale: value.scale };
   }
 
   /** max |scale * code| of a quantized value tensor [1, Hkv, L, Dv]. */
-  function maxAbsValue(value: KernelInputs["value"], scale: KernelInputs["valueScale"], dtype: QuantizedDType): number {
+  function maxAbsValue(value: KernelInputs["value"], scale: KernelInputs["valueScale"], dtype: QuantizedDType, of: Case = c): number {
     const codes = toFloat64(value);
     const scales = toFloat64(scale!);
     let most = 0;
     for (let i = 0; i < codes.length; i++) {
-      const row = Math.floor(i / c.dv); // (head, position) in [Hkv, L]
-      const s = dtype === "int8" ? scales[row] : scales[Math.floor(row / c.lkv)];
+      const row = Math.floor(i / of.dv); // (head, position) in [Hkv, L]
+      const s = dtype === "int8" ? scales[row] : scales[Math.floor(row / of.lkv)];
       if (Number.isFinite(codes[i])) most = Math.max(most, Math.abs(codes[i] * s));
     }
     return most;
@@ -292,5 +301,64 @@ describe("bf16 dot products: 8-bit K/V with a bf16 query", () => {
     const out = fromBfloat16(got.out.data as Uint16Array);
     expect(out.every(Number.isFinite), "a masked inf or NaN reached the output").toBe(true);
     expectWithinBound(out, want.out, maxAbsValue(inputs.value, inputs.valueScale, dtype), dtype);
+  });
+
+  const decodeOut = (k: Kernel, inputs: KernelInputs) => fromBfloat16(k.run(inputs, { template: "flash_decoding" }).out.data as Uint16Array);
+
+  it.for(FORMATS)("%s decode: the decode functions hold VDPBF16PS (codes made bf16 by byte lookups), within the bound at q_len 1 and 3", async (dtype, ctx) => {
+    ctx.skip(SKIP_LOOKUPS !== undefined, SKIP_LOOKUPS);
+    const k = await kernelOf(c, FLAGS, dtype);
+    const dots = [...vdpbf16psPerFunction(k.library.engine.soPath)].filter(([fn]) => DECODE_PV_FUNCTIONS.test(fn));
+    expect(dots.length, "VDPBF16PS in the decode functions").toBeGreaterThan(0);
+    for (const qLen of [1, 3]) {
+      const inputs = quantizedInputs(dtype, 20 + qLen, { ...c, lq: qLen });
+      const want = referenceAttention(k.graph, inputs);
+      expectWithinBound(decodeOut(k, inputs), want.out, maxAbsValue(inputs.value, inputs.valueScale, dtype), `${dtype}, q_len ${qLen}`);
+    }
+  });
+
+  it("int8 decode: codes of -128 (whose magnitude does not fit the lookup's 7 bits) in K and V, within the bound", async (ctx) => {
+    ctx.skip(SKIP_LOOKUPS !== undefined, SKIP_LOOKUPS);
+    const k = await kernelOf(c, FLAGS, "int8");
+    const inputs = quantizedInputs("int8", 24, { ...c, lq: 3 });
+    const withMin = (t: KernelInputs["value"], every: number) => {
+      const codes = Int8Array.from(t.data as Int8Array);
+      for (let i = 0; i < codes.length; i += every) codes[i] = -128;
+      return tensor("int8", t.shape, codes);
+    };
+    const extreme = { ...inputs, key: withMin(inputs.key, 5), value: withMin(inputs.value, 3) };
+    const want = referenceAttention(k.graph, extreme);
+    expectWithinBound(decodeOut(k, extreme), want.out, maxAbsValue(extreme.value, extreme.valueScale, "int8"), "int8 with -128");
+  });
+
+  it("e5m2 decode differs from the fp32 path's (-DMD_NO_FP8_BYTE_LOOKUP), both within the bound", async (ctx) => {
+    ctx.skip(SKIP_LOOKUPS !== undefined, SKIP_LOOKUPS);
+    const [lookups, fp32] = await Promise.all([kernelOf(c, FLAGS, "float8_e5m2"), kernelOf(c, NO_LOOKUPS, "float8_e5m2")]);
+    expect([...vdpbf16psPerFunction(fp32.library.engine.soPath)].filter(([fn]) => DECODE_PV_FUNCTIONS.test(fn)).length, "VDPBF16PS in the fp32 path's decode").toBe(0);
+    const inputs = quantizedInputs("float8_e5m2", 25, { ...c, lq: 2 });
+    const want = referenceAttention(lookups.graph, inputs);
+    const vmax = maxAbsValue(inputs.value, inputs.valueScale, "float8_e5m2");
+    const out = decodeOut(lookups, inputs);
+    const outFp32 = decodeOut(fp32, inputs);
+    expectWithinBound(out, want.out, vmax, "byte lookups");
+    expectWithinBound(outFp32, want.out, vmax, "fp32 path");
+    expect(out.some((x, i) => x !== outFp32[i]), "outputs identical to the fp32 path's").toBe(true);
+  });
+
+  it("e5m2 decode: inf and NaN codes at masked positions add nothing, an inf under a subnormal weight reaches the row as inf", async (ctx) => {
+    ctx.skip(SKIP_LOOKUPS !== undefined, SKIP_LOOKUPS);
+    const d = DECODE_NONFINITE_CASE;
+    const k = await kernelOf(d, FLAGS, "float8_e5m2");
+    const inputs = quantizedInputs("float8_e5m2", 26, d);
+    const codes = Uint8Array.from(inputs.value.data as Uint8Array);
+    const garbage = [0x7c, 0x7f, 0xfc, 0xfe];
+    for (let pos = 40; pos < d.lkv; pos += 9) codes[pos * d.dv + (pos % d.dv)] = garbage[pos % garbage.length]; // masked
+    codes[7 * d.dv + 3] = 0x7c; // +inf at position 7, weighed about e^-93 by every row
+    const withGarbage = { ...inputs, value: tensor("float8_e5m2", inputs.value.shape, codes) };
+    const want = referenceAttention(k.graph, withGarbage).out;
+    expect(want.every((x, i) => (i % d.dv === 3 ? x === Infinity : Number.isFinite(x))), "reference: column 3 inf, the rest finite").toBe(true);
+    const cmp = compareOutputs(toFloat64(k.run(withGarbage, { template: "flash_decoding" }).out), want, TOLERANCE.bfloat16);
+    expect(cmp.nonFiniteMismatches).toBe(0);
+    expect(cmp.ok, JSON.stringify(cmp.firstFailure)).toBe(true);
   });
 });

@@ -21,6 +21,7 @@ async function runDriver(march: string[]): Promise<Record<string, number>> {
 
 const CPU_FLAGS = new Set(readFileSync("/proc/cpuinfo", "utf8").match(/^flags\s*:(.*)$/m)?.[1].trim().split(/\s+/) ?? []);
 const HAS_VBMI = CPU_FLAGS.has("avx512f") && CPU_FLAGS.has("avx512vbmi");
+const HAS_CODE_LOOKUPS = HAS_VBMI && CPU_FLAGS.has("avx512_bf16");
 
 describe.each([
   ["this machine", ["-march=native"]],
@@ -37,6 +38,13 @@ describe.each([
     `converts e4m3fn codes ${name === "this machine" ? "by byte lookups (this CPU has AVX512-VBMI)" : "one vector at a time"}`,
     () => {
       expect(r.vload_batch_e4m3fn).toBe(name === "this machine" ? 4 : 1);
+    },
+  );
+
+  it.skipIf(name === "this machine" && !HAS_CODE_LOOKUPS)(
+    `${name === "this machine" ? "makes every 8-bit code bf16 by byte lookups (this CPU has AVX512-BF16 and AVX512-VBMI)" : "builds no byte lookups to bf16"}`,
+    () => {
+      expect(r.codes_bf16_checked).toBe(name === "this machine" ? 3 * 256 : 0);
     },
   );
 });

@@ -8,7 +8,7 @@ import { expect, it } from "vitest";
  * A driver over minductor.h's numeric primitives, printing one `name value` line per check: the vector and scalar
  * exp against libm's double exp, the exact fp16 conversions against the hardware's (F16C, NEON) over every fp16 value
  * and a stride of all float32 values, the vector loads (md_vload_dt) of every 8- and 16-bit code against the scalar
- * loads, and bf16 rounding on hand-picked ties.
+ * loads, every 8-bit code made bf16 by byte lookups, and bf16 rounding on hand-picked ties.
  */
 export const PRIMITIVES_DRIVER = String.raw`
 #include "minductor.h"
@@ -57,6 +57,30 @@ static int64_t vload_mismatches(int64_t count, int64_t* checked) {
       }
     }
   }
+  return bad;
+}
+
+/* Every code of an 8-bit DT made bf16 by md_codes_bf16_bytes (64 at a time, scrambled as above), against md_load_elem:
+ * the same float, or NaN for NaN. Where the byte lookups are not built, checks nothing. */
+template <int DT> static int64_t codes_bf16_mismatches(int64_t* checked) {
+  int64_t bad = 0;
+#if defined(MD_CODES_BF16_LOOKUP)
+  alignas(64) uint8_t codes[256], lo[64], hi[64];
+  for (int i = 0; i < 256; ++i) codes[i] = (uint8_t)((i * 37 + 11) % 256);
+  for (int i = 0; i < 256; i += 64) {
+    __m512i l, h;
+    md_codes_bf16_bytes<DT>(_mm512_load_si512(codes + i), &l, &h);
+    _mm512_store_si512(lo, l);
+    _mm512_store_si512(hi, h);
+    for (int k = 0; k < 64; ++k) {
+      const float want = md_load_elem<DT>(codes, i + k), got = md_bf16_to_f32((uint16_t)(lo[k] | hi[k] << 8));
+      if (isnan(want) ? !isnan(got) : md_bits_from_f32(want) != md_bits_from_f32(got)) ++bad;
+      ++*checked;
+    }
+  }
+#else
+  (void)checked;
+#endif
   return bad;
 }
 
@@ -134,6 +158,12 @@ int main() {
   printf("vload4_mismatch %lld\nvload4_checked %lld\nvload_batch_e4m3fn %d\n", (long long)vload4_bad,
          (long long)vload4_checked, md_vload_batch<MD_FP8_E4M3FN>());
 
+  int64_t codes_bf16_checked = 0;
+  const int64_t codes_bf16_bad = codes_bf16_mismatches<MD_INT8>(&codes_bf16_checked) +
+                                 codes_bf16_mismatches<MD_FP8_E4M3FN>(&codes_bf16_checked) +
+                                 codes_bf16_mismatches<MD_FP8_E5M2>(&codes_bf16_checked);
+  printf("codes_bf16_mismatch %lld\ncodes_bf16_checked %lld\n", (long long)codes_bf16_bad, (long long)codes_bf16_checked);
+
   printf("bf16_tie_to_even %d\n", md_f32_to_bf16(md_f32_from_bits(0x3f808000u)) == 0x3f80 &&
                                    md_f32_to_bf16(md_f32_from_bits(0x3f818000u)) == 0x3f82);
   printf("bf16_round_up %d\n", md_f32_to_bf16(md_f32_from_bits(0x3f808001u)) == 0x3f81);
@@ -177,6 +207,12 @@ export function primitivesTests(results: () => Record<string, number>): void {
     const r = results();
     expect(r.vload4_checked).toBe(2 * 65536 + 3 * 256);
     expect(r.vload4_mismatch).toBe(0);
+  });
+
+  it("8-bit codes made bf16 by byte lookups (where built: AVX512-BF16 and AVX512-VBMI) are the scalar loads' values", () => {
+    const r = results();
+    expect([0, 3 * 256]).toContain(r.codes_bf16_checked);
+    expect(r.codes_bf16_mismatch).toBe(0);
   });
 
   it("bf16 rounds to nearest even and keeps NaN", () => {
