@@ -37,7 +37,7 @@ export const QUICK_SETTINGS: ProbeSettings = {
 };
 
 /** The `MD_PROBE_VERSION` of probe.cpp this binding matches. */
-export const PROBE_LIBRARY_VERSION = 3;
+export const PROBE_LIBRARY_VERSION = 4;
 
 export interface FigurePair {
   oneThread: number;
@@ -58,6 +58,8 @@ export interface ProbeMeasurement {
    * build targets neither AVX2 nor AVX-512BW. int8 decoding multiplies q . k with it.
    */
   int16DotPeakGflops?: FigurePair;
+  /** The build targets AVX512-BF16 and AVX512-VBMI: decoding over 8-bit K/V with a bf16 query runs on bf16 dot products. */
+  byteLookups: boolean;
   /** The largest share of wall time a measuring thread spent waiting for a core: near 0 on a quiet machine. */
   offCpu: number;
 }
@@ -129,6 +131,7 @@ export async function measureWithLibrary(soPath: string, settings: ProbeSettings
     throw new ProbeError(`probe library ${soPath} has version ${version}, expected ${PROBE_LIBRARY_VERSION}`);
   }
   const isa = library.func("md_probe_isa", "const char *", [])() as string;
+  const byteLookups = (library.func("md_probe_byte_lookups", "int32_t", [])() as number) === 1;
   const readBandwidth = library.func("md_probe_read_bandwidth", "int32_t", [
     "int64_t",
     "int32_t",
@@ -170,6 +173,7 @@ export async function measureWithLibrary(soPath: string, settings: ProbeSettings
   }
   return {
     isa,
+    byteLookups,
     threads: read.threads,
     readBandwidthGBs: { oneThread: read.one_thread_gbs, allThreads: read.all_threads_gbs },
     fmaPeakGflops: { oneThread: fma.one_thread_gflops, allThreads: fma.all_threads_gflops },

@@ -32,15 +32,30 @@ export function roofline(bytes: number, flops: number, medianMs: number, probe: 
   return { ms, bound: memoryMs >= computeMs ? "memory" : "compute", pct: (100 * ms) / medianMs, ...(dot + intDot > 0 ? { dot: true as const } : {}) };
 }
 
+/** A decode call's shape, for the part of an 8-bit cache's FLOPs that its decode does on VDPBF16PS. */
+export interface DecodeDotShape {
+  /** Whether the kernel flags give 8-bit codes to the bf16 dot products by byte lookups (probe.bf16ByteLookups). */
+  byteLookups: boolean;
+  /** Query heads per kv head. */
+  g: number;
+  qDim: number;
+  vDim: number;
+}
+
 /**
  * The FLOPs of a call that the kernel does on VDPBF16PS where the CPU has it: with a bf16 key/value, all of them
  * (q . k and P V, in both templates); with a bf16 query and an 8-bit key/value, all of a prefill's (the codes packed
- * as bf16), none of a decode's.
+ * as bf16), and in decoding, where the codes become bf16 by byte lookups, all of an fp8 cache's and the P V of an int8
+ * cache's when G > 1 (Dv of every D + Dv: its q . k runs on integer dot products, int16DotFlops); otherwise none.
  */
-export function bf16DotFlops(template: string | undefined, qDtype: TensorDType, kvDtype: TensorDType | string, flops: number): number {
+export function bf16DotFlops(template: string | undefined, qDtype: TensorDType, kvDtype: TensorDType | string, flops: number, decode?: DecodeDotShape): number {
   const eightBit = kvDtype === "int8" || kvDtype === "float8_e4m3fn" || kvDtype === "float8_e5m2";
   if (template === "flash_attention" && (kvDtype === "bfloat16" || (eightBit && qDtype === "bfloat16"))) return flops;
   if (template === "flash_decoding" && kvDtype === "bfloat16") return flops;
+  if (template === "flash_decoding" && eightBit && qDtype === "bfloat16" && decode?.byteLookups) {
+    if (kvDtype !== "int8") return flops;
+    return decode.g > 1 ? (flops * decode.vDim) / (decode.qDim + decode.vDim) : 0;
+  }
   return 0;
 }
 

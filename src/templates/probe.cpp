@@ -35,7 +35,7 @@ static int omp_get_num_threads(void) { return 1; }
 /* Team sizes are only read by the pragmas, which a build without OpenMP ignores. */
 #define MD_PROBE_TEAM_SIZE_USED(threads) (void)(threads)
 
-#define MD_PROBE_VERSION 3
+#define MD_PROBE_VERSION 4
 
 /* Read-bandwidth blocks are reduced one at a time: small enough that fp32 lane sums of 1.0f stay exact, so the
  * checksum proves every byte was read; large enough that the per-block reduction costs nothing. */
@@ -78,6 +78,9 @@ typedef struct md_probe_fma_result {
 
 int32_t md_probe_version(void);
 const char* md_probe_isa(void);
+/* 1 where the build targets AVX512-BF16 and AVX512-VBMI: decoding then makes 8-bit K/V codes bf16 by byte lookups
+ * for the bf16 dot products (minductor.h, MD_CODES_BF16_LOOKUP), 0 elsewhere. */
+int32_t md_probe_byte_lookups(void);
 int32_t md_probe_read_bandwidth(int64_t bytes, int32_t reps, md_probe_read_result* out);
 int32_t md_probe_fma_peak(double min_seconds, int32_t reps, md_probe_fma_result* out);
 /* MD_PROBE_UNSUPPORTED (out->status too) where the build does not target AVX512-BF16. */
@@ -480,6 +483,14 @@ int32_t md_probe_int16_dot_peak(double min_seconds, int32_t reps, md_probe_fma_r
 }
 
 int32_t md_probe_version(void) { return MD_PROBE_VERSION; }
+
+int32_t md_probe_byte_lookups(void) {
+#if defined(__AVX512BF16__) && defined(__AVX512VBMI__)
+  return 1;
+#else
+  return 0;
+#endif
+}
 
 const char* md_probe_isa(void) {
 #if defined(__AVX512F__)

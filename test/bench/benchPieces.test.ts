@@ -78,6 +78,21 @@ describe("roofline", () => {
     expect(bf16DotFlops("flash_attention", "bfloat16", "float8_e5m2", 1000)).toBe(1000);
     expect(bf16DotFlops("flash_attention", "float32", "int8", 1000)).toBe(0);
   });
+
+  it("takes a bf16 query's decode over 8-bit K/V as dot-product FLOPs only where the codes go there by byte lookups", () => {
+    const lookups = { byteLookups: true, g: 4, qDim: 96, vDim: 32 };
+    // fp8: q . k and P V; int8: P V alone (Dv of every D + Dv), and only with GQA
+    expect(bf16DotFlops("flash_decoding", "bfloat16", "float8_e4m3fn", 1000, lookups)).toBe(1000);
+    expect(bf16DotFlops("flash_decoding", "bfloat16", "int8", 1000, lookups)).toBe(250);
+    expect(bf16DotFlops("flash_decoding", "bfloat16", "int8", 1000, { ...lookups, g: 1 })).toBe(0);
+    expect(bf16DotFlops("flash_decoding", "bfloat16", "float8_e5m2", 1000, { ...lookups, byteLookups: false })).toBe(0);
+    expect(bf16DotFlops("flash_decoding", "float16", "float8_e5m2", 1000, lookups)).toBe(0);
+    // int8 at G 4 over D = 3 Dv: P V (1e8) at the bf16 dot peak, q . k (3e8) at the int16 peak
+    const withBoth = { ...probe, bf16DotPeakGflops: { oneThread: 60, allThreads: 100 }, int16DotPeakGflops: { oneThread: 150, allThreads: 300 } };
+    const flops = 4e8;
+    expect(roofline(1e7, flops, 4, withBoth, bf16DotFlops("flash_decoding", "bfloat16", "int8", flops, lookups), int16DotFlops("flash_decoding", "bfloat16", "int8", flops, 96, 32)))
+      .toEqual({ ms: 2, bound: "compute", pct: 50, dot: true });
+  });
 });
 
 describe("callWork", () => {

@@ -73,6 +73,8 @@ describe("measureWithLibrary", () => {
     } else {
       expect(measured.int16DotPeakGflops).toBeUndefined();
     }
+    // 8-bit decode on the bf16 dot products (byte lookups) exactly where they target AVX512-BF16 and AVX512-VBMI
+    expect(measured.byteLookups).toBe(has("__AVX512BF16__") && has("__AVX512VBMI__"));
   }, 60_000);
 
   it.skipIf(!x64)("falls back to scalar code on a baseline x86-64 build", async () => {
@@ -82,6 +84,7 @@ describe("measureWithLibrary", () => {
     expect(measured.fmaLanes).toBe(1);
     expect(measured.bf16DotPeakGflops).toBeUndefined();
     expect(measured.int16DotPeakGflops).toBeUndefined();
+    expect(measured.byteLookups).toBe(false);
     expect(measured.fmaPeakGflops.oneThread).toBeGreaterThan(0);
     expect(measured.readBandwidthGBs.oneThread).toBeGreaterThan(0);
   }, 60_000);
