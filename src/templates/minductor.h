@@ -989,16 +989,22 @@ template <int DT> MD_INLINE md_vf md_vload_dt_partial(const void* p, int64_t i, 
 
 /* out[k] = horizontal sum of v[k] for k < 8: one transpose-reduce instead of eight separate reductions. */
 MD_INLINE void md_vhsum8(const md_vf* v, float* out) {
-#if MD_W == 8 || MD_W == 16
-  __m256 w[8];
-  for (int k = 0; k < 8; ++k) {
 #if MD_W == 16
-    const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v[k]), 1));
-    w[k] = _mm256_add_ps(_mm512_castps512_ps256(v[k]), high);
-#else
-    w[k] = v[k];
-#endif
-  }
+  /* A tree of 512-bit shuffles, 24 operations: each pair of vectors folded into one (their 256-bit halves added), then
+   * each pair of those (128-bit blocks), then the four lanes of each block; a last permute gathers the sums. */
+  __m512 t[4], u[2];
+  for (int k = 0; k < 4; ++k) /* blocks [a0 + a2, a1 + a3, b0 + b2, b1 + b3] of a = v[2k], b = v[2k + 1] */
+    t[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44), _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xee));
+  for (int k = 0; k < 2; ++k) /* block i: the four lanes whose sum is that of v[4k + i] */
+    u[k] = _mm512_add_ps(_mm512_shuffle_f32x4(t[2 * k], t[2 * k + 1], 0x88), _mm512_shuffle_f32x4(t[2 * k], t[2 * k + 1], 0xdd));
+  /* block i: [u0 lanes 0 + 2, 1 + 3, u1 lanes 0 + 2, 1 + 3], then adjacent lanes added: v[i]'s sum in lane 0, v[4 + i]'s in 2 */
+  __m512 z = _mm512_add_ps(_mm512_shuffle_ps(u[0], u[1], 0x44), _mm512_shuffle_ps(u[0], u[1], 0xee));
+  z = _mm512_add_ps(z, _mm512_permute_ps(z, 0xb1));
+  const __m512i gather = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+  _mm256_storeu_ps(out, _mm512_castps512_ps256(_mm512_permutexvar_ps(gather, z)));
+#elif MD_W == 8
+  __m256 w[8];
+  for (int k = 0; k < 8; ++k) w[k] = v[k];
   const __m256 h01 = _mm256_hadd_ps(w[0], w[1]), h23 = _mm256_hadd_ps(w[2], w[3]);
   const __m256 h45 = _mm256_hadd_ps(w[4], w[5]), h67 = _mm256_hadd_ps(w[6], w[7]);
   const __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
