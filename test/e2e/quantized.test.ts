@@ -179,17 +179,23 @@ describe("the quantizer", () => {
 });
 
 describe("scales the kernel checks", () => {
-  it("a negative scale in a scale tensor too large to scan per call is an InputError from the kernel's check", async () => {
+  it("a negative, infinite or NaN scale in a scale tensor too large to scan per call is an InputError from the kernel's check", async () => {
     const graph = quantizedGraph(identity, "int8");
     const kernel = await kernelOf(graph);
     const kvLen = 8200; // 8 heads x 8200 > 65536 scales: checked as the kernel reads them
     const base = generateInputs({ ...identity }, 3, { batch: 1, qLen: 1, kvLen });
     const inputs = quantizeInputs(graph, base, "int8");
     expect(() => kernel.run(inputs)).not.toThrow();
-    (inputs.valueScale!.data as Float32Array)[5 * kvLen + 4321] = -1;
-    for (const template of ["flash_attention", "flash_decoding"] as const) {
-      expect(() => kernel.run(inputs, { template })).toThrow(/keyScale or valueScale holds a negative, infinite or NaN scale/);
+    for (const [tensor, at, bad] of [["valueScale", 5 * kvLen + 4321, -1], ["keyScale", 2 * kvLen + 17, NaN], ["valueScale", 7 * kvLen + 8199, Infinity]] as const) {
+      const scales = inputs[tensor]!.data as Float32Array;
+      const good = scales[at]!;
+      scales[at] = bad;
+      for (const template of ["flash_attention", "flash_decoding"] as const) {
+        expect(() => kernel.run(inputs, { template }), `${tensor}[${at}] = ${bad}, ${template}`).toThrow(/keyScale or valueScale holds a negative, infinite or NaN scale/);
+      }
+      scales[at] = good;
     }
+    expect(() => kernel.run(inputs)).not.toThrow();
   });
 });
 
