@@ -606,15 +606,6 @@ template <int DT> MD_INLINE __m512 md_codes16_ps(__m128i bytes) {
 #define MD_BF16_DOT 1
 
 MD_INLINE constexpr int64_t md_pairs(int64_t n) { return (n + 1) / 2; }
-/* Whether rows of 8-bit codes of DT can enter the dot products as bf16 pairs (MD_CODES_BF16_LOOKUP, below). */
-template <int DT> MD_INLINE constexpr bool md_codes_pairs() {
-#if defined(__AVX512VBMI__) && !defined(MD_NO_FP8_BYTE_LOOKUP)
-  return DT == MD_INT8 || DT == MD_FP8_E4M3FN || DT == MD_FP8_E5M2;
-#else
-  return false;
-#endif
-}
-
 MD_INLINE constexpr int64_t md_k_terms(const uint32_t*, int64_t n) { return md_pairs(n); }
 
 /* Element i of a bf16 row, or of a row of 8-bit codes, as bf16 bits (exact, see above). */
@@ -941,6 +932,15 @@ MD_INLINE __m512i md_codes_pair_index(int half) {
   return _mm512_load_si512(index[half]);
 }
 #endif
+
+/* Whether rows of 8-bit codes of DT enter the dot products as bf16 pairs (the byte lookups above). */
+template <int DT> MD_INLINE constexpr bool md_codes_pairs() {
+#if defined(MD_CODES_BF16_LOOKUP)
+  return DT == MD_INT8 || DT == MD_FP8_E4M3FN || DT == MD_FP8_E5M2;
+#else
+  return false;
+#endif
+}
 
 /* How many MD_W-element vectors md_vload_dt4 converts at once for dtype DT: 4 where that is cheaper than one at a
  * time (e4m3fn with byte lookups), else 1. */
@@ -1507,27 +1507,26 @@ MD_INLINE void md_axpy_pairs_block(const uint32_t* __restrict pw, int64_t ldpw, 
         }
       }
     }
-    for (int r = 0; r < MR; ++r)
-      for (int x = 0; x < NV; ++x) _mm512_storeu_ps(c + r * ldc + c0 + x * 16, acc[r][x]);
-    return;
-  }
+  } else
 #endif
-  const __m512i idx = md_interleave16();
-  const __mmask16 last = md_lanes16(DIM - c0 - (NV - 1) * 16);
-  /* 16 elements of a row from column c0 + 16 x (zeros past DIM in the last vector with TAIL) */
-  const auto load16 = [&](const void* row, int x) {
-    const uint16_t* p = (const uint16_t*)row + c0 + x * 16;
-    return TAIL && x == NV - 1 ? _mm256_maskz_loadu_epi16(last, p) : _mm256_loadu_si256((const __m256i*)p);
-  };
-  /* not unrolled: g++ 12 then spills accumulators of the 4-row block */
+  {
+    const __m512i idx = md_interleave16();
+    const __mmask16 last = md_lanes16(DIM - c0 - (NV - 1) * 16);
+    /* 16 elements of a row from column c0 + 16 x (zeros past DIM in the last vector with TAIL) */
+    const auto load16 = [&](const void* row, int x) {
+      const uint16_t* p = (const uint16_t*)row + c0 + x * 16;
+      return TAIL && x == NV - 1 ? _mm256_maskz_loadu_epi16(last, p) : _mm256_loadu_si256((const __m256i*)p);
+    };
+    /* not unrolled: g++ 12 then spills accumulators of the 4-row block */
 #pragma GCC unroll 1
-  for (int64_t i = 0; i < np; ++i) {
-    for (int x = 0; x < NV; ++x) {
-      const __m512i e = _mm512_castsi256_si512(load16(v[2 * i], x));
-      const __m512i o = _mm512_castsi256_si512(load16(v[2 * i + 1], x));
-      const __m512bh vv = (__m512bh)_mm512_permutex2var_epi16(e, idx, o);
-      for (int r = 0; r < MR; ++r)
-        acc[r][x] = _mm512_dpbf16_ps(acc[r][x], vv, (__m512bh)_mm512_set1_epi32((int)pw[r * ldpw + i]));
+    for (int64_t i = 0; i < np; ++i) {
+      for (int x = 0; x < NV; ++x) {
+        const __m512i e = _mm512_castsi256_si512(load16(v[2 * i], x));
+        const __m512i o = _mm512_castsi256_si512(load16(v[2 * i + 1], x));
+        const __m512bh vv = (__m512bh)_mm512_permutex2var_epi16(e, idx, o);
+        for (int r = 0; r < MR; ++r)
+          acc[r][x] = _mm512_dpbf16_ps(acc[r][x], vv, (__m512bh)_mm512_set1_epi32((int)pw[r * ldpw + i]));
+      }
     }
   }
   for (int r = 0; r < MR; ++r)
