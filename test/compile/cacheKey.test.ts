@@ -1,7 +1,8 @@
+import { createHash } from "node:crypto";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { cacheKey, compilerInfo, defaultCacheDir } from "../../src/compile/index.js";
+import { cacheKey, compilerInfo, defaultCacheDir, sha256 } from "../../src/compile/index.js";
 import { featureMacros } from "../../src/compile/compilerInfo.js";
 import { defaultCxx, defaultCxxflags, DEFAULT_CXXFLAGS } from "../../src/compile/options.js";
 
@@ -29,6 +30,30 @@ describe("cacheKey", () => {
   it("does not confuse fields whose concatenations are equal", () => {
     expect(key("a", ["b c"], "v", "f")).not.toBe(key("a", ["b", "c"], "v", "f"));
     expect(key("ab", ["c"], "v", "f")).not.toBe(key("a", ["bc"], "v", "f"));
+    // the header and the prelude's name and text are separate fields too
+    expect(key("a", ["b"], "v", "f", "h", { name: "p", text: "t" })).not.toBe(key("a", ["b"], "v", "f", "hp", { name: "", text: "t" }));
+  });
+
+  it("changes with the prelude's name and text, long or short", () => {
+    const long = "x".repeat(10_000);
+    const keys = [
+      key("src", ["g++"], "v", "f"),
+      key("src", ["g++"], "v", "f", undefined, { name: "p.h", text: "t" }),
+      key("src", ["g++"], "v", "f", undefined, { name: "q.h", text: "t" }),
+      key("src", ["g++"], "v", "f", undefined, { name: "p.h", text: long }),
+      key("src", ["g++"], "v", "f", undefined, { name: "p.h", text: `${long}y` }),
+    ];
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+});
+
+describe("sha256", () => {
+  it("gives node's digest for long texts, remembered or not", () => {
+    // More distinct long texts than it remembers, twice: the second round finds some remembered and some evicted.
+    const texts = Array.from({ length: 40 }, (_, i) => `${i}:`.padEnd(5000 + i, String.fromCharCode(97 + (i % 26))));
+    for (let round = 0; round < 2; round++)
+      for (const text of [...texts, ...texts.slice(30)]) expect(sha256(text)).toBe(createHash("sha256").update(text).digest("hex"));
+    expect(sha256(new TextEncoder().encode(texts[0]))).toBe(sha256(texts[0]));
   });
 });
 
