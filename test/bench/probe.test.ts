@@ -109,6 +109,7 @@ describe("isUndisturbed", () => {
     readBandwidthGBs: { oneThread: 20, allThreads: 30 },
     fmaPeakGflops: { oneThread: 100, allThreads: 200 },
     fmaLanes: 8,
+    byteLookups: false,
     offCpu: 0.01,
   };
 
