@@ -1057,7 +1057,9 @@ template <int DT, int64_t DIM> MD_INLINE void md_pair_unpermute(float* row) {
 
 #if MD_W == 16
 /* Block i (lanes 4i .. 4i + 3) = the horizontal sums of v[i], v[4 + i], v[8 + i], v[12 + i]: a tree of 512-bit
- * shuffles, 45 operations for sixteen sums (two md_vhsum8 take 48 and their stores more). */
+ * shuffles, 45 operations for sixteen sums (two md_vhsum8 take 48 and their stores more). Its first two rounds are
+ * md_vhsum8's, written out round by round: a helper shared by both, folding four vectors at a time, made g++ schedule
+ * this tree worse (fp16 G 4 decode 2-4% slower). */
 MD_INLINE __m512 md_vhsum16(const md_vf* v) {
   __m512 t[8], u[4], w[2];
   for (int k = 0; k < 8; ++k) /* blocks [a0 + a2, a1 + a3, b0 + b2, b1 + b3] of a = v[2k], b = v[2k + 1] */
