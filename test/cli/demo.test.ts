@@ -1,7 +1,7 @@
 /**
  * `minductor demo`, what `npm start` runs: one bf16 kernel serves the causal prefill of the prompt and the decode steps
  * (after the untimed warm-up calls), and the demo's own checks of sampled outputs against the float64 reference pass.
- * Built at -O1 (test/helpers/fastBuilds.ts): the same values, a faster build; no figure of the run is judged here.
+ * Built as the suite's fast builds (test/helpers/fastBuilds.ts): the same values, a faster build; no figure of the run is judged here.
  */
 import { describe, expect, it } from "vitest";
 import { main } from "../../src/cli/main.js";

@@ -10,8 +10,11 @@ import { rng } from "../../src/io/random.js";
 import { compareOutputs, TOLERANCE } from "../../src/reference/compareOutputs.js";
 import { referenceAttention } from "../../src/reference/referenceAttention.js";
 import { fromFloat64, tensor, toFloat64 } from "../../src/runtime/tensor.js";
-import { expectMatchesReference, kernelFor, prebuild } from "../helpers/checkKernel.js";
-import { decodeGraph, decodingGraphs, g1, GROUPS, noneGraph, windowGraph } from "./decodingGraphs.js";
+import { expectMatchesReference, kernelFor as kernelWith, prebuild } from "../helpers/checkKernel.js";
+import { decodeGraph, DECODING_CXXFLAGS, decodingGraphs, g1, GROUPS, noneGraph, windowGraph } from "./decodingGraphs.js";
+
+/** This file's own configurations build fast (decodingGraphs.ts); the example specs below keep the default flags. */
+const kernelFor = (graph: AttentionGraph) => kernelWith(graph, DECODING_CXXFLAGS);
 
 /**
  * Runs both templates on the same inputs and checks each against the float64 reference, and the two against
@@ -39,7 +42,8 @@ async function checkDecode(graph: AttentionGraph, qLen: number, kvLen: number, p
 
 const exampleDir = join(import.meta.dirname, "..", "..", "examples", "specs");
 const exampleFiles = readdirSync(exampleDir).filter((f) => f.endsWith(".json")).sort();
-prebuild([...decodingGraphs(), ...exampleFiles.map((f) => parseSpec(readFileSync(join(exampleDir, f), "utf8")))]);
+prebuild(decodingGraphs(), DECODING_CXXFLAGS);
+prebuild(exampleFiles.map((f) => parseSpec(readFileSync(join(exampleDir, f), "utf8"))));
 
 // The decode loop's kernel, in a cache of its own (other test files add entries to the shared one meanwhile), starts
 // building now with the others rather than alone at the end of the file.
@@ -47,7 +51,7 @@ const loopPageSize = 16;
 const loopGraph = decodeGraph("dec_loop", { hq: 8, hkv: 2, d: 64, dtype: "bfloat16", block: [16, 16], pageSize: loopPageSize });
 const loopCacheDir = mkdtempSync(join(tmpdir(), "minductor-decode-loop-"));
 const loopEvents: string[] = [];
-const loopKernel = compile(loopGraph, { cacheDir: loopCacheDir, onProgress: (e) => loopEvents.push(e.phase) });
+const loopKernel = compile(loopGraph, { cacheDir: loopCacheDir, cxxflags: [...DECODING_CXXFLAGS], onProgress: (e) => loopEvents.push(e.phase) });
 loopKernel.catch(() => {});
 afterAll(() => rmSync(loopCacheDir, { recursive: true, force: true }));
 

@@ -1,6 +1,13 @@
 /** The graphs of decoding.test.ts that live in the shared cache, shared with the suite's prebuild (test/globalSetup.ts). */
 import { flexAttention } from "../../src/ir/flexAttention.js";
 import type { AttentionGraph } from "../../src/ir/graph.js";
+import { FAST_BUILD_CXXFLAGS } from "../helpers/fastBuilds.js";
+
+/**
+ * The flags these graphs build with: the suite's fast builds (test/helpers/fastBuilds.ts). The decode template's
+ * shipping build (-O3) is checked by the example specs, which decoding.test.ts also runs decode-shaped.
+ */
+export const DECODING_CXXFLAGS = FAST_BUILD_CXXFLAGS;
 
 export type Dims = { hq: number; hkv: number; d: number; dv?: number; dtype: "float32" | "bfloat16" | "float16"; block: [number, number]; pageSize?: number };
 

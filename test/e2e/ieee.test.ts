@@ -18,6 +18,10 @@ import { compareOutputs, TOLERANCE } from "../../src/reference/compareOutputs.js
 import { referenceAttention } from "../../src/reference/referenceAttention.js";
 import { tensor, toFloat64 } from "../../src/runtime/tensor.js";
 import { kernelFor, prebuild } from "../helpers/checkKernel.js";
+import { useFastBuilds } from "../helpers/fastBuilds.js";
+
+/** Configurations of this file's own: fast builds (test/helpers/fastBuilds.ts), the same semantics as the default -O3. */
+useFastBuilds();
 
 const B = 2;
 const HQ = 4;

@@ -16,6 +16,10 @@ import { type Tensor, tensor, toFloat64 } from "../../src/runtime/tensor.js";
 import type { KernelInputs } from "../../src/runtime/validateInputs.js";
 import { copyInto, permute, view } from "../../src/runtime/view.js";
 import { kernelFor, prebuild } from "../helpers/checkKernel.js";
+import { useFastBuilds } from "../helpers/fastBuilds.js";
+
+/** Configurations of this file's own: fast builds (test/helpers/fastBuilds.ts), the same semantics as the default -O3. */
+useFastBuilds();
 
 const HQ = 4;
 const HKV = 2;

@@ -31,9 +31,9 @@ export interface FuzzReport {
 }
 
 /**
- * Compile time dominates a fuzz run; -O1 keeps the semantics of the default -O3 (no fast-math, the same
- * intrinsics) and compiles faster, and faster again with the helpers left to the compiler's inlining
- * (test/helpers/fastBuilds.ts). `npm run fuzz -- --cxxflags="..."` fuzzes other flags.
+ * Compile time dominates a fuzz run: it builds as the suite's fast builds do (-O0 without forced inlining,
+ * test/helpers/fastBuilds.ts: the same source and intrinsics as the default -O3). `npm run fuzz -- --cxxflags="..."`
+ * fuzzes other flags, -O3 included.
  */
 export const FUZZ_CXXFLAGS = FAST_BUILD_CXXFLAGS;
 

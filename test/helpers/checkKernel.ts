@@ -8,11 +8,15 @@ import { toFloat64 } from "../../src/runtime/tensor.js";
 
 const kernels = new Map<string, Promise<Kernel>>();
 
-/** Compiles once per graph within a test file (the disk cache shares kernels across files and runs). */
-export function kernelFor(graph: AttentionGraph): Promise<Kernel> {
-  const key = JSON.stringify([graph.query, graph.key, graph.value, graph.scale, graph.scoreMod.hash, graph.maskMod.hash, graph.buffers, graph.blockSize, graph.kvCache, graph.returnLse]);
+/**
+ * Compiles once per graph and flags within a test file (the disk cache shares kernels across files and runs).
+ * `cxxflags` absent: the default flags (-O3), or MINDUCTOR_CXXFLAGS where the file set it; the example specs keep
+ * them, and files that check configurations of their own pass FAST_BUILD_CXXFLAGS (test/helpers/fastBuilds.ts).
+ */
+export function kernelFor(graph: AttentionGraph, cxxflags?: readonly string[]): Promise<Kernel> {
+  const key = JSON.stringify([graph.query, graph.key, graph.value, graph.scale, graph.scoreMod.hash, graph.maskMod.hash, graph.buffers, graph.blockSize, graph.kvCache, graph.returnLse, cxxflags]);
   let k = kernels.get(key);
-  if (!k) kernels.set(key, (k = compile(graph)));
+  if (!k) kernels.set(key, (k = compile(graph, cxxflags ? { cxxflags: [...cxxflags] } : {})));
   return k;
 }
 
@@ -20,8 +24,8 @@ export function kernelFor(graph: AttentionGraph): Promise<Kernel> {
  * Starts compiling every graph a test file will use, so the builds run side by side (one g++ per core) while the
  * first tests wait for theirs; most of a cold suite is g++. A failed build surfaces in the test that uses it.
  */
-export function prebuild(graphs: readonly AttentionGraph[]): void {
-  for (const graph of graphs) kernelFor(graph).catch(() => {});
+export function prebuild(graphs: readonly AttentionGraph[], cxxflags?: readonly string[]): void {
+  for (const graph of graphs) kernelFor(graph, cxxflags).catch(() => {});
 }
 
 /**
@@ -30,9 +34,9 @@ export function prebuild(graphs: readonly AttentionGraph[]): void {
  */
 export async function expectMatchesReference(
   graph: AttentionGraph,
-  options: { seed?: number; shapes?: ShapeOverrides; run?: RunOptions; label?: string } = {},
+  options: { seed?: number; shapes?: ShapeOverrides; run?: RunOptions; label?: string; cxxflags?: readonly string[] } = {},
 ) {
-  const kernel = await kernelFor(graph);
+  const kernel = await kernelFor(graph, options.cxxflags);
   const inputs = generateInputs(graph, options.seed ?? 1, options.shapes);
   const result = kernel.run(inputs, options.run);
   const ref = referenceAttention(graph, inputs);

@@ -8,9 +8,10 @@ import { overrideDType } from "../../src/cli/overrideDType.js";
 import type { CompileOptions } from "../../src/compile/index.js";
 import type { AttentionGraph } from "../../src/ir/graph.js";
 import { parseSpec } from "../../src/ir/spec.js";
-import { decodingGraphs } from "../e2e/decodingGraphs.js";
+import { DECODING_CXXFLAGS, decodingGraphs } from "../e2e/decodingGraphs.js";
 import { quantizedKernels } from "../e2e/quantizedKernels.js";
 import { FUZZ_CXXFLAGS, plannedSpecs, suiteSearches } from "../fuzz/runFuzz.js";
+import { FAST_BUILD_CXXFLAGS } from "./fastBuilds.js";
 import { exampleGraphs } from "../native/harnessTools.js";
 
 export interface SuiteKernel {
@@ -25,7 +26,7 @@ export function suiteKernels(env: Record<string, string | undefined> = process.e
     // e2e/quantized.test.ts
     ...quantizedKernels().map(({ graph, cxxflags }) => ({ graph, options: { cxxflags } })),
     // e2e/decoding.test.ts, and the example specs at the default flags (e2e/examples, native/harness, ...)
-    ...decodingGraphs().map((graph) => ({ graph, options: {} })),
+    ...decodingGraphs().map((graph) => ({ graph, options: { cxxflags: [...DECODING_CXXFLAGS] } })),
     ...examples.map(([, graph]) => ({ graph, options: {} })),
   ];
   // fuzz/kernels.test.ts, unless a longer or replayed search is asked for
@@ -36,7 +37,10 @@ export function suiteKernels(env: Record<string, string | undefined> = process.e
   }
   // e2e/examples.test.ts: two specs in every dtype
   for (const name of ["alibi", "document_mask"]) {
-    for (const dtype of ["float32", "bfloat16", "float16"]) kernels.push({ graph: overrideDType(byName.get(name)!, dtype), options: {} });
+    const graph = byName.get(name)!;
+    for (const dtype of ["float32", "bfloat16", "float16"]) {
+      if (dtype !== graph.query.dtype) kernels.push({ graph: overrideDType(graph, dtype), options: { cxxflags: FAST_BUILD_CXXFLAGS } });
+    }
   }
   return kernels;
 }

@@ -31,7 +31,7 @@ const SKIP = CPU_FLAGS.has("avx512_bf16") ? undefined : "this CPU has no avx512_
 const SKIP_LOOKUPS = SKIP ?? (CPU_FLAGS.has("avx512vbmi") ? undefined : "this CPU has no avx512vbmi (/proc/cpuinfo), so decode keeps 8-bit K/V on the fp32 path");
 
 /*
- * -O1 with the helpers left to the compiler's inlining (test/helpers/fastBuilds.ts): the same arithmetic, built faster.
+ * The suite's fast builds (-O0, the helpers left to the compiler's inlining; test/helpers/fastBuilds.ts): the same arithmetic, built faster.
  * A helper that is not inlined keeps its own name, so the instruction counts below look in the helpers of each path too.
  */
 const FLAGS = FAST_BUILD_CXXFLAGS;

@@ -29,7 +29,8 @@ const HASWELL = NATIVE.map((f) => (f === "-march=native" ? "-march=haswell" : f)
 /** AVX-512BW without VNNI: VPMADDWD and an add on 512-bit vectors. */
 const SKYLAKE = NATIVE.map((f) => (f === "-march=native" ? "-march=skylake-avx512" : f));
 const SKIP_SKYLAKE = SKIP ?? (CPU_FLAGS.has("avx512bw") && CPU_FLAGS.has("avx512vl") ? undefined : "this CPU has no avx512bw/avx512vl (/proc/cpuinfo) to run a -march=skylake-avx512 build");
-const DECODE_FUNCTIONS = /md_dec_task|md_dot_rows|md_dot_block/;
+/** The decode functions, with md_vi_dot (the multiply-add itself), which an -O0 build keeps apart. */
+const DECODE_FUNCTIONS = /md_dec_task|md_dot_rows|md_dot_block|md_vi_dot/;
 const INT16_DOTS = /\bvpdpwssd\b|\bvpmaddwd\b/;
 
 /** G 4, D 72 (two whole 32-lane vectors and a partial one; four 16-lane and a partial one), q_len 3, 333 positions. */
