@@ -3,7 +3,8 @@
  * row of a tile keeps exactly a prefix of it (a causal diagonal) and score_mod is the identity, the tile's softmax runs
  * on those prefixes without calling the mods again (md_softmax_prefix_rows). Masks that are prefixes, that have a
  * hole or a window start inside a tile (the general path), rows that keep nothing, and NaN query rows, against the
- * float64 reference. The configuration is e2e/ieee.test.ts's, so the two files share one engine.
+ * float64 reference. The configuration is e2e/ieee.test.ts's, built as that file builds it (the suite's fast builds,
+ * test/helpers/fastBuilds.ts), so the two files share one engine.
  */
 import { describe, expect, it } from "vitest";
 import { flexAttention } from "../../src/ir/flexAttention.js";
@@ -12,6 +13,9 @@ import { compareOutputs, TOLERANCE } from "../../src/reference/compareOutputs.js
 import { referenceAttention } from "../../src/reference/referenceAttention.js";
 import { toFloat64 } from "../../src/runtime/tensor.js";
 import { kernelFor, prebuild } from "../helpers/checkKernel.js";
+import { useFastBuilds } from "../helpers/fastBuilds.js";
+
+useFastBuilds();
 
 const B = 2;
 const HQ = 4;
