@@ -21,7 +21,12 @@ const inDType = (file: string, dtype: string) => {
 };
 
 prebuild(specs.map(load));
-for (const dtype of DTYPES) for (const file of ["alibi.json", "document_mask.json"]) prebuild([inDType(file, dtype).graph], inDType(file, dtype).cxxflags);
+for (const dtype of DTYPES) {
+  for (const file of ["alibi.json", "document_mask.json"]) {
+    const { graph, cxxflags } = inDType(file, dtype);
+    prebuild([graph], cxxflags);
+  }
+}
 
 /** Smaller than the specs' defaults, with lengths that are not multiples of the block sizes. */
 const SMALL = { qLen: 129, kvLen: 200 };
