@@ -1,16 +1,14 @@
 /** The kernels of quantized.test.ts, shared with the suite's prebuild (test/globalSetup.ts). */
 import type { AttentionGraph, QuantizedDType } from "../../src/ir/graph.js";
+import { FAST_BUILD_CXXFLAGS } from "../helpers/fastBuilds.js";
 import { sweep } from "../helpers/sweeps.js";
 import { exampleGraphs } from "../native/harnessTools.js";
 
 export const QUANTIZED: QuantizedDType[] = ["int8", "float8_e4m3fn", "float8_e5m2"];
 export const EXAMPLES = exampleGraphs();
 export const identity = EXAMPLES.find(([name]) => name === "identity")![1];
-/**
- * Semantics, not speed: -O0 builds the engines of this file in a fraction of the time of -O3 (the shapes are small),
- * and without forced inlining (md_base.h) in about half of that again.
- */
-export const CXXFLAGS = ["-O0", "-DMD_NO_FORCED_INLINE", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu++17"];
+/** Semantics, not speed: the suite's fast builds (-O0 without forced inlining, test/helpers/fastBuilds.ts). */
+export const CXXFLAGS = FAST_BUILD_CXXFLAGS;
 
 /**
  * The vector paths of the conversions: this machine's (AVX-512 or AVX2), AVX2 + F16C, and plain x86-64 (scalar), each

@@ -4,14 +4,13 @@
  * uses (a hit, or a wait on the build in flight, when the prebuild got there first), so this list only decides
  * what is built early, never what is tested.
  */
-import { overrideDType } from "../../src/cli/overrideDType.js";
 import type { CompileOptions } from "../../src/compile/index.js";
 import type { AttentionGraph } from "../../src/ir/graph.js";
 import { parseSpec } from "../../src/ir/spec.js";
 import { DECODING_CXXFLAGS, decodingGraphs } from "../e2e/decodingGraphs.js";
+import { DTYPES, inDType } from "../e2e/dtypeVariants.js";
 import { quantizedKernels } from "../e2e/quantizedKernels.js";
 import { FUZZ_CXXFLAGS, plannedSpecs, suiteSearches } from "../fuzz/runFuzz.js";
-import { FAST_BUILD_CXXFLAGS } from "./fastBuilds.js";
 import { exampleGraphs } from "../native/harnessTools.js";
 
 export interface SuiteKernel {
@@ -36,10 +35,11 @@ export function suiteKernels(env: Record<string, string | undefined> = process.e
     }
   }
   // e2e/examples.test.ts: two specs in every dtype
+  // (in their own dtype they are the example specs above)
   for (const name of ["alibi", "document_mask"]) {
-    const graph = byName.get(name)!;
-    for (const dtype of ["float32", "bfloat16", "float16"]) {
-      if (dtype !== graph.query.dtype) kernels.push({ graph: overrideDType(graph, dtype), options: { cxxflags: FAST_BUILD_CXXFLAGS } });
+    for (const dtype of DTYPES) {
+      const { graph, cxxflags } = inDType(byName.get(name)!, dtype);
+      if (cxxflags) kernels.push({ graph, options: { cxxflags: [...cxxflags] } });
     }
   }
   return kernels;
