@@ -1060,9 +1060,9 @@ MD_INLINE void md_vload_bf16_pair(const void* p, int64_t i, md_vf* even, md_vf* 
 MD_INLINE void md_vload_bf16_pair(const void*, int64_t, md_vf*, md_vf*) {}
 #endif
 
-/* The paired order of row[0..DIM) in place (a no-op unless md_paired<DT>), through tmp[16]. */
-/* Pairs exist only on AVX2 (md_paired), so both are four shuffles per 16 elements; g++ 12 did not vectorise the
- * element loops they replaced, which cost a kv 16 decode call on AVX2 about 2 us in its 32 output rows. */
+/* The paired order of row[0..DIM) in place, and back (no-ops unless md_paired<DT>, which only AVX2 has): four
+ * shuffles per 16 elements. g++ 12 left the element loops they replaced scalar, about 1.5 us of a kv 16 decode call
+ * on AVX2 (32 output rows, 8 query rows). */
 template <int DT, int64_t DIM> MD_INLINE void md_pair_permute(float* row) {
 #if MD_W == 8
   for (int64_t d = 0; d < md_paired_dim<DT, DIM>(); d += 16) {
@@ -1151,7 +1151,8 @@ MD_INLINE void md_dot_block(const float* __restrict q, int64_t ldq, const void* 
    * interleaved (the loop below), with fp32 K/V no longer prefetched (flash_decoding), on AVX2 (Zen 3, kv 16384, D
    * 128, Hkv 8, G 1, interleaved in one process): fp32 decode 1.28x as fast on 2 threads, 1.39x on one, bf16 1.07x,
    * fp16 even. Not for 8-bit keys: e4m3fn measured 20% slower, and even since md_fp8x16_ps, as were e5m2 and int8. */
-    constexpr bool rows_from_l1 = !rows_in_order && MD_W == 8 && RQ == 1 && (DT == MD_FLOAT32 || DT == MD_FLOAT16 || DT == MD_BFLOAT16);
+  constexpr bool rows_from_l1 =
+      !rows_in_order && MD_W == 8 && RQ == 1 && (DT == MD_FLOAT32 || DT == MD_FLOAT16 || DT == MD_BFLOAT16);
   if constexpr (rows_from_l1) {
     for (int j = 0; j < JK; ++j) {
       md_vf a[2] = {md_vset1(0.0f), md_vset1(0.0f)};
@@ -1161,7 +1162,8 @@ MD_INLINE void md_dot_block(const float* __restrict q, int64_t ldq, const void* 
         a[0] = md_vfma(md_vload(q + d), ke, a[0]);
         a[1] = md_vfma(md_vload(q + d + 8), ko, a[1]);
       }
-      for (int64_t d = paired; d < full; d += MD_W) a[(d / MD_W) % 2] = md_vfma(md_vload(q + d), md_vload_dt<DT>(k[j], d), a[(d / MD_W) % 2]);
+      for (int64_t d = paired; d < full; d += MD_W)
+        a[(d / MD_W) % 2] = md_vfma(md_vload(q + d), md_vload_dt<DT>(k[j], d), a[(d / MD_W) % 2]);
       acc[j] = md_vadd(a[0], a[1]);
       md_compiler_barrier();
     }
