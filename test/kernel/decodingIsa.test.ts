@@ -9,7 +9,8 @@ import { blockMaskFromKinds, referenceAttention } from "./harness/reference.js";
 /**
  * The decode template's row-pointer kernels built for targets other than this machine's best: the scalar fallback
  * (x86-64 baseline, exact fp16 conversion), AVX2 without F16C, and this machine. Head dims that are not multiples of
- * 16 exercise the bf16 pairs' plain tail and the partial last vector of a row.
+ * 16 exercise the bf16 pairs' plain tail and the partial last vector of a row; G 1 at a long head dim, the one-row
+ * block of AVX2's 16 registers.
  */
 const TARGETS: Record<string, string[]> = {
   scalar: [TEST_OPT, "-march=x86-64"],
@@ -27,6 +28,17 @@ const cases: Array<{ name: string; config: KernelConfig; mods: Mods; paged?: boo
   {
     name: "fp16 D 40 -> V 24, G 3",
     config: { dtype: "float16", hq: 3, hkv: 1, qDim: 40, vDim: 24, blockSize: [16, 32] },
+    mods: softcapShiftedMods,
+  },
+  /* one query row per kv head at q_len 1, too long a row for 16 registers: the one-row block reads it from L1 on AVX2 */
+  {
+    name: "fp32 D 100 -> V 36, G 1",
+    config: { dtype: "float32", hq: 2, hkv: 2, qDim: 100, vDim: 36, blockSize: [16, 32] },
+    mods: softcapShiftedMods,
+  },
+  {
+    name: "bf16 D 88 -> V 24, G 1",
+    config: { dtype: "bfloat16", hq: 2, hkv: 2, qDim: 88, vDim: 24, blockSize: [8, 16] },
     mods: softcapShiftedMods,
   },
   {

@@ -3,7 +3,8 @@
  * a power-of-two scale, q . k as 16-bit multiply-adds (VPDPWSSD with AVX512-VNNI or AVX-VNNI, VPMADDWD elsewhere).
  * Against the float64 reference within the query dtype's tolerance, at a head dim that ends in a partial vector;
  * proof that the path runs (the decode functions hold the instructions, a build with -DMD_NO_INT8_DOT does not, and
- * their outputs differ); the 256-bit form, built for -march=haswell, with a float16 query; the 512-bit form without
+ * their outputs differ); the 256-bit form, built for -march=haswell, with a float16 query at G 3 (its blocks of four
+ * query rows and of one, which reads the row from L1 on 16 registers); the 512-bit form without
  * VNNI (-march=skylake-avx512); and query rows with NaN or inf, whose kv head keeps the float32 path, against the
  * reference's NaN and inf rows.
  * Runs on x86 CPUs with AVX2; elsewhere each test is skipped with that reason.
@@ -33,13 +34,16 @@ const SKIP_SKYLAKE = SKIP ?? (CPU_FLAGS.has("avx512bw") && CPU_FLAGS.has("avx512
 const DECODE_FUNCTIONS = /md_dec_task|md_dot_rows|md_dot_block|md_vi_dot/;
 const INT16_DOTS = /\bvpdpwssd\b|\bvpmaddwd\b/;
 
-/** G 4, D 72 (two whole 32-lane vectors and a partial one; four 16-lane and a partial one), q_len 3, 333 positions. */
-const HQ = 8, HKV = 2, D = 72, DV = 40, LQ = 3, LKV = 333;
+/** G 4, D 136 (four whole 32-lane vectors and a partial one; eight 16-lane and a partial one: on AVX2 a query row no
+ * longer fits in registers beside the accumulators), q_len 3, 333 positions. */
+const HQ = 8, HKV = 2, D = 136, DV = 40, LQ = 3, LKV = 333;
+/** G 3 for the 256-bit form: nine rows a kv head, blocks of four, four and one (md_dot_block's one-row form too). */
+const HQ_G3 = 6;
 
-function specOf(dtype: "bfloat16" | "float16") {
+function specOf(dtype: "bfloat16" | "float16", hq = HQ) {
   return {
     name: "int8_dot",
-    query: { shape: [1, HQ, LQ, D], dtype },
+    query: { shape: [1, hq, LQ, D], dtype },
     key: { shape: [1, HKV, LKV, D], dtype: "int8" },
     value: { shape: [1, HKV, LKV, DV], dtype: "int8" },
     blockSize: [16, 32],
@@ -49,20 +53,23 @@ function specOf(dtype: "bfloat16" | "float16") {
 }
 
 const kernels = new Map<string, Promise<Kernel>>();
-function kernelOf(dtype: "bfloat16" | "float16", flags: string[]): Promise<Kernel> {
-  const key = `${dtype}|${flags.join(" ")}`;
+function kernelOf(dtype: "bfloat16" | "float16", flags: string[], hq = HQ): Promise<Kernel> {
+  const key = `${dtype}|${flags.join(" ")}|${hq}`;
   let k = kernels.get(key);
-  if (!k) kernels.set(key, (k = compile(specOf(dtype), { cxxflags: flags, tuning: false })));
+  if (!k) kernels.set(key, (k = compile(specOf(dtype, hq), { cxxflags: flags, tuning: false })));
   return k;
 }
-if (SKIP === undefined) for (const [dtype, flags] of [["bfloat16", NATIVE], ["bfloat16", FP32_PATH], ["float16", HASWELL]] as const) kernelOf(dtype, flags).catch(() => {});
+if (SKIP === undefined) {
+  for (const [dtype, flags] of [["bfloat16", NATIVE], ["bfloat16", FP32_PATH]] as const) kernelOf(dtype, flags).catch(() => {});
+  kernelOf("float16", HASWELL, HQ_G3).catch(() => {});
+}
 if (SKIP_SKYLAKE === undefined) kernelOf("bfloat16", SKYLAKE).catch(() => {});
 
 /** Query values over [-1, 1] with every fifth element 8x larger (int16 steps then matter for the small ones). */
-function inputsOf(dtype: "bfloat16" | "float16", seed: number): KernelInputs {
+function inputsOf(dtype: "bfloat16" | "float16", seed: number, hq = HQ): KernelInputs {
   const r = rng(seed);
   const values = (n: number, f: (i: number) => number) => Float64Array.from({ length: n }, (_, i) => f(i));
-  const query = fromFloat64(values(HQ * LQ * D, (i) => (r.float() * 2 - 1) * (i % 5 === 0 ? 8 : 1)), dtype, [1, HQ, LQ, D]);
+  const query = fromFloat64(values(hq * LQ * D, (i) => (r.float() * 2 - 1) * (i % 5 === 0 ? 8 : 1)), dtype, [1, hq, LQ, D]);
   const key = quantizeKv(fromFloat64(values(HKV * LKV * D, () => r.normal()), "float32", [1, HKV, LKV, D]), "int8");
   const value = quantizeKv(fromFloat64(values(HKV * LKV * DV, () => r.normal()), "float32", [1, HKV, LKV, DV]), "int8");
   return { query, key: key.codes, value: value.codes, keyScale: key.scale, valueScale: value.scale };
@@ -98,15 +105,15 @@ describe("int8 keys on integer dot products (decode)", () => {
   });
 
   const targets = [
-    { name: "AVX2 (-march=haswell) with an fp16 query", dtype: "float16", flags: HASWELL, mnemonic: /\bvpmaddwd\b/, skip: SKIP, seed: 2 },
-    { name: "AVX-512BW without VNNI (-march=skylake-avx512)", dtype: "bfloat16", flags: SKYLAKE, mnemonic: /\bvpmaddwd\b.*%zmm/, skip: SKIP_SKYLAKE, seed: 4 },
+    { name: "AVX2 (-march=haswell) with an fp16 query, G 3", dtype: "float16", flags: HASWELL, hq: HQ_G3, mnemonic: /\bvpmaddwd\b/, skip: SKIP, seed: 2 },
+    { name: "AVX-512BW without VNNI (-march=skylake-avx512)", dtype: "bfloat16", flags: SKYLAKE, hq: HQ, mnemonic: /\bvpmaddwd\b.*%zmm/, skip: SKIP_SKYLAKE, seed: 4 },
   ] as const;
   it.for(targets)("$name: VPMADDWD (on its vector width) in the decode functions, within tolerance", async (t, ctx) => {
     ctx.skip(t.skip !== undefined, t.skip);
-    const k = await kernelOf(t.dtype, [...t.flags]);
+    const k = await kernelOf(t.dtype, [...t.flags], t.hq);
     const madds = [...instructionsPerFunction(k.library.engine.soPath, t.mnemonic)].filter(([fn]) => DECODE_FUNCTIONS.test(fn));
     expect(madds.length, "VPMADDWD in the decode functions").toBeGreaterThan(0);
-    const inputs = inputsOf(t.dtype, t.seed);
+    const inputs = inputsOf(t.dtype, t.seed, t.hq);
     expectLikeReference(decodeOut(k, inputs), referenceAttention(k.graph, inputs).out, t.dtype, t.name);
   });
 
