@@ -6,7 +6,21 @@
  */
 import { type KernelSource, renderEngine, renderModLibrary } from "./codegen/renderKernel.js";
 import { renderModsCode } from "./codegen/renderMods.js";
-import { type CompiledLibrary, type CompileOptions, compileSource, sha256, sourceIdentity, splitBuilds } from "./compile/index.js";
+import { rendererIdentity } from "./codegen/rendererIdentity.js";
+import {
+  type CompiledLibrary,
+  type CompileOptions,
+  buildTarget,
+  compileSource,
+  entryChecksums,
+  findIndexed,
+  kernelIndexKey,
+  recordIndexed,
+  sha256,
+  sourceIdentity,
+  splitBuilds,
+} from "./compile/index.js";
+import { Expr } from "./ir/expr.js";
 import type { AttentionGraph } from "./ir/graph.js";
 import { type NativeLibrary, openSplitLibrary } from "./runtime/nativeLibrary.js";
 
@@ -55,6 +69,11 @@ export async function buildKernelFiles(
   graph: AttentionGraph,
   options: CompileOptions = {},
 ): Promise<{ engine: CompiledLibrary; mods: CompiledLibrary; engineHash: string }> {
+  // A kernel built before, by this code for this graph and target, is found without rendering (compile/kernelIndex.ts).
+  const target = await buildTarget(options);
+  const indexKey = kernelIndexKey(renderedFrom(graph), target);
+  const indexed = await findIndexed(target, indexKey, options.onProgress);
+  if (indexed) return indexed;
   const engineSource = renderEngine(graph);
   const engineHash = engineSourceHash(engineSource);
   const modsSource = renderModLibrary(graph, renderModsCode(graph), engineHash);
@@ -68,7 +87,20 @@ export async function buildKernelFiles(
   const [engineBuild, modsBuild] = await Promise.allSettled([engine, mods]);
   if (engineBuild.status === "rejected") throw engineBuild.reason;
   if (modsBuild.status === "rejected") throw modsBuild.reason;
-  return { engine: engineBuild.value, mods: modsBuild.value, engineHash };
+  const built = { engine: engineBuild.value, mods: modsBuild.value, engineHash };
+  await recordIndexed(target, indexKey, built, {
+    engine: entryChecksums({ key: built.engine.key, source: engineSource.cpp, header: engineSource.header, prelude: engineSource.prelude }),
+    mods: entryChecksums({ key: built.mods.key, source: modsSource.cpp, header: modsSource.header, prelude: modsSource.prelude, requires: [engineHash] }),
+  });
+  return built;
+}
+
+/**
+ * Everything a kernel's two sources are rendered from: the graph (its expressions by their structural hashes) and
+ * the renderer's own identity.
+ */
+function renderedFrom(graph: AttentionGraph): string {
+  return JSON.stringify([rendererIdentity(), graph], (_key, value: unknown) => (value instanceof Expr ? value.hash : value));
 }
 
 /** "compiled" if either library was, else "disk" if either came from disk, else "memory". */

@@ -18,6 +18,7 @@ import {
 import { CacheLockTimeoutError } from "./errors.js";
 import { isStaleLock, withLock } from "./lock.js";
 import { defaultCacheDir } from "./options.js";
+import { indexRoot } from "./kernelIndex.js";
 import { pchRoot } from "./precompiledHeader.js";
 import { isProcessAlive } from "./processAlive.js";
 
@@ -51,7 +52,8 @@ export async function listCache(dir: string = defaultCacheDir()): Promise<CacheE
 }
 
 /**
- * Removes every entry, kept failed sources, abandoned temp builds, stale locks and precompiled preludes; returns
+ * Removes every entry, kept failed sources, abandoned temp builds, stale locks, precompiled preludes and the kernel
+ * index (its records only point at entries); returns
  * how many published entries went. Builds and locks of live processes are left alone so a concurrent compile still finishes.
  */
 export async function clearCache(dir: string = defaultCacheDir()): Promise<number> {
@@ -72,6 +74,7 @@ export async function clearCache(dir: string = defaultCacheDir()): Promise<numbe
   }
   await rm(failedDir(dir), { recursive: true, force: true });
   await rm(pchRoot(dir), { recursive: true, force: true });
+  await rm(indexRoot(dir), { recursive: true, force: true });
   return removed;
 }
 

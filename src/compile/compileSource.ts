@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { buildEntry, compilerArgv } from "./buildEntry.js";
 import { cacheKey } from "./cacheKey.js";
 import { type CompilerInfo, compilerInfo, OPENMP_FLAG, withoutOpenmp } from "./compilerInfo.js";
-import { type EntryContents, discardDir, inspectEntry, publishEntry } from "./diskCache.js";
+import { type EntryChecksums, type EntryContents, discardDir, inspectEntry, publishEntry } from "./diskCache.js";
 import { HEADER_FILE, LIBRARY_FILE, SOURCE_FILE, entryDir, lockDir } from "./entryLayout.js";
 import { withLock } from "./lock.js";
 import { type Prelude, precompiledPrelude } from "./precompiledHeader.js";
@@ -50,15 +50,7 @@ export interface SourceOptions extends CompileOptions {
 /** Compiles `source` to a shared library, or returns the cached one for the same source, flags and machine. */
 export async function compileSource(source: string, opts: SourceOptions = {}): Promise<CompiledLibrary> {
   const started = performance.now();
-  const cxx = opts.cxx ?? defaultCxx();
-  const requestedFlags = opts.cxxflags ?? defaultCxxflags();
-  // Absolute, so the paths handed to the loader do not depend on a later chdir.
-  const requestedDir = resolve(opts.cacheDir ?? defaultCacheDir());
-  const compiler = await compilerInfo(cxx, requestedFlags, requestedDir);
-  // A compiler that cannot build with -fopenmp builds without it (the kernels then run on one thread), once said.
-  const cxxflags = compiler.openmp ? requestedFlags : withoutOpenmp(requestedFlags);
-  if (!compiler.openmp) warnNoOpenmp(cxx, requestedFlags, compiler.openmpProblem);
-  const argv = compilerArgv(cxx, cxxflags);
+  const { requestedDir, compiler, argv } = await buildTarget(opts);
   const wanted: EntryContents = {
     key: cacheKey(source, argv, compiler.version, compiler.cpuFeatures, opts.header, opts.prelude),
     source,
@@ -92,6 +84,39 @@ export async function compileSource(source: string, opts: SourceOptions = {}): P
   progress("done");
   for (const start of later) start();
   return library;
+}
+
+/** What the builds of these options run: the compiler, its argv and the cache dir asked for. */
+export interface BuildTarget {
+  /** Absolute, so the paths handed to the loader do not depend on a later chdir. */
+  requestedDir: string;
+  compiler: CompilerInfo;
+  argv: string[];
+}
+
+export async function buildTarget(opts: CompileOptions): Promise<BuildTarget> {
+  const cxx = opts.cxx ?? defaultCxx();
+  const requestedFlags = opts.cxxflags ?? defaultCxxflags();
+  const requestedDir = resolve(opts.cacheDir ?? defaultCacheDir());
+  const compiler = await compilerInfo(cxx, requestedFlags, requestedDir);
+  // A compiler that cannot build with -fopenmp builds without it (the kernels then run on one thread), once said.
+  const cxxflags = compiler.openmp ? requestedFlags : withoutOpenmp(requestedFlags);
+  if (!compiler.openmp) warnNoOpenmp(cxx, requestedFlags, compiler.openmpProblem);
+  return { requestedDir, compiler, argv: compilerArgv(cxx, cxxflags) };
+}
+
+/**
+ * The published entry of `expected` for this target, checked file by file as any cache hit is, without its texts (the
+ * kernel index holds their checksums); undefined when it is absent or fails a check. Nothing is built or removed: the
+ * caller then renders and calls compileSource, which rebuilds a corrupt entry.
+ */
+export async function findPublished(target: BuildTarget, expected: EntryChecksums, onProgress?: CompileOptions["onProgress"]): Promise<CompiledLibrary | undefined> {
+  const started = performance.now();
+  const cacheDir = await usableCacheDir(target.requestedDir);
+  if ((await inspectEntry(cacheDir, expected)).status !== "valid") return undefined;
+  onProgress?.({ phase: "cache-hit-disk", key: expected.key });
+  onProgress?.({ phase: "done", key: expected.key });
+  return describe(cacheDir, expected.key, expected.files[HEADER_FILE] !== undefined, "disk", performance.now() - started, usesOpenmp(target.argv));
 }
 
 /** Emitted once per process and (compiler, flags) when `-fopenmp` is dropped. */
@@ -129,7 +154,7 @@ async function findOrBuild(
   later: Array<() => void>,
 ): Promise<CompiledLibrary> {
   const cacheDir = await usableCacheDir(requestedDir);
-  const library = (fromCache: CompiledLibrary["fromCache"]) => describe(cacheDir, wanted, fromCache, elapsed(), usesOpenmp(argv));
+  const library = (fromCache: CompiledLibrary["fromCache"]) => describe(cacheDir, wanted.key, wanted.header !== undefined, fromCache, elapsed(), usesOpenmp(argv));
 
   if ((await inspectEntry(cacheDir, wanted)).status === "valid") {
     progress("cache-hit-disk");
@@ -160,13 +185,13 @@ function usesOpenmp(argv: readonly string[]): boolean {
   return argv.some((a) => a === OPENMP_FLAG || a.startsWith(`${OPENMP_FLAG}=`));
 }
 
-function describe(cacheDir: string, wanted: EntryContents, fromCache: CompiledLibrary["fromCache"], ms: number, threaded: boolean): CompiledLibrary {
-  const dir = entryDir(cacheDir, wanted.key);
+function describe(cacheDir: string, key: string, hasHeader: boolean, fromCache: CompiledLibrary["fromCache"], ms: number, threaded: boolean): CompiledLibrary {
+  const dir = entryDir(cacheDir, key);
   return {
-    key: wanted.key,
+    key,
     soPath: join(dir, LIBRARY_FILE),
     sourcePath: join(dir, SOURCE_FILE),
-    ...(wanted.header === undefined ? {} : { headerPath: join(dir, HEADER_FILE) }),
+    ...(hasHeader ? { headerPath: join(dir, HEADER_FILE) } : {}),
     fromCache,
     compileMs: ms,
     threaded,

@@ -39,13 +39,38 @@ export type EntryState =
   | { status: "valid"; dir: string; manifest: Manifest };
 
 /**
+ * What an entry must hold, by checksum: the sha256 of each file (the library's is the manifest's own) and the source
+ * identities its library names (EntryContents.requires). A lookup that has the texts computes it (entryChecksums);
+ * the kernel index (src/kernelIndex.ts) stores it, so that a cache hit needs no text at all.
+ */
+export interface EntryChecksums {
+  key: string;
+  /** sha256 by file name: the source, the header when there is one, the prelude when there is one. */
+  files: Record<string, string>;
+  requires?: readonly string[];
+}
+
+export function entryChecksums(wanted: EntryContents): EntryChecksums {
+  return {
+    key: wanted.key,
+    files: {
+      [SOURCE_FILE]: sha256(wanted.source),
+      ...(wanted.header === undefined ? {} : { [HEADER_FILE]: sha256(wanted.header) }),
+      ...(wanted.prelude ? { [wanted.prelude.name]: sha256(wanted.prelude.text) } : {}),
+    },
+    ...(wanted.requires ? { requires: wanted.requires } : {}),
+  };
+}
+
+/**
  * Reads an entry and checks every file against the manifest and the manifest against what was asked for.
  * A truncated or edited .so, source or header makes the entry corrupt, never half-trusted. The reads are
  * synchronous: a cache hit reads a few files of a few hundred KB, and in a fresh process the thread-pool round
  * trips of the promise API cost more than the reads themselves.
  */
-export async function inspectEntry(cacheDir: string, wanted: EntryContents): Promise<EntryState> {
-  const dir = entryDir(cacheDir, wanted.key);
+export async function inspectEntry(cacheDir: string, wanted: EntryContents | EntryChecksums): Promise<EntryState> {
+  const expected = "files" in wanted ? wanted : entryChecksums(wanted);
+  const dir = entryDir(cacheDir, expected.key);
   let manifestText: string;
   try {
     manifestText = readFileSync(`${dir}/${MANIFEST_FILE}`, "utf8");
@@ -59,17 +84,12 @@ export async function inspectEntry(cacheDir: string, wanted: EntryContents): Pro
   } catch {
     return { status: "corrupt", reason: "manifest is not JSON" };
   }
-  if (manifest.formatVersion !== CACHE_FORMAT_VERSION || manifest.key !== wanted.key) {
+  if (manifest.formatVersion !== CACHE_FORMAT_VERSION || manifest.key !== expected.key) {
     return { status: "corrupt", reason: "manifest belongs to another key or format" };
   }
-  const expected: Record<string, string | undefined> = {
-    [SOURCE_FILE]: sha256(wanted.source),
-    [HEADER_FILE]: wanted.header === undefined ? undefined : sha256(wanted.header),
-    ...(wanted.prelude ? { [wanted.prelude.name]: sha256(wanted.prelude.text) } : {}),
-    [LIBRARY_FILE]: manifest.checksums?.[LIBRARY_FILE],
-  };
+  const files: Record<string, string | undefined> = { ...expected.files, [LIBRARY_FILE]: manifest.checksums?.[LIBRARY_FILE] };
   let library: Buffer | undefined;
-  for (const [file, checksum] of Object.entries(expected)) {
+  for (const [file, checksum] of Object.entries(files)) {
     if (checksum === undefined) continue;
     if (manifest.checksums?.[file] !== checksum) return { status: "corrupt", reason: `manifest checksum of ${file} differs` };
     const bytes = readOrUndefined(`${dir}/${file}`);
@@ -78,7 +98,7 @@ export async function inspectEntry(cacheDir: string, wanted: EntryContents): Pro
     if (actual !== checksum) return { status: "corrupt", reason: `${file} ${actual === undefined ? "is missing" : "was altered"}` };
   }
   if (library === undefined) return { status: "corrupt", reason: `manifest has no checksum of ${LIBRARY_FILE}` };
-  const missing = wanted.requires?.find((hash) => !library.includes(hash));
+  const missing = expected.requires?.find((hash) => !library.includes(hash));
   if (missing !== undefined) return { status: "corrupt", reason: `${LIBRARY_FILE} was built against another engine than ${missing.slice(0, 12)}` };
   return { status: "valid", dir, manifest };
 }
