@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { main } from "../../src/cli/main.js";
-import { DEMO } from "../../src/demo/demo.js";
+import { DEMO, demoGraph, prefillPeak } from "../../src/demo/demo.js";
 import { useFastBuilds } from "../helpers/fastBuilds.js";
 
 useFastBuilds();
@@ -39,5 +39,16 @@ describe("minductor demo", () => {
     for (const c of result.checks) expect(c.ok, `${c.what}: max abs error ${c.maxAbs}`).toBe(true);
     for (const figure of [result.decode.medianMs, result.decode.coldMedianMs, result.decode.gbs, result.prefill.ms])
       expect(Number.isFinite(figure) && figure > 0).toBe(true);
+  });
+});
+
+describe("the demo's prefill figure", () => {
+  it("is judged against the bf16 dot-product peak where the machine has it (bf16 K/V run their products there), else the fp32 FMA peak", () => {
+    const graph = demoGraph();
+    expect(graph.key.dtype).toBe("bfloat16");
+    expect(prefillPeak({ readBandwidthGBs: 50, fmaPeakGflops: 400, bf16DotPeakGflops: 800 }, graph)).toEqual({ name: "bf16 dot-product (VDPBF16PS)", gflops: 800 });
+    expect(prefillPeak({ readBandwidthGBs: 50, fmaPeakGflops: 400 }, graph)).toEqual({ name: "fp32 FMA", gflops: 400 });
+    const fp32 = { ...graph, query: { ...graph.query, dtype: "float32" as const }, key: { ...graph.key, dtype: "float32" as const }, value: { ...graph.value, dtype: "float32" as const } };
+    expect(prefillPeak({ readBandwidthGBs: 50, fmaPeakGflops: 400, bf16DotPeakGflops: 800 }, fp32).name).toBe("fp32 FMA");
   });
 });

@@ -14,9 +14,10 @@ export function registerDemo(program: Command, io: CliIO): void {
       const say = (text: string) => void (opts.json ? undefined : io.out(`${text}\n`));
       let probe: MachineProbe | undefined;
       if (opts.probe) {
-        say("measuring this machine (read bandwidth, fp32 FMA peak; cached after the first run) ...");
+        say("measuring this machine (read bandwidth and arithmetic peaks; cached after the first run) ...");
         probe = await probeMachine();
-        say(`  ${probe.threads} thread(s), ${probe.isa}: read ${probe.readBandwidthGBs.allThreads.toFixed(1)} GB/s, fp32 FMA ${probe.fmaPeakGflops.allThreads.toFixed(0)} GFLOP/s`);
+        const dot = probe.bf16DotPeakGflops ? `, bf16 dot products ${probe.bf16DotPeakGflops.allThreads.toFixed(0)} GFLOP/s` : "";
+        say(`  ${probe.threads} thread(s), ${probe.isa}: read ${probe.readBandwidthGBs.allThreads.toFixed(1)} GB/s, fp32 FMA ${probe.fmaPeakGflops.allThreads.toFixed(0)} GFLOP/s${dot}`);
       }
       const reporter: DemoReporter = {
         phase: (name, detail) => say(`${name}: ${detail}`),
@@ -28,7 +29,14 @@ export function registerDemo(program: Command, io: CliIO): void {
           io.err(`\r  ${label} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${done}/${total}${done === total ? "\r\x1b[2K" : ""}`);
         },
       };
-      const result = await runDemo(reporter, probe && { readBandwidthGBs: probe.readBandwidthGBs.allThreads, fmaPeakGflops: probe.fmaPeakGflops.allThreads });
+      const result = await runDemo(
+        reporter,
+        probe && {
+          readBandwidthGBs: probe.readBandwidthGBs.allThreads,
+          fmaPeakGflops: probe.fmaPeakGflops.allThreads,
+          ...(probe.bf16DotPeakGflops ? { bf16DotPeakGflops: probe.bf16DotPeakGflops.allThreads } : {}),
+        },
+      );
       if (opts.json) printJson(io, { probe, ...result });
       const failed = result.checks.filter((c) => !c.ok);
       if (failed.length > 0) throw new UserError(`the demo's outputs differ from the float64 reference: ${failed.map((c) => c.what).join(", ")}`);
