@@ -7,7 +7,7 @@
 import { generateInputs } from "../io/generateInputs.js";
 import type { AttentionGraph, KvDType } from "../ir/graph.js";
 import type { KernelInputs } from "../runtime/validateInputs.js";
-import { type Tensor, tensor } from "../runtime/tensor.js";
+import { type Tensor, allocate, tensor } from "../runtime/tensor.js";
 import { permute } from "../runtime/view.js";
 
 export interface BenchCall {
@@ -164,12 +164,12 @@ export function raggedBenchInputs(graph: AttentionGraph, sequences: readonly { q
 function fill(dtype: KvDType, shape: number[], next: () => number): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   if (dtype === "int8") {
-    const data = new Int8Array(n);
+    const data = allocate("int8", n);
     for (let i = 0; i < n; i++) data[i] = next() & 0xff;
     return tensor("int8", shape, data);
   }
   if (dtype === "float8_e4m3fn" || dtype === "float8_e5m2") {
-    const data = new Uint8Array(n);
+    const data = allocate(dtype, n);
     const [expBias, mantissaBits] = dtype === "float8_e4m3fn" ? [7, 3] : [15, 2];
     for (let i = 0; i < n; i++) {
       const r = next();
@@ -178,11 +178,11 @@ function fill(dtype: KvDType, shape: number[], next: () => number): Tensor {
     return tensor(dtype, shape, data);
   }
   if (dtype === "float32") {
-    const data = new Float32Array(n);
+    const data = allocate("float32", n);
     for (let i = 0; i < n; i++) data[i] = (next() / 2 ** 31) - 1;
     return tensor("float32", shape, data);
   }
-  const data = new Uint16Array(n);
+  const data = allocate(dtype, n);
   // Exponents 2^-3 .. 2^0: magnitudes in [0.125, 2), never subnormal, inf or NaN.
   const [expBias, mantissaBits] = dtype === "bfloat16" ? [127, 7] : [15, 10];
   for (let i = 0; i < n; i++) {

@@ -5,7 +5,7 @@ import { flexAttention } from "../ir/flexAttention.js";
 import { compareOutputs, TOLERANCE } from "../reference/compareOutputs.js";
 import { referenceAttention } from "../reference/referenceAttention.js";
 import { f32ToBf16Bits } from "../runtime/dtypes.js";
-import { type Tensor, tensor, toFloat64 } from "../runtime/tensor.js";
+import { type Tensor, allocate, tensor, toFloat64 } from "../runtime/tensor.js";
 import type { Choice } from "../select/features.js";
 
 /** The demo's model: one Llama-style attention layer (GQA 32/8 heads, head dim 128, bf16) over a paged KV cache. */
@@ -57,7 +57,7 @@ function median(xs: readonly number[]): number {
 /** Random bf16 data, as a projection of hidden states would produce (seeded, so runs are comparable). */
 function randomBf16(r: ReturnType<typeof rng>, shape: number[]): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  return tensor("bfloat16", shape, fillRandomBf16(r, new Uint16Array(n)));
+  return tensor("bfloat16", shape, fillRandomBf16(r, allocate("bfloat16", n)));
 }
 
 /** Overwrites `bits` with random bf16 values, as a projection writes into the buffer it owns. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { DTYPES, fromFloat64, numel, tensor, toFloat64, typedArrayFor } from "../../src/runtime/tensor.js";
+import koffi from "koffi";
+import { DTYPES, allocate, fromFloat64, numel, tensor, toFloat64, typedArrayFor } from "../../src/runtime/tensor.js";
 
 describe("numel", () => {
   it("multiplies the dims; the empty shape is a scalar", () => {
@@ -100,5 +101,28 @@ describe("toFloat64 / fromFloat64", () => {
     expect([...toFloat64(tensor("float16", [2], new Uint16Array([0x3555, 0x0001])))]).toEqual([0.333251953125, 2 ** -24]);
     expect([...toFloat64(tensor("int64", [1], new BigInt64Array([-5n])))]).toEqual([-5]);
     expect([...toFloat64(tensor("bool", [2], new Uint8Array([1, 0])))]).toEqual([1, 0]);
+  });
+});
+
+describe("allocate", () => {
+  const addressMod64 = (data: ArrayBufferView) => Number(BigInt(koffi.address(data) as bigint) % 64n);
+
+  it("starts storage of 4 KiB and more on a 64-byte boundary, zero-filled and exactly as long as asked", () => {
+    for (const [dtype, count] of [["float32", 1024], ["bfloat16", 3 * 4099], ["int8", 8192], ["int64", 700], ["float8_e5m2", 5000]] as const) {
+      const data = allocate(dtype, count);
+      expect(data.length, dtype).toBe(count);
+      expect(addressMod64(data), dtype).toBe(0);
+      expect(data.byteOffset, dtype).toBeLessThan(64);
+      expect(data.every((x: number | bigint) => x === 0 || x === 0n), dtype).toBe(true);
+    }
+    // tensor() allocates through it
+    const t = tensor("float32", [2, 8, 64, 128]);
+    expect(addressMod64(t.data)).toBe(0);
+  });
+
+  it("leaves small storage as a plain typed array of its own", () => {
+    const data = allocate("float32", 100);
+    expect(data.byteOffset).toBe(0);
+    expect(data.buffer.byteLength).toBe(400);
   });
 });
