@@ -1,11 +1,11 @@
 /**
  * The kernel index: a cache hit that renders nothing. A kernel is two cache entries (engine and mod library), each
  * keyed by its source text, so finding them has meant rendering both sources first: in a fresh process, loading the
- * template environment and the first renders were about half of a cache hit's time. The index maps what the sources
+ * template environment and the first renders were about two thirds of a cache hit's time. The index maps what the sources
  * are rendered from (the graph, and the identity of the code and templates that render it) and the build target to
  * the two entries' keys and the checksums of their files:
  *
- *   <cacheDir>/index/<key[0..2]>/<key>.json   { format, engine: EntryChecksums, mods: EntryChecksums }
+ *   <cacheDir>/index/<key[0..2]>/<key>.json   { format, engine: EntryChecksums, mods: EntryChecksums, engineHash }
  *
  * A record only points: both entries are checked file by file exactly as any cache hit checks them (inspectEntry),
  * and the mod library against the engine the record names, so a record that points at a pruned or altered entry, or
