@@ -101,7 +101,7 @@ export function checkTensorData(dtype: DType, shape: readonly number[], data: Te
 
 /** Allocations from this size on start on a cache line (allocate). */
 const ALIGN_FROM_BYTES = 4096;
-const CACHE_LINE = 64;
+const CACHE_LINE = 64n;
 
 /**
  * Zero-filled storage for `count` elements of `dtype`. From 4 KiB on, its first element starts on a 64-byte boundary:
@@ -114,9 +114,8 @@ export function allocate<D extends DType>(dtype: D, count: number): DataOf[D] {
   const storage = typedArrayFor(dtype);
   const bytes = count * storage.BYTES_PER_ELEMENT;
   if (bytes < ALIGN_FROM_BYTES) return new storage(count);
-  const buffer = new ArrayBuffer(bytes + CACHE_LINE);
-  const address = BigInt(koffi.address(new Uint8Array(buffer, 0, 1)) as bigint);
-  const offset = Number((BigInt(CACHE_LINE) - (address % BigInt(CACHE_LINE))) % BigInt(CACHE_LINE));
+  const buffer = new ArrayBuffer(bytes + Number(CACHE_LINE));
+  const offset = Number((CACHE_LINE - (koffi.address(new Uint8Array(buffer, 0, 1)) % CACHE_LINE)) % CACHE_LINE);
   return offset % storage.BYTES_PER_ELEMENT === 0 ? new storage(buffer, offset, count) : new storage(count);
 }
 
