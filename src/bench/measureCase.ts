@@ -13,6 +13,7 @@ import type { KernelInputs } from "../runtime/validateInputs.js";
 import { withBlockSize } from "../tune/tunedVariants.js";
 import type { CaseRequest, CaseResult, KernelCaseRequest, ResultOf, VariantRequest, VariantResult } from "./benchCase.js";
 import { benchInputs, raggedBenchInputs } from "./benchInputs.js";
+import { coldCopies } from "./coldInputs.js";
 import { timeInterleaved } from "./timeInterleaved.js";
 import { timingStats } from "./timingStats.js";
 import { callWork } from "./workCount.js";
@@ -42,7 +43,9 @@ async function measureKernelCase(request: KernelCaseRequest): Promise<ResultOf<"
   // A variant's kernel is the graph compiled with its block size and key/value dtype; its inputs follow its
   // dtype and layout. Variants that agree share both.
   const kernels = new Map<string, Kernel>();
-  const inputsByKey = new Map<string, KernelInputs>();
+  // Each input set with its copies, run in turn by every variant that shares them (src/bench/coldInputs.ts), so that
+  // a call never reads the set the call before it read: its K/V comes from memory.
+  const inputsByKey = new Map<string, InputTurns>();
   const variantGraph = (v: VariantRequest): AttentionGraph => {
     const sized = v.blockSize ? withBlockSize(graph, v.blockSize[0], v.blockSize[1]) : graph;
     return v.kvDtype ? { ...sized, key: { ...sized.key, dtype: v.kvDtype }, value: { ...sized.value, dtype: v.kvDtype } } : sized;
@@ -53,12 +56,12 @@ async function measureKernelCase(request: KernelCaseRequest): Promise<ResultOf<"
     if (!kernels.has(kernelKey)) kernels.set(kernelKey, v.blockSize || v.kvDtype ? await compile(variantGraph(v), { tuning: false }) : base);
     const kernel = kernels.get(kernelKey)!;
     const inputsKey = `${v.kvDtype ?? ""} ${v.layout ?? "bhsd"}`;
-    if (!inputsByKey.has(inputsKey)) inputsByKey.set(inputsKey, benchInputs(kernel.graph, request.call, request.seed, v.layout));
-    const inputs = inputsByKey.get(inputsKey)!;
-    const kvBytes = callWork(kernel.graph, request.call, kernel.createBlockMask(batch, qLen, kvLen, inputs)).kvBytes;
-    prepared.push({ ...prepareVariant(kernel, v, inputs), kvBytes });
+    if (!inputsByKey.has(inputsKey)) inputsByKey.set(inputsKey, { sets: coldCopies(benchInputs(kernel.graph, request.call, request.seed, v.layout)), turn: 0 });
+    const turns = inputsByKey.get(inputsKey)!;
+    const kvBytes = callWork(kernel.graph, request.call, kernel.createBlockMask(batch, qLen, kvLen, turns.sets[0])).kvBytes;
+    prepared.push({ ...prepareVariant(kernel, v, turns), kvBytes });
   }
-  const baseInputs = inputsByKey.get(" bhsd") ?? benchInputs(graph, request.call, request.seed);
+  const baseInputs = inputsByKey.get(" bhsd")?.sets[0] ?? benchInputs(graph, request.call, request.seed);
   const work = callWork(graph, request.call, base.createBlockMask(batch, qLen, kvLen, baseInputs));
   const samples = timeInterleaved(prepared.map((r) => r.run), request.timing);
   const variants = prepared.map((r, i): VariantResult => {
@@ -70,8 +73,15 @@ async function measureKernelCase(request: KernelCaseRequest): Promise<ResultOf<"
   return { kind: "kernel", id: request.id, compileMs: base.library.compileMs, fromCache: base.library.fromCache, work, variants };
 }
 
-/** What a variant will run (resolved once, as the selector decides it) and a closure that runs it. */
-function prepareVariant(kernel: Kernel, v: VariantRequest, inputs: KernelInputs) {
+/** Input sets and the next one to run: shared by the variants that read the same inputs. */
+interface InputTurns {
+  sets: readonly KernelInputs[];
+  turn: number;
+}
+
+/** What a variant will run (resolved once, as the selector decides it) and a closure that runs it, on the next input set. */
+function prepareVariant(kernel: Kernel, v: VariantRequest, turns: InputTurns) {
+  const inputs = turns.sets[0];
   const options: RunOptions = { template: v.template, partitionSize: v.partitionSize, numThreads: v.numThreads };
   const [qBlock, kvBlock] = kernel.graph.blockSize;
   let resolved: Omit<VariantResult, "firstMs" | "stats" | "kvBytes">;
@@ -96,7 +106,7 @@ function prepareVariant(kernel: Kernel, v: VariantRequest, inputs: KernelInputs)
   let outputs: Pick<RunOptions, "out" | "lse"> | undefined;
   const run = () => {
     if (outputs) {
-      kernel.run(inputs, { ...options, ...outputs });
+      kernel.run(turns.sets[turns.turn++ % turns.sets.length], { ...options, ...outputs });
       return;
     }
     const first = kernel.run(inputs, options);

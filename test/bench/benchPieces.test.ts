@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { benchInputs } from "../../src/bench/benchInputs.js";
+import { COLD_BYTES, MAX_COPIES, coldCopies, inputBytes, setsFor } from "../../src/bench/coldInputs.js";
 import { type BenchResults, emptyResults, resultsFileName, writeResults } from "../../src/bench/benchResults.js";
 import { bf16DotFlops, formatRoofline, int16DotFlops, roofline } from "../../src/bench/roofline.js";
 import { quantile, timingStats } from "../../src/bench/timingStats.js";
@@ -11,6 +12,7 @@ import { parseSpec } from "../../src/ir/spec.js";
 import { createBlockMask } from "../../src/runtime/createBlockMask.js";
 import { bf16BitsToF32, f16BitsToF32 } from "../../src/runtime/dtypes.js";
 import { validateInputs } from "../../src/runtime/validateInputs.js";
+import { view } from "../../src/runtime/view.js";
 
 const causal = parseSpec({
   name: "bench_pieces",
@@ -145,6 +147,67 @@ describe("benchInputs", () => {
     expect(Array.from(inputs.seqLens!.data as Int32Array)).toEqual([40, 40]);
     expect(inputs.pageTable!.shape).toEqual([2, 3]);
     expect(inputs.buffers!.slopes.shape).toEqual([4]);
+  });
+});
+
+describe("coldCopies", () => {
+  // Large typed arrays are compared by identity with === and by contents as bytes: toBe and toEqual walk them
+  // element by element (seconds at these sizes).
+  const sameBytes = (a: ArrayBufferView, b: ArrayBufferView) =>
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+  const decode = parseSpec({
+    name: "cold",
+    query: { shape: [1, 4, 1, 32], dtype: "bfloat16" },
+    key: { shape: [1, 2, 1, 32], dtype: "bfloat16" },
+    value: { shape: [1, 2, 1, 32], dtype: "bfloat16" },
+  });
+
+  it("runs as many sets as span COLD_BYTES, at least one and at most MAX_COPIES", () => {
+    expect(setsFor(COLD_BYTES)).toBe(1);
+    expect(setsFor(2 * COLD_BYTES)).toBe(1);
+    expect(setsFor(COLD_BYTES / 4)).toBe(4);
+    expect(setsFor(COLD_BYTES / 4 - 1)).toBe(5);
+    expect(setsFor(1)).toBe(MAX_COPIES);
+    expect(setsFor(0)).toBe(MAX_COPIES);
+  });
+
+  it("copies large tensors into storage of their own with the same contents, and shares small ones", () => {
+    // K and V of 2 x 2048 x 32 bf16 = 256 KB each; the query (128 bytes) stays shared.
+    const inputs = benchInputs(decode, { batch: 1, qLen: 1, kvLen: 2048 }, 3);
+    expect(inputBytes(inputs)).toBe(2 * 2 * 2048 * 32 * 2 + 4 * 32 * 2);
+    const sets = coldCopies(inputs);
+    expect(sets.length).toBe(setsFor(inputBytes(inputs)));
+    expect(sets[0]).toBe(inputs);
+    for (const set of sets.slice(1)) {
+      expect(set.query.data === inputs.query.data).toBe(true);
+      for (const name of ["key", "value"] as const) {
+        expect(set[name].data !== inputs[name].data).toBe(true);
+        expect(set[name].data.buffer !== inputs[name].data.buffer).toBe(true);
+        expect(set[name].shape).toEqual(inputs[name].shape);
+        expect(sameBytes(set[name].data, inputs[name].data)).toBe(true);
+      }
+      expect(validateInputs(decode, set)).toMatchObject({ batch: 1, qLen: 1, kvLen: 2048 });
+    }
+    expect(new Set(sets.map((set) => set.key.data)).size).toBe(sets.length);
+  });
+
+  it("keeps views of one buffer views of one copy, at their offsets and strides", () => {
+    // q, k and v as views of one fused [L, 3, H, D] buffer: its storage counts once.
+    const L = 1024, H = 2, D = 32;
+    const fused = new Uint16Array(L * 3 * H * D).map((_, i) => i % 65000);
+    const part = (i: number) => view(fused, "bfloat16", [1, H, L, D], [0, D, 3 * H * D, 1], i * H * D);
+    const inputs = { query: part(0), key: part(1), value: part(2) };
+    expect(inputBytes(inputs)).toBe(fused.byteLength);
+    const sets = coldCopies(inputs);
+    expect(sets.length).toBe(setsFor(fused.byteLength));
+    for (const set of sets.slice(1)) {
+      expect(set.key.data === set.query.data).toBe(true);
+      expect(set.value.data === set.query.data).toBe(true);
+      expect(set.key.data !== fused).toBe(true);
+      expect(set.value.offset).toBe(2 * H * D);
+      expect(set.value.strides).toEqual([0, D, 3 * H * D, 1]);
+      expect(sameBytes(set.key.data, fused)).toBe(true);
+    }
   });
 });
 
