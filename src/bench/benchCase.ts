@@ -41,7 +41,17 @@ const timing = z.object({
 
 export const caseRequestSchema = z.discriminatedUnion("kind", [
   /** Variants of one call, timed in interleaved rounds so a slow drift of the machine hits all of them alike. */
-  z.object({ kind: z.literal("kernel"), id: z.string(), spec: z.record(z.string(), z.unknown()), call, variants: z.array(variant).min(1), timing, seed: z.number().int() }),
+  /** With `readPass`, a read pass over 256 MiB (src/bench/readPass.ts) runs in the same rounds: the case's bandwidth. */
+  z.object({
+    kind: z.literal("kernel"),
+    id: z.string(),
+    spec: z.record(z.string(), z.unknown()),
+    call,
+    variants: z.array(variant).min(1),
+    timing,
+    seed: z.number().int(),
+    readPass: z.boolean().optional(),
+  }),
   /** `generate(graph)`: the first call of a fresh process (templates loaded) and the steady state. */
   z.object({ kind: z.literal("codegen"), id: z.string(), spec: z.record(z.string(), z.unknown()), runs: z.number().int().positive() }),
   /**
@@ -98,7 +108,16 @@ export interface VariantResult {
 }
 
 export type CaseResult =
-  | { kind: "kernel"; id: string; compileMs: number; fromCache: string; work: CallWork; variants: VariantResult[] }
+  | {
+      kind: "kernel";
+      id: string;
+      compileMs: number;
+      fromCache: string;
+      work: CallWork;
+      variants: VariantResult[];
+      /** With `readPass`: the read bandwidth of the pass's median, 1e9 bytes/s, and its timings. */
+      read?: { gbs: number; stats: TimingStats };
+    }
   | { kind: "codegen"; id: string; firstMs: number; stats: TimingStats }
   | {
       kind: "compile";

@@ -64,6 +64,9 @@ export interface DecodeRow {
   stats: TimingStats;
   /** Unique K/V bytes (each kv head once) per second. */
   gbs: number;
+  /** The read bandwidth measured beside the case (src/bench/readPass.ts), else null: the probe's was used. */
+  readGBs: number | null;
+  /** 100 x gbs / the read bandwidth (the case's, else the probe's). */
   bandwidthPct: number;
   /** Time of forced flash attention / time of the chosen template. */
   vsFlashAttention: number | null;
@@ -96,6 +99,9 @@ export interface QuantizedRow {
   /** Unique K/V bytes (each kv head once), with an int8 cache's scales. */
   kvBytes: number;
   gbs: number;
+  /** The read bandwidth measured beside the case (src/bench/readPass.ts), else null: the probe's was used. */
+  readGBs: number | null;
+  /** 100 x gbs / the read bandwidth (the case's, else the probe's). */
   bandwidthPct: number;
   /** bf16 time / this time (medians, same process, interleaved). */
   speedupVsBf16: number;

@@ -9,7 +9,7 @@ import type { DecodeRow } from "./benchResults.js";
 import { type AttentionShape, DTYPE_SHORT, benchSpec } from "./benchSpecs.js";
 import { formatTable, ms, num, pct, ratio, spread } from "./formatTable.js";
 import type { MachineProbe } from "./probeCache.js";
-import { bf16DotFlops, formatRoofline, roofline } from "./roofline.js";
+import { atCaseBandwidth, bf16DotFlops, formatRoofline, roofline } from "./roofline.js";
 
 interface DecodeCase {
   shape: AttentionShape;
@@ -59,16 +59,18 @@ export async function runDecode(ctx: BenchContext): Promise<DecodeRow[]> {
       variants: [{ label: "auto" }, { label: "flash_attention", template: "flash_attention" }],
       timing: TIMING[ctx.quick ? "quick" : "full"],
       seed: i,
+      readPass: true,
     };
     rows.push(decodeRow(c, await ctx.measure<ResultOf<"kernel">>(request), ctx.machine.probe));
   }
   return rows;
 }
 
-function decodeRow(c: DecodeCase, result: ResultOf<"kernel">, probe: MachineProbe): DecodeRow {
+function decodeRow(c: DecodeCase, result: ResultOf<"kernel">, runProbe: MachineProbe): DecodeRow {
   const [auto, attention] = result.variants;
   if (!auto.stats) throw new Error(`${result.id}: the selector's choice failed: ${auto.error}`);
   const gbs = result.work.kvBytes / (auto.stats.medianMs * 1e6);
+  const probe = atCaseBandwidth(runProbe, result.read?.gbs);
   const bandwidthGBs = probe.readBandwidthGBs.allThreads;
   return {
     id: result.id,
@@ -83,6 +85,7 @@ function decodeRow(c: DecodeCase, result: ResultOf<"kernel">, probe: MachineProb
     partitionSize: auto.partitionSize,
     stats: auto.stats,
     gbs,
+    readGBs: result.read?.gbs ?? null,
     bandwidthPct: (100 * gbs) / bandwidthGBs,
     vsFlashAttention: attention.stats ? attention.stats.medianMs / auto.stats.medianMs : null,
     roofline: roofline(result.work.minBytes, result.work.flops, auto.stats.medianMs, probe,
@@ -98,23 +101,24 @@ export function bandwidthTarget(group: number): number {
 export function formatDecode(rows: readonly DecodeRow[]): string {
   if (rows.length === 0) return "";
   const table = formatTable(
-    ["case", "template", "partition", "ms median (min..max)", "GB/s", "% bandwidth", "target", "roofline ms", "% roofline", "flash_attention/chosen"],
+    ["case", "template", "partition", "ms median (min..max)", "GB/s", "read GB/s", "% bandwidth", "target", "roofline ms", "% roofline", "flash_attention/chosen"],
     rows.map((r) => [
       r.id,
       r.template,
       r.partitionSize === null ? "-" : String(r.partitionSize),
       spread(r.stats),
       num(r.gbs),
+      r.readGBs === null ? "-" : num(r.readGBs),
       pct(r.bandwidthPct),
       `>= ${bandwidthTarget(r.group)}%${r.bandwidthPct >= bandwidthTarget(r.group) ? "" : " (not met)"}`,
       formatRoofline(r.roofline, ms),
       pct(r.roofline.pct),
       ratio(r.vsFlashAttention),
     ]),
-    ["l", "l", "r", "r", "r", "r", "l", "r", "r", "r"],
+    ["l", "l", "r", "r", "r", "r", "r", "l", "r", "r", "r"],
   );
   return [
-    "Decode (q_len 1; GB/s of unique K/V bytes, each kv head once; % of the probe's read bandwidth, all threads; roofline: the least time for Q, K, V and the output at that bandwidth, or for the FLOPs at the fp32 FMA peak (bf16 K/V at the bf16 dot-product peak where the probe found one), whichever is longer)",
+    "Decode (q_len 1; GB/s of unique K/V bytes, each kv head once, from input sets that together span 512 MiB; read GB/s: a 256 MiB read pass on all threads timed in the same rounds as the case, the bandwidth the % columns divide by; roofline: the least time for Q, K, V and the output at that bandwidth, or for the FLOPs at the fp32 FMA peak (bf16 K/V at the bf16 dot-product peak where the probe found one), whichever is longer)",
     table,
   ].join("\n");
 }

@@ -14,6 +14,7 @@ import { withBlockSize } from "../tune/tunedVariants.js";
 import type { CaseRequest, CaseResult, KernelCaseRequest, ResultOf, VariantRequest, VariantResult } from "./benchCase.js";
 import { benchInputs, raggedBenchInputs } from "./benchInputs.js";
 import { coldCopies } from "./coldInputs.js";
+import { openReadPass } from "./readPass.js";
 import { timeInterleaved } from "./timeInterleaved.js";
 import { timingStats } from "./timingStats.js";
 import { callWork } from "./workCount.js";
@@ -63,14 +64,29 @@ async function measureKernelCase(request: KernelCaseRequest): Promise<ResultOf<"
   }
   const baseInputs = inputsByKey.get(" bhsd")?.sets[0] ?? benchInputs(graph, request.call, request.seed);
   const work = callWork(graph, request.call, base.createBlockMask(batch, qLen, kvLen, baseInputs));
-  const samples = timeInterleaved(prepared.map((r) => r.run), request.timing);
+  // The read pass, when asked for, is one more runner of the same rounds.
+  const pass = request.readPass ? await openReadPass() : undefined;
+  const runners = prepared.map((r) => r.run);
+  let samples;
+  try {
+    samples = timeInterleaved(pass ? [...runners, () => pass.run()] : runners, request.timing);
+  } finally {
+    pass?.close();
+  }
+  let read: ResultOf<"kernel">["read"];
+  if (pass) {
+    const s = samples.pop()!;
+    if ("error" in s) throw new Error(`${request.id}: the read pass failed: ${s.error}`);
+    const stats = timingStats(s.times);
+    read = { gbs: pass.bytes / (stats.medianMs * 1e6), stats };
+  }
   const variants = prepared.map((r, i): VariantResult => {
     const s = samples[i];
     return "error" in s
       ? { ...r.resolved, kvBytes: r.kvBytes, firstMs: null, stats: null, error: s.error }
       : { ...r.resolved, kvBytes: r.kvBytes, firstMs: s.firstMs, stats: s.times.length > 0 ? timingStats(s.times) : null };
   });
-  return { kind: "kernel", id: request.id, compileMs: base.library.compileMs, fromCache: base.library.fromCache, work, variants };
+  return { kind: "kernel", id: request.id, compileMs: base.library.compileMs, fromCache: base.library.fromCache, work, variants, ...(read ? { read } : {}) };
 }
 
 /** Input sets and the next one to run: shared by the variants that read the same inputs. */

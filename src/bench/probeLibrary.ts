@@ -37,7 +37,7 @@ export const QUICK_SETTINGS: ProbeSettings = {
 };
 
 /** The `MD_PROBE_VERSION` of probe.cpp this binding matches. */
-export const PROBE_LIBRARY_VERSION = 4;
+export const PROBE_LIBRARY_VERSION = 5;
 
 export interface FigurePair {
   oneThread: number;

@@ -20,6 +20,14 @@ export interface Roofline {
   dot?: true;
 }
 
+/**
+ * The probe with its all-threads read bandwidth replaced by the one measured beside a case (src/bench/readPass.ts),
+ * where there is one: the VM's memory bandwidth moves within minutes, so a case is judged by what it met.
+ */
+export function atCaseBandwidth(probe: MachineProbe, readGBs: number | undefined): MachineProbe {
+  return readGBs === undefined ? probe : { ...probe, readBandwidthGBs: { ...probe.readBandwidthGBs, allThreads: readGBs } };
+}
+
 export function roofline(bytes: number, flops: number, medianMs: number, probe: MachineProbe, dotFlops = 0, intDotFlops = 0): Roofline {
   const memoryMs = bytes / (probe.readBandwidthGBs.allThreads * 1e6);
   const dot = probe.bf16DotPeakGflops && dotFlops > 0 ? Math.min(dotFlops, flops) : 0;

@@ -35,7 +35,7 @@ static int omp_get_num_threads(void) { return 1; }
 /* Team sizes are only read by the pragmas, which a build without OpenMP ignores. */
 #define MD_PROBE_TEAM_SIZE_USED(threads) (void)(threads)
 
-#define MD_PROBE_VERSION 4
+#define MD_PROBE_VERSION 5
 
 /* Read-bandwidth blocks are reduced one at a time: small enough that fp32 lane sums of 1.0f stay exact, so the
  * checksum proves every byte was read; large enough that the per-block reduction costs nothing. */
@@ -82,6 +82,13 @@ const char* md_probe_isa(void);
  * for the bf16 dot products (minductor.h, MD_CODES_BF16_LOOKUP), 0 elsewhere. */
 int32_t md_probe_byte_lookups(void);
 int32_t md_probe_read_bandwidth(int64_t bytes, int32_t reps, md_probe_read_result* out);
+/* A read pass to time beside other work (the bench times one in the rounds of each decode case): a buffer of `bytes`
+ * (whole blocks) filled with ones, NULL when it cannot be allocated; one pass over it on every OpenMP thread, each
+ * reading its own share as md_probe_read_bandwidth's passes do, returning the sum of the floats read (their count
+ * when every byte was read); and the buffer freed. */
+float* md_probe_read_buffer(int64_t bytes);
+double md_probe_read_pass(const float* data, int64_t bytes);
+void md_probe_read_buffer_free(float* data);
 int32_t md_probe_fma_peak(double min_seconds, int32_t reps, md_probe_fma_result* out);
 /* MD_PROBE_UNSUPPORTED (out->status too) where the build does not target AVX512-BF16. */
 int32_t md_probe_bf16_dot_peak(double min_seconds, int32_t reps, md_probe_fma_result* out);
@@ -309,6 +316,41 @@ int32_t md_probe_read_bandwidth(int64_t bytes, int32_t reps, md_probe_read_resul
   out->off_cpu = fmax(one.off_cpu, many.off_cpu);
   return out->status = MD_PROBE_OK;
 }
+
+float* md_probe_read_buffer(int64_t bytes) {
+  const int64_t blocks = bytes / MD_PROBE_BLOCK_BYTES;
+  if (blocks < 1) return NULL;
+  const int64_t size = blocks * MD_PROBE_BLOCK_BYTES;
+  const int64_t huge_page = 2 << 20;
+  float* data = (float*)aligned_alloc(huge_page, (size + huge_page - 1) / huge_page * huge_page);
+  if (data == NULL) return NULL;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  madvise(data, (size_t)size, MADV_HUGEPAGE);
+#endif
+  const int64_t chunks = (blocks + MD_PROBE_CHUNK_BLOCKS - 1) / MD_PROBE_CHUNK_BLOCKS;
+  fill_ones(data, blocks, chunks, omp_get_max_threads());
+  return data;
+}
+
+double md_probe_read_pass(const float* data, int64_t bytes) {
+  const int64_t blocks = bytes / MD_PROBE_BLOCK_BYTES;
+  if (data == NULL || blocks < 1) return 0.0;
+  const int64_t chunks = (blocks + MD_PROBE_CHUNK_BLOCKS - 1) / MD_PROBE_CHUNK_BLOCKS;
+  double total = 0.0;
+#pragma omp parallel reduction(+ : total)
+  {
+    int64_t first_chunk, end_chunk;
+    owned_chunks(chunks, omp_get_thread_num(), omp_get_num_threads(), &first_chunk, &end_chunk);
+    for (int64_t c = first_chunk; c < end_chunk; c++) {
+      int64_t first, end;
+      chunk_blocks(c, blocks, &first, &end);
+      total += sum_range(data, first, end);
+    }
+  }
+  return total;
+}
+
+void md_probe_read_buffer_free(float* data) { free(data); }
 
 /* ---------------------------------------------------------------------------------------------------------------- */
 /* FMA peak */

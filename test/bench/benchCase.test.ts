@@ -62,6 +62,17 @@ describe("measureCase (kernel)", () => {
     }
     expect(bad.stats).toBeNull();
     expect(bad.error).toMatch(/partitionSize = 24 must be a positive multiple of the kv block size 16/);
+    expect(result.read).toBeUndefined();
+  });
+
+  it("times a read pass in the same rounds when asked, and gives its bandwidth", async () => {
+    const request: CaseRequest = { kind: "kernel", id: "with read pass", spec: SPEC, call: { batch: 1, qLen: 1, kvLen: 40 }, variants: [{ label: "auto" }], timing: TIMING, seed: 1, readPass: true };
+    const result = (await measureCase(caseRequestSchema.parse(request))) as ResultOf<"kernel">;
+    expectWellFormed(result.variants[0].stats, TIMING.minRuns, TIMING.maxRuns);
+    expect(result.read).toBeDefined();
+    expectWellFormed(result.read!.stats, TIMING.minRuns, TIMING.maxRuns);
+    // 256 MiB over the pass's median time, 1e9 bytes/s
+    expect(result.read!.gbs).toBeCloseTo(2 ** 28 / (result.read!.stats.medianMs * 1e6), 9);
   });
 });
 

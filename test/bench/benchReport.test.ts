@@ -25,7 +25,7 @@ function prefill(over: Partial<PrefillRow>): PrefillRow {
 function decode(over: Partial<DecodeRow>): DecodeRow {
   return {
     id: "decode", dtype: "bfloat16", group: 1, batch: 1, hkv: 8, headDim: 128, qLen: 1, kvLen: 4096, template: "flash_decoding", partitionSize: 1024,
-    stats: stats(1), gbs: 9.5, bandwidthPct: 95, vsFlashAttention: 1.3, roofline: { ms: 0.96, bound: "memory", pct: 96 }, ...over,
+    stats: stats(1), gbs: 9.5, readGBs: null, bandwidthPct: 95, vsFlashAttention: 1.3, roofline: { ms: 0.96, bound: "memory", pct: 96 }, ...over,
   };
 }
 
@@ -212,6 +212,21 @@ describe("reports", () => {
     const text = formatDecode([decode({ id: "decode bf16 G4", group: 4, bandwidthPct: 70 })]);
     expect(text).toContain(">= 80% (not met)");
     expect(text).toContain("1024");
+  });
+
+  it("prints the read bandwidth measured beside a decode case, or a dash without one", () => {
+    const text = formatDecode([decode({ id: "with pass", readGBs: 61.25 }), decode({ id: "without" })]);
+    expect(text).toContain("read GB/s");
+    // Columns by the extents of the dashes under the header.
+    const lines = text.split("\n");
+    const rule = lines.findIndex((line) => /^-+( +-+)+$/.test(line));
+    const spans = [...lines[rule].matchAll(/-+/g)].map((m) => [m.index, m.index + m[0].length]);
+    const cells = (line: string) => spans.map(([a, b]) => line.slice(a, b).trim());
+    const row = (id: string) => cells(lines.find((line) => line.startsWith(id))!);
+    const column = cells(lines[rule - 1]).indexOf("read GB/s");
+    expect(column).toBeGreaterThan(0);
+    expect(row("with pass")[column]).toBe("61.3");
+    expect(row("without")[column]).toBe("-");
   });
 
   it("finds where decoding wins and where auto picks the slower template", () => {

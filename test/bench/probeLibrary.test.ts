@@ -5,6 +5,8 @@ import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isaOf } from "../../src/tune/machineIdentity.js";
 import { QUICK_SETTINGS, compileProbe, measureWithLibrary } from "../../src/bench/probeLibrary.js";
+import { openReadPass } from "../../src/bench/readPass.js";
+import { atCaseBandwidth, roofline } from "../../src/bench/roofline.js";
 import { templatesDir } from "../../src/codegen/templatesDir.js";
 import { compilerInfo } from "../../src/compile/index.js";
 import { defaultCxx, defaultCxxflags } from "../../src/compile/options.js";
@@ -102,4 +104,31 @@ describe("measureWithLibrary", () => {
       /md_probe_read_bandwidth failed with status 2 \(bad argument\)/,
     );
   }, 60_000);
+});
+
+describe("openReadPass", () => {
+  it("reads every byte of a buffer of whole blocks, and refuses to run once closed", async () => {
+    const pass = await openReadPass(3 * 65536 + 100, cacheDir);
+    expect(pass.bytes).toBe(3 * 65536);
+    // run() checks that the pass summed one 1.0f per float read: it throws when a byte went unread.
+    for (let i = 0; i < 3; i++) pass.run();
+    pass.close();
+    expect(() => pass.run()).toThrow(/closed/);
+    pass.close();
+  });
+
+  it("refuses a buffer smaller than one block", async () => {
+    await expect(openReadPass(1000, cacheDir)).rejects.toThrow(/whole 65536-byte blocks; 1000 bytes hold none/);
+  });
+});
+
+describe("atCaseBandwidth", () => {
+  const probe = { readBandwidthGBs: { oneThread: 30, allThreads: 60 }, fmaPeakGflops: { oneThread: 60, allThreads: 100 }, threads: 2, cpu: "Test", isa: "avx2+fma", measuredAt: "2026-01-01T00:00:00.000Z" };
+
+  it("replaces the all-threads read bandwidth with the case's, and keeps the rest", () => {
+    expect(atCaseBandwidth(probe, 45)).toEqual({ ...probe, readBandwidthGBs: { oneThread: 30, allThreads: 45 } });
+    expect(atCaseBandwidth(probe, undefined)).toBe(probe);
+    expect(roofline(90e6, 0, 2, atCaseBandwidth(probe, 45)).pct).toBeCloseTo(100, 9);
+    expect(roofline(90e6, 0, 2, probe).pct).toBeCloseTo(75, 9);
+  });
 });

@@ -148,7 +148,7 @@ describe("measureCase for serving cases", () => {
 describe("serving targets", () => {
   const stats = (ms: number) => timingStats([ms * 0.9, ms, ms * 1.1]);
   const quantized = (kvDtype: string, speedup: number, bandwidthPct: number, kind: "decode" | "prefill" = "decode") => ({
-    id: `${kind} case`, kind, group: 1, kvLen: 16384, kvDtype, template: "flash_decoding", stats: stats(1 / speedup), kvBytes: 1, gbs: 1, bandwidthPct, speedupVsBf16: speedup,
+    id: `${kind} case`, kind, group: 1, kvLen: 16384, kvDtype, template: "flash_decoding", stats: stats(1 / speedup), kvBytes: 1, gbs: 1, readGBs: null, bandwidthPct, speedupVsBf16: speedup,
     roofline: { ms: 0.5, bound: "memory" as const, pct: bandwidthPct },
   });
   const rows = (over: Partial<ServingRows>): ServingRows => ({
