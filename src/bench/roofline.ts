@@ -1,11 +1,11 @@
 /**
  * The roofline of a call: the least time the machine can take for it, max(bytes / read bandwidth, FLOPs / peak of
  * the instructions that do them), from the probe of the same run (a decode case's bandwidth from the read pass timed
- * beside it, atCaseBandwidth). Bytes are Q, K, V (each kv head once, an int8
- * cache's scales included) and the output, each once; FLOPs are 2 * (D + Dv) per computed position. FLOPs run at the
- * fp32 FMA peak, except those a bf16 kernel does on VDPBF16PS where the probe found AVX512-BF16 (`dotFlops`), which
- * run at the bf16 dot-product peak, and the q . k of int8 decoding on 16-bit integer dot products (`intDotFlops`),
- * which run at the probe's int16 dot-product peak.
+ * beside it, atCaseBandwidth). Bytes are Q, K, V (each kv head once, an int8 cache's scales included) and the output,
+ * each once; FLOPs are 2 * (D + Dv) per computed position. FLOPs run at the fp32 FMA peak, except those a bf16 kernel
+ * does on VDPBF16PS where the probe found AVX512-BF16 (`dotFlops`), which run at the bf16 dot-product peak, and the
+ * q . k of int8 decoding on 16-bit integer dot products (`intDotFlops`), which run at the probe's int16 dot-product
+ * peak.
  */
 import type { TensorDType } from "../ir/graph.js";
 import type { MachineProbe } from "./probeCache.js";
