@@ -283,26 +283,57 @@ static void fill_ones(float* data, int64_t blocks, int64_t chunks, int threads) 
  * The 1-thread and all-threads passes alternate, so a burst of load from another process spoils one round of both
  * rather than every pass of one figure.
  */
-int32_t md_probe_read_bandwidth(int64_t bytes, int32_t reps, md_probe_read_result* out) {
-  if (out == NULL) return MD_PROBE_BAD_ARGUMENT;
+/* Read chunks of `blocks` blocks. */
+static int64_t read_chunks(int64_t blocks) { return (blocks + MD_PROBE_CHUNK_BLOCKS - 1) / MD_PROBE_CHUNK_BLOCKS; }
+
+/* The sum of read chunk `chunk` of `blocks` blocks at data. */
+static double sum_chunk(const float* data, int64_t blocks, int64_t chunk) {
+  int64_t first, end;
+  chunk_blocks(chunk, blocks, &first, &end);
+  return sum_range(data, first, end);
+}
+
+float* md_probe_read_buffer(int64_t bytes) {
   const int64_t blocks = bytes / MD_PROBE_BLOCK_BYTES;
-  if (blocks < 1 || reps < 1) return out->status = MD_PROBE_BAD_ARGUMENT;
-  const int64_t chunks = (blocks + MD_PROBE_CHUNK_BLOCKS - 1) / MD_PROBE_CHUNK_BLOCKS;
+  if (blocks < 1) return NULL;
   const int64_t size = blocks * MD_PROBE_BLOCK_BYTES;
   const int64_t huge_page = 2 << 20;
   float* data = (float*)aligned_alloc(huge_page, (size + huge_page - 1) / huge_page * huge_page);
-  if (data == NULL) return out->status = MD_PROBE_NO_MEMORY;
+  if (data == NULL) return NULL;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   /* A gigabyte of 4 KiB pages costs a quarter million page faults and TLB misses; huge pages leave only DRAM. */
   madvise(data, (size_t)size, MADV_HUGEPAGE);
 #endif
+  fill_ones(data, blocks, read_chunks(blocks), omp_get_max_threads());
+  return data;
+}
+
+double md_probe_read_pass(const float* data, int64_t bytes) {
+  const int64_t blocks = bytes / MD_PROBE_BLOCK_BYTES;
+  if (data == NULL || blocks < 1) return 0.0;
+  const int64_t chunks = read_chunks(blocks);
+  double total = 0.0;
+#pragma omp parallel reduction(+ : total)
+  {
+    int64_t first_chunk, end_chunk;
+    owned_chunks(chunks, omp_get_thread_num(), omp_get_num_threads(), &first_chunk, &end_chunk);
+    for (int64_t c = first_chunk; c < end_chunk; c++) total += sum_chunk(data, blocks, c);
+  }
+  return total;
+}
+
+void md_probe_read_buffer_free(float* data) { free(data); }
+
+int32_t md_probe_read_bandwidth(int64_t bytes, int32_t reps, md_probe_read_result* out) {
+  if (out == NULL) return MD_PROBE_BAD_ARGUMENT;
+  const int64_t blocks = bytes / MD_PROBE_BLOCK_BYTES;
+  if (blocks < 1 || reps < 1) return out->status = MD_PROBE_BAD_ARGUMENT;
+  const int64_t chunks = read_chunks(blocks);
+  const int64_t size = blocks * MD_PROBE_BLOCK_BYTES;
+  float* data = md_probe_read_buffer(bytes);
+  if (data == NULL) return out->status = MD_PROBE_NO_MEMORY;
   const int all = omp_get_max_threads();
-  fill_ones(data, blocks, chunks, all);
-  const auto read_chunk = [&](int64_t chunk) {
-    int64_t first, end;
-    chunk_blocks(chunk, blocks, &first, &end);
-    return sum_range(data, first, end);
-  };
+  const auto read_chunk = [&](int64_t chunk) { return sum_chunk(data, blocks, chunk); };
   md_probe_pass one = {HUGE_VAL, 0}, many = {HUGE_VAL, 0};
   int32_t one_team = 1;
   for (int r = 0; r < reps; r++) {
@@ -316,41 +347,6 @@ int32_t md_probe_read_bandwidth(int64_t bytes, int32_t reps, md_probe_read_resul
   out->off_cpu = fmax(one.off_cpu, many.off_cpu);
   return out->status = MD_PROBE_OK;
 }
-
-float* md_probe_read_buffer(int64_t bytes) {
-  const int64_t blocks = bytes / MD_PROBE_BLOCK_BYTES;
-  if (blocks < 1) return NULL;
-  const int64_t size = blocks * MD_PROBE_BLOCK_BYTES;
-  const int64_t huge_page = 2 << 20;
-  float* data = (float*)aligned_alloc(huge_page, (size + huge_page - 1) / huge_page * huge_page);
-  if (data == NULL) return NULL;
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  madvise(data, (size_t)size, MADV_HUGEPAGE);
-#endif
-  const int64_t chunks = (blocks + MD_PROBE_CHUNK_BLOCKS - 1) / MD_PROBE_CHUNK_BLOCKS;
-  fill_ones(data, blocks, chunks, omp_get_max_threads());
-  return data;
-}
-
-double md_probe_read_pass(const float* data, int64_t bytes) {
-  const int64_t blocks = bytes / MD_PROBE_BLOCK_BYTES;
-  if (data == NULL || blocks < 1) return 0.0;
-  const int64_t chunks = (blocks + MD_PROBE_CHUNK_BLOCKS - 1) / MD_PROBE_CHUNK_BLOCKS;
-  double total = 0.0;
-#pragma omp parallel reduction(+ : total)
-  {
-    int64_t first_chunk, end_chunk;
-    owned_chunks(chunks, omp_get_thread_num(), omp_get_num_threads(), &first_chunk, &end_chunk);
-    for (int64_t c = first_chunk; c < end_chunk; c++) {
-      int64_t first, end;
-      chunk_blocks(c, blocks, &first, &end);
-      total += sum_range(data, first, end);
-    }
-  }
-  return total;
-}
-
-void md_probe_read_buffer_free(float* data) { free(data); }
 
 /* ---------------------------------------------------------------------------------------------------------------- */
 /* FMA peak */
