@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { defineConfig } from "vitest/config";
+import { compilerEnv } from "./src/compile/options.js";
 
 export default defineConfig({
   test: {
@@ -15,6 +16,9 @@ export default defineConfig({
       // in units (src/compile/compilerSlots.ts, splitBuilds) would add a second parse of its shared parts. The tests of
       // unit builds set it themselves.
       MINDUCTOR_SPLIT_BUILDS: process.env.MINDUCTOR_SPLIT_BUILDS ?? "0",
+      // compile() runs g++ with these malloc settings (src/compile/options.ts); the tests' own g++ runs (harnesses,
+      // sanitizer and cross builds, warning checks) get them too.
+      ...compilerEnv(),
     },
     // A cold cache: the kernels of the heaviest files build in the background while the first files run.
     globalSetup: ["test/globalSetup.ts"],

@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CACHE_FORMAT_VERSION, sha256 } from "./cacheKey.js";
+import { compilerEnv } from "./options.js";
 import type { CompilerInfo } from "./compilerInfo.js";
 import { splitBuilds, withCompilerSlot } from "./compilerSlots.js";
 import { existingPrecompiledPrelude, placePrecompiled } from "./precompiledHeader.js";
@@ -101,7 +102,7 @@ async function runCompiler(
   // Loaded on first use: execa takes about 100 ms to import, and a cache hit never runs the compiler.
   const { execa } = await import("execa");
   const run = async (args: string[]) => ({
-    result: await withCompilerSlot(() => execa(argv[0], args, { cwd: dir, reject: false, stdin: "ignore" })),
+    result: await withCompilerSlot(() => execa(argv[0], args, { cwd: dir, reject: false, stdin: "ignore", env: compilerEnv() })),
     command: [argv[0], ...args],
   });
   if (units <= 1) return run(argv.slice(1));

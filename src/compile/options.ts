@@ -41,3 +41,23 @@ export function defaultCxxflags(): string[] {
   const fromEnv = env("MINDUCTOR_CXXFLAGS");
   return fromEnv ? fromEnv.split(/\s+/) : [...DEFAULT_CXXFLAGS];
 }
+
+/**
+ * glibc malloc settings for the compiler's processes: its heap on transparent huge pages where the kernel allows them
+ * on request (`madvise`, the common default), and grown 64 MiB at a time. cc1plus touches 50-250 MB an engine, a 4 KiB
+ * page fault at a time otherwise; measured on a 2-core AVX-512 VM (g++ 12, median of 7 builds, user + system CPU): an
+ * -O0 engine 0.88 -> 0.75 s, an -O3 engine 5.35 -> 4.97 s, a mod library 0.34 -> 0.25 s, the precompiled prelude
+ * 1.70 -> 1.31 s. The output is the same. A name the caller's own GLIBC_TUNABLES sets keeps the caller's value; a glibc
+ * too old to know these names (before 2.35) ignores them.
+ */
+export const COMPILER_TUNABLES: Readonly<Record<string, string>> = { "glibc.malloc.hugetlb": "1", "glibc.malloc.top_pad": String(64 << 20) };
+
+/** The environment additions for a compiler process: GLIBC_TUNABLES with COMPILER_TUNABLES merged in (see above). */
+export function compilerEnv(base: Record<string, string | undefined> = process.env): { GLIBC_TUNABLES: string } {
+  const own = (base.GLIBC_TUNABLES ?? "").split(":").filter((t) => t.includes("="));
+  const named = new Set(own.map((t) => t.slice(0, t.indexOf("="))));
+  const added = Object.entries(COMPILER_TUNABLES)
+    .filter(([name]) => !named.has(name))
+    .map(([name, value]) => `${name}=${value}`);
+  return { GLIBC_TUNABLES: [...own, ...added].join(":") };
+}

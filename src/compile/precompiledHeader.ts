@@ -15,6 +15,7 @@ import { sha256 } from "./cacheKey.js";
 import type { CompilerInfo } from "./compilerInfo.js";
 import { withCompilerSlot } from "./compilerSlots.js";
 import { tempPrefix } from "./entryLayout.js";
+import { compilerEnv } from "./options.js";
 
 /** A header a source includes first, by name; its text is part of the including entry's cache key. */
 export interface Prelude {
@@ -78,7 +79,7 @@ async function findOrPrecompile(cacheDir: string, dir: string, prelude: Prelude,
     // The including build's own flags (its `-o kernel.so kernel.cpp` tail replaced): g++ uses a .gch only when they match.
     const flags = argv.slice(1, argv.indexOf("-o"));
     const result = await withCompilerSlot(() =>
-      execa(argv[0], [...flags, "-x", "c++-header", prelude.name, "-o", `${prelude.name}.gch`], { cwd: build, reject: false, stdin: "ignore" }),
+      execa(argv[0], [...flags, "-x", "c++-header", prelude.name, "-o", `${prelude.name}.gch`], { cwd: build, reject: false, stdin: "ignore", env: compilerEnv() }),
       { background },
     );
     if (result.failed || !(await exists(join(build, `${prelude.name}.gch`)))) return undefined;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { cacheKey, compilerInfo, defaultCacheDir, sha256 } from "../../src/compile/index.js";
 import { featureMacros } from "../../src/compile/compilerInfo.js";
-import { defaultCxx, defaultCxxflags, DEFAULT_CXXFLAGS } from "../../src/compile/options.js";
+import { COMPILER_TUNABLES, compilerEnv, defaultCxx, defaultCxxflags, DEFAULT_CXXFLAGS } from "../../src/compile/options.js";
 
 describe("cacheKey", () => {
   const base = ["src", ["g++", "-O3"], "g++ 12.2.0", "__AVX2__ __FMA__"] as const;
@@ -115,5 +115,16 @@ describe("defaults from the environment", () => {
     vi.stubEnv("MINDUCTOR_CXXFLAGS", " -O2  -shared\t-fPIC ");
     expect(defaultCxx()).toBe("clang++");
     expect(defaultCxxflags()).toEqual(["-O2", "-shared", "-fPIC"]);
+  });
+
+  it("gives the compiler glibc's malloc tunables, keeping those the caller's GLIBC_TUNABLES names", () => {
+    expect(compilerEnv({})).toEqual({ GLIBC_TUNABLES: "glibc.malloc.hugetlb=1:glibc.malloc.top_pad=67108864" });
+    expect(compilerEnv({ GLIBC_TUNABLES: "" })).toEqual(compilerEnv({}));
+    // the caller's value of one of ours wins; their other tunables pass through, in their order, before ours
+    expect(compilerEnv({ GLIBC_TUNABLES: "glibc.malloc.hugetlb=0:glibc.rtld.optional_static_tls=4096" })).toEqual({
+      GLIBC_TUNABLES: "glibc.malloc.hugetlb=0:glibc.rtld.optional_static_tls=4096:glibc.malloc.top_pad=67108864",
+    });
+    const all = Object.entries(COMPILER_TUNABLES).map(([name]) => `${name}=7`).join(":");
+    expect(compilerEnv({ GLIBC_TUNABLES: all })).toEqual({ GLIBC_TUNABLES: all });
   });
 });
