@@ -25,9 +25,11 @@ export default defineConfig({
     testTimeout: 180_000,
     hookTimeout: 180_000,
     pool: "forks",
-    // One file at a time (vitest's own default on two cores, said here on purpose): two workers measured no faster
-    // and used about a quarter more CPU, the g++ builds and OpenMP kernels of two files fighting for two cores.
-    // Files start their own builds together instead, one g++ per core (test/helpers/checkKernel.ts, prebuild).
-    maxWorkers: 1,
+    // Two files at a time: with one, a cold run left a core idle for a third of its length (a file's JavaScript and
+    // its serial steps with no build queued). Two cold runs each, 2-core AVX-512 VM: one worker 412 and 440 s (677-718
+    // s of CPU), two 384 and 391 s (749-768 s of CPU: the builds and OpenMP kernels of two files share the cores, and
+    // both cores stay busy to the end). Files start their own builds together, one g++ per core each
+    // (test/helpers/checkKernel.ts, prebuild).
+    maxWorkers: 2,
   },
 });

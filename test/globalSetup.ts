@@ -1,5 +1,5 @@
 /**
- * Cold-cache prebuild: most of a cold `npm test` is g++, and the files run one at a time, each waiting on its own
+ * Cold-cache prebuild: most of a cold `npm test` is g++, and the files run two at a time, each waiting on its own
  * builds with a core often idle. While they run, this builds the kernels of the heaviest files
  * (test/helpers/suiteKernels.ts) into the shared cache, two at a time. A file that reaches a kernel first builds it
  * itself; one that reaches a kernel being built here waits on its lock (src/compile/lock.ts) and loads it. Warm,
