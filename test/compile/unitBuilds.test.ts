@@ -6,7 +6,7 @@
  * here in units and not found in the suite's cache, run against the float64 reference through both templates and
  * decoding's hand-off of longer queries to the prefill tasks of the other unit.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { chmod, readdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { execa } from "execa";
@@ -83,18 +83,20 @@ describe("a source in translation units", () => {
       const cxx = join(dir, "logging-g++");
       await writeFile(cxx, `#!/bin/sh\necho "$(date +%s%N) $*" >> '${log}'\nexec g++ "$@"\n`);
       await chmod(cxx, 0o755);
+      const logged = (unit: number) => (existsSync(log) ? readFileSync(log, "utf8").split("\n").find((l) => l.includes(`-DMD_UNIT=${unit}`)) : undefined);
+      // `after` settles once the first unit's compiler has started, or after a minute: a build that held the first
+      // unit back until `after` would start it a minute late. (A fixed delay raced the first unit's start on a busy
+      // machine.)
       let settledMs = 0;
-      const after = new Promise<void>((resolve) => setTimeout(resolve, 400)).then(() => {
+      const after = (async () => {
+        for (const deadline = Date.now() + 60_000; Date.now() < deadline && !logged(1); ) await new Promise((r) => setTimeout(r, 10));
         settledMs = Date.now();
-      });
+      })();
       const library = await compileSource(`${TWO_UNITS}// after\n`, { cacheDir: dir, cxx, units: 2, unitsAfter: after });
       expect(callAnswer(library.soPath)).toBe(42);
       // The wrapper's clock, in ms: when each unit's compiler started.
-      const startedMs = (unit: number) => {
-        const line = readFileSync(log, "utf8").split("\n").find((l) => l.includes(`-DMD_UNIT=${unit}`));
-        return Number(BigInt(line!.split(" ")[0]) / 1_000_000n);
-      };
-      expect(startedMs(1)).toBeLessThan(settledMs);
+      const startedMs = (unit: number) => Number(BigInt(logged(unit)!.split(" ")[0]) / 1_000_000n);
+      expect(startedMs(1)).toBeLessThanOrEqual(settledMs);
       expect(startedMs(2)).toBeGreaterThanOrEqual(settledMs);
     } finally {
       await done();
