@@ -1,6 +1,6 @@
 /**
  * Cold-cache prebuild: most of a cold `npm test` is g++, and the files run two at a time, each waiting on its own
- * builds with a core often idle. While they run, this builds the kernels of the heaviest files
+ * builds. While they run, this builds the kernels of the heaviest files
  * (test/helpers/suiteKernels.ts) into the shared cache, two at a time. A file that reaches a kernel first builds it
  * itself; one that reaches a kernel being built here waits on its lock (src/compile/lock.ts) and loads it. Warm,
  * every kernel is a cache hit and this costs about a second.

@@ -279,10 +279,6 @@ static void fill_ones(float* data, int64_t blocks, int64_t chunks, int threads) 
   }
 }
 
-/*
- * The 1-thread and all-threads passes alternate, so a burst of load from another process spoils one round of both
- * rather than every pass of one figure.
- */
 /* Read chunks of `blocks` blocks. */
 static int64_t read_chunks(int64_t blocks) { return (blocks + MD_PROBE_CHUNK_BLOCKS - 1) / MD_PROBE_CHUNK_BLOCKS; }
 
@@ -324,6 +320,10 @@ double md_probe_read_pass(const float* data, int64_t bytes) {
 
 void md_probe_read_buffer_free(float* data) { free(data); }
 
+/*
+ * The 1-thread and all-threads passes alternate, so a burst of load from another process spoils one round of both
+ * rather than every pass of one figure.
+ */
 int32_t md_probe_read_bandwidth(int64_t bytes, int32_t reps, md_probe_read_result* out) {
   if (out == NULL) return MD_PROBE_BAD_ARGUMENT;
   const int64_t blocks = bytes / MD_PROBE_BLOCK_BYTES;
@@ -340,7 +340,7 @@ int32_t md_probe_read_bandwidth(int64_t bytes, int32_t reps, md_probe_read_resul
     keep_best(timed_pass(1, chunks, read_chunk, &out->one_thread_checksum, &one_team), &one);
     keep_best(timed_pass(all, chunks, read_chunk, &out->all_threads_checksum, &out->threads), &many);
   }
-  free(data);
+  md_probe_read_buffer_free(data);
   out->floats = blocks * MD_PROBE_BLOCK_FLOATS;
   out->one_thread_gbs = (double)size / one.seconds * 1e-9;
   out->all_threads_gbs = (double)size / many.seconds * 1e-9;
