@@ -119,12 +119,31 @@ describe("standalone harness", () => {
     [["--partition-size", "100"], "--partition-size must be a multiple of the kv block size"],
     [["--bogus", "1"], "unknown option"],
     [["--batch"], "every option takes a value"],
+    [["--num-pages", "0"], "bad value '0' for --num-pages"],
+    [["--batch", "2", "--kv-len", "200", "--num-pages", "7"], "--num-pages is fewer than batch * ceil(kv_len / page size)"],
   ])("refuses %j with exit 2 and says why", async (args, message) => {
     const run = await runHarness(await exeFor("paged_decode"), args);
     expect(run.exitCode).toBe(2);
     expect(run.stderr).toContain(message);
     expect(run.stderr).toContain("usage: harness");
     expect(run.stdout).toBe("");
+  });
+
+  it("--num-pages N draws the inputs of the spec with a pool of N pages; an unpaged spec refuses it", async () => {
+    const graph = graphs.get("paged_decode")!;
+    // batch 2 of 200 positions in pages of 64: 8 pages needed, 11 in the pool (the spec has 64)
+    const pool = 11;
+    const pages = <T extends AttentionGraph["key"]>(t: T): T => ({ ...t, shape: [pool, t.shape[1], t.shape[2], t.shape[3]] });
+    const small: AttentionGraph = { ...graph, key: pages(graph.key), value: pages(graph.value) };
+    const inputs = generateInputs(small, 3, { batch: 2, qLen: 1, kvLen: 200 });
+    expect(inputs.key.shape[0]).toBe(pool);
+    const expected = fnv1a([inputs.query, inputs.key, inputs.value, inputs.pageTable!, inputs.seqLens!].map((t) => t.data));
+    const run = await runHarness(await exeFor("paged_decode"), [...harnessArgs({ template: "decoding", batch: 2, qLen: 1, kvLen: 200, seed: 3 }), "--num-pages", String(pool)]);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.fields.inputs_fnv1a).toBe(expected);
+    const unpaged = await runHarness(await exeFor("document_mask"), ["--num-pages", "4"]);
+    expect(unpaged.exitCode).toBe(2);
+    expect(unpaged.stderr).toContain("--num-pages is for a paged spec");
   });
 
   it("is deterministic and never prints the spec's name or buffer names into the C++", () => {

@@ -88,10 +88,13 @@ export function harnessArgs(o: {
   threads?: number;
   layout?: "bhsd" | "bshd";
   ragged?: boolean;
+  /** Pages of a paged spec's pool (the harness's default: the spec's pool, or what the batch needs if more). */
+  numPages?: number;
 }): string[] {
   const args = ["--template", o.template, "--batch", String(o.batch), "--q-len", String(o.qLen), "--kv-len", String(o.kvLen)];
   if (o.layout !== undefined) args.push("--layout", o.layout);
   if (o.ragged) args.push("--ragged");
+  if (o.numPages !== undefined) args.push("--num-pages", String(o.numPages));
   if (o.partitionSize !== undefined) args.push("--partition-size", String(o.partitionSize));
   if (o.seed !== undefined) args.push("--seed", String(o.seed));
   if (o.threads !== undefined) args.push("--threads", String(o.threads));
