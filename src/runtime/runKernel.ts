@@ -2,11 +2,11 @@
 import type { AttentionGraph } from "../ir/graph.js";
 import type { BlockMask } from "./blockMask.js";
 import { buildBlockMask, buildBlockMaskAsync } from "./buildBlockMask.js";
-import { throwOnStatus } from "./errors.js";
+import { BAD_SCALE_STATUS, throwOnStatus } from "./errors.js";
 import type { EntryPoint, NativeLibrary } from "./nativeLibrary.js";
 import { type KernelOutputs, type OutputTensors, prepareCall } from "./prepareCall.js";
 import { type RunOptions, type RunTemplate, resolveRunOptions } from "./runOptions.js";
-import type { CallShape, KernelInputs } from "./validateInputs.js";
+import { badScaleError, type CallShape, type KernelInputs } from "./validateInputs.js";
 
 const ENTRIES: Record<RunTemplate, { entry: EntryPoint; symbol: string }> = {
   flash_attention: { entry: "flashAttention", symbol: "md_flash_attention" },
@@ -31,7 +31,9 @@ export function runKernel(
   if (!mask && template !== "naive") mask = buildBlockMask(lib, graph, inputs, {}, validated);
   const call = prepareCall(graph, inputs, options, validated, mask);
   const { entry, symbol } = ENTRIES[call.template];
-  throwOnStatus(lib.call(entry, call.args), symbol);
+  const status = lib.call(entry, call.args);
+  if (status === BAD_SCALE_STATUS) throw badScaleError(inputs);
+  throwOnStatus(status, symbol);
   return call.outputs;
 }
 
@@ -49,6 +51,8 @@ export async function runKernelAsync(
   if (!mask && template !== "naive") mask = await buildBlockMaskAsync(lib, graph, inputs, {}, validated);
   const call = prepareCall(graph, inputs, options, validated, mask);
   const { entry, symbol } = ENTRIES[call.template];
-  throwOnStatus(await lib.callAsync(entry, call.args), symbol);
+  const status = await lib.callAsync(entry, call.args);
+  if (status === BAD_SCALE_STATUS) throw badScaleError(inputs);
+  throwOnStatus(status, symbol);
   return call.outputs;
 }
