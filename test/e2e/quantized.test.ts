@@ -14,9 +14,8 @@ import { referenceAttention } from "../../src/reference/referenceAttention.js";
 import { e4m3fnToF32, e5m2ToF32, f32ToE4m3fn, f32ToE5m2 } from "../../src/runtime/dtypes.js";
 import { quantizeKv } from "../../src/runtime/quantize.js";
 import { tensor, toFloat64 } from "../../src/runtime/tensor.js";
-import { view } from "../../src/runtime/view.js";
 import type { KernelInputs } from "../../src/runtime/validateInputs.js";
-import { cxxflagsFor, EXAMPLE_CASES, identity, ISAS, QUANTIZED, quantizedGraph } from "./quantizedKernels.js";
+import { cxxflagsFor, EXAMPLE_CASES, EXAMPLES, identity, ISAS, QUANTIZED, quantizedGraph } from "./quantizedKernels.js";
 
 const kernels = new Map<string, Promise<Kernel>>();
 function kernelOf(graph: AttentionGraph, isa = "native"): Promise<Kernel> {
@@ -179,14 +178,6 @@ describe("the quantizer", () => {
   });
 });
 
-/** The first `len` positions of a contiguous [B, H, L, ...] key/value or scale tensor, as a view of its data. */
-function firstPositions(t: KernelInputs["key"], len: number): KernelInputs["key"] {
-  const shape = [...t.shape];
-  const strides = shape.map((_, i) => shape.slice(i + 1).reduce((x, y) => x * y, 1));
-  shape[2] = len;
-  return view(t.data, t.dtype, shape, strides);
-}
-
 describe("scales the kernel checks", () => {
   it("a negative, infinite or NaN scale in a scale tensor too large to scan per call is an InputError from the kernel's check, naming it", async () => {
     const graph = quantizedGraph(identity, "int8");
@@ -209,14 +200,45 @@ describe("scales the kernel checks", () => {
     expect(() => kernel.run(inputs)).not.toThrow();
   });
 
-  it("a bad scale at a position no call reads (past a sequence's length) does not fail the call once the tensor is too large to scan", async () => {
-    const graph = quantizedGraph(identity, "int8");
+  it("a bad scale the call does not read (a page no sequence uses) does not fail it once the tensor is too large to scan; one it reads does", async () => {
+    const graph = quantizedGraph(EXAMPLES.find(([name]) => name === "paged_decode")![1], "int8");
     const kernel = await kernelOf(graph);
-    const base = generateInputs({ ...identity }, 4, { batch: 1, qLen: 1, kvLen: 40 });
+    const base = generateInputs({ ...graph, key: { ...graph.key, dtype: graph.query.dtype }, value: { ...graph.value, dtype: graph.query.dtype } }, 4, { batch: 2, qLen: 1, kvLen: 150 });
     const inputs = quantizeInputs(graph, base, "int8");
-    // a kv_len of 33 reads positions 0 .. 32 of each head's 40 scales
-    (inputs.keyScale!.data as Float32Array)[3 * 40 + 36] = NaN;
-    const call = { ...inputs, key: firstPositions(inputs.key, 33), value: firstPositions(inputs.value, 33), keyScale: firstPositions(inputs.keyScale!, 33), valueScale: firstPositions(inputs.valueScale!, 33) };
-    expect(() => kernel.run(call)).not.toThrow();
+    // scales [64 pages, 8 heads, 64 slots], 32768 > 256: left to the kernel; the two sequences use 6 of the pages
+    const [, hkv, pageSize] = inputs.keyScale!.shape;
+    const used = new Set(inputs.pageTable!.data as Int32Array);
+    const unused = [...Array(inputs.keyScale!.shape[0]).keys()].find((p) => !used.has(p))!;
+    const scales = inputs.keyScale!.data as Float32Array;
+    scales[(unused * hkv + 5) * pageSize + 7] = NaN;
+    for (const template of ["flash_attention", "flash_decoding"] as const) expect(() => kernel.run(inputs, { template }), template).not.toThrow();
+    const read = (inputs.pageTable!.data as Int32Array)[0]; // the first page of the first sequence, position 3 of head 2
+    scales[(read * hkv + 2) * pageSize + 3] = -1;
+    for (const template of ["flash_attention", "flash_decoding"] as const) expect(() => kernel.run(inputs, { template }), template).toThrow(/^keyScale holds /);
+  });
+});
+
+describe("every example spec with a quantized key/value", () => {
+  const cases = EXAMPLE_CASES;
+  // Start every build at once: g++ runs one per core while the first cases wait for theirs.
+  for (const c of cases) kernelOf(c.graph).catch(() => {});
+
+  it.concurrent.each(cases)("$name, $dtype: both templates match the float64 reference", async ({ name, graph, dtype }) => {
+    const kernel = await kernelOf(graph);
+    const decode = graph.query.shape[2] === 1;
+    const base = generateInputs({ ...graph, key: { ...graph.key, dtype: graph.query.dtype }, value: { ...graph.value, dtype: graph.query.dtype } }, 5, {
+      batch: 2,
+      qLen: decode ? 3 : 37,
+      kvLen: 150,
+    });
+    const inputs = quantizeInputs(graph, base, dtype);
+    const ref = referenceAttention(graph, inputs);
+    const tol = TOLERANCE[graph.query.dtype];
+    for (const template of ["flash_attention", "flash_decoding"] as const) {
+      const result = kernel.run(inputs, { template, partitionSize: graph.blockSize[1] });
+      const out = compareOutputs(toFloat64(result.out), ref.out, tol);
+      expect(out.ok, `${name} ${dtype} ${template} ${JSON.stringify(out)}`).toBe(true);
+      if (result.lse) expect(compareOutputs(toFloat64(result.lse), ref.lse, TOLERANCE.float32).ok).toBe(true);
+    }
   });
 });
