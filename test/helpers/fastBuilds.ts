@@ -7,9 +7,10 @@
  *
  * Which files build with it: the fuzzer, the bf16 and int8 dot-product tests, the files whose kernels exercise the
  * machinery around the kernel (the bench's plumbing, tuning, cache warming, compile faults) and the e2e files that
- * check configurations of their own (decoding, layouts, IEEE semantics, example specs in another dtype). The example
- * specs in their own dtype, the CLI's and the TypeScript examples' kernels keep the default flags: the shipping
- * build of every template, dtype, paging and GQA packing is checked against the reference there.
+ * check configurations of their own (decoding, layouts, IEEE semantics, example specs in another dtype), and the CLI's
+ * fp8 specs. The example specs in their own dtype, the CLI's other kernels (an int8 key/value among them) and the
+ * TypeScript examples' kernels keep the default flags: the shipping build of every template, dtype, paging, GQA
+ * packing and 8-bit key/value is checked against the reference there.
  */
 export const FAST_BUILD_CXXFLAGS = ["-O0", "-DMD_NO_FORCED_INLINE", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu++17"];
 
