@@ -1,9 +1,9 @@
 import { mkdir, mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CACHE_FORMAT_VERSION, sha256 } from "./cacheKey.js";
-import { compilerEnv } from "./options.js";
 import type { CompilerInfo } from "./compilerInfo.js";
 import { splitBuilds, withCompilerSlot } from "./compilerSlots.js";
+import { compilerEnv } from "./options.js";
 import { existingPrecompiledPrelude, placePrecompiled } from "./precompiledHeader.js";
 import type { EntryContents } from "./diskCache.js";
 import { fileChecksum } from "./diskCache.js";

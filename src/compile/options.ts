@@ -47,8 +47,8 @@ export function defaultCxxflags(): string[] {
  * on request (`madvise`, the common default), and grown 64 MiB at a time. cc1plus touches 100-270 MB an engine, a 4
  * KiB page fault at a time otherwise; measured on a 2-core AVX-512 VM (g++ 12, median of 7 builds, user + system CPU):
  * an -O0 engine 0.86-0.89 -> 0.76-0.77 s, an -O3 engine 5.35 -> 4.97 s, a mod library 0.34 -> 0.25 s, the precompiled
- * prelude 1.70 -> 1.31 s (docs/benchmarks.md, "Builds on huge pages"). The output is the same. A name the caller's own GLIBC_TUNABLES sets keeps the caller's value; a glibc
- * too old to know these names (before 2.35) ignores them.
+ * prelude 1.70 -> 1.31 s (docs/benchmarks.md, "Builds on huge pages"). The output is the same. A name the caller's
+ * own GLIBC_TUNABLES sets keeps the caller's value; a glibc too old to know these names (before 2.35) ignores them.
  */
 export const COMPILER_TUNABLES: Readonly<Record<string, string>> = { "glibc.malloc.hugetlb": "1", "glibc.malloc.top_pad": String(64 << 20) };
 

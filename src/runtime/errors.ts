@@ -51,6 +51,9 @@ export const NATIVE_CHECK_STATUS = 2;
 export const NO_MEMORY_STATUS = 3;
 /** Status 4: a quantized key/value scale the kernel read was negative or not finite (checked there for large tensors). */
 export const BAD_SCALE_STATUS = 4;
+/** Status 4's message where the bad scale cannot be named (runKernel names it: validateInputs.ts, badScaleError). */
+export const BAD_SCALE_MESSAGE =
+  "keyScale or valueScale holds a negative, infinite or NaN scale where the kernel read it; scales must be finite and non-negative";
 
 /** Throws the KernelRuntimeError for a non-zero `md_args.status` returned by `entry`. */
 export function throwOnStatus(status: number, entry: string): void {
@@ -68,7 +71,7 @@ export function throwOnStatus(status: number, entry: string): void {
     throw new KernelRuntimeError(status, `${entry} could not allocate its scratch memory (status 3)`);
   }
   if (status === BAD_SCALE_STATUS) {
-    throw new InputError("keyScale", "keyScale or valueScale holds a negative, infinite or NaN scale where the kernel read it; scales must be finite and non-negative");
+    throw new InputError("keyScale", BAD_SCALE_MESSAGE);
   }
   throw new KernelRuntimeError(status, `${entry} failed with unknown status ${status}`);
 }

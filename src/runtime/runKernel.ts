@@ -31,9 +31,7 @@ export function runKernel(
   if (!mask && template !== "naive") mask = buildBlockMask(lib, graph, inputs, {}, validated);
   const call = prepareCall(graph, inputs, options, validated, mask);
   const { entry, symbol } = ENTRIES[call.template];
-  const status = lib.call(entry, call.args);
-  if (status === BAD_SCALE_STATUS) throw badScaleError(inputs);
-  throwOnStatus(status, symbol);
+  throwOnCallStatus(lib.call(entry, call.args), symbol, inputs);
   return call.outputs;
 }
 
@@ -51,8 +49,12 @@ export async function runKernelAsync(
   if (!mask && template !== "naive") mask = await buildBlockMaskAsync(lib, graph, inputs, {}, validated);
   const call = prepareCall(graph, inputs, options, validated, mask);
   const { entry, symbol } = ENTRIES[call.template];
-  const status = await lib.callAsync(entry, call.args);
+  throwOnCallStatus(await lib.callAsync(entry, call.args), symbol, inputs);
+  return call.outputs;
+}
+
+/** throwOnStatus for an attention entry point; a bad scale (status 4) is named from `inputs`. */
+function throwOnCallStatus(status: number, symbol: string, inputs: KernelInputs): void {
   if (status === BAD_SCALE_STATUS) throw badScaleError(inputs);
   throwOnStatus(status, symbol);
-  return call.outputs;
 }

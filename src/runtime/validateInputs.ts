@@ -6,7 +6,7 @@
 import { MAX_POSITIONS } from "../codegen/kernelAbi.js";
 import { type AttentionGraph, isQuantized } from "../ir/graph.js";
 import { type BlockMask, validateBlockMask } from "./blockMask.js";
-import { InputError } from "./errors.js";
+import { BAD_SCALE_MESSAGE, InputError } from "./errors.js";
 import { type DType, type Tensor, type TensorData, numel, typedArrayFor } from "./tensor.js";
 import { checkViewBounds, contiguousStrides, elementIndices, stridesOf } from "./view.js";
 
@@ -286,7 +286,7 @@ export function badScaleError(inputs: KernelInputs): InputError {
     const bad = badScaleIn(field, checkTensor(field, t, "float32", t.shape.length, { lastContiguous: false }));
     if (bad) return bad;
   }
-  return new InputError("keyScale", "keyScale or valueScale holds a negative, infinite or NaN scale where the kernel read it; scales must be finite and non-negative");
+  return new InputError("keyScale", BAD_SCALE_MESSAGE);
 }
 
 /** A tensor that passed checkTensor: its shape, strides and offset. */

@@ -80,6 +80,12 @@ afterAll(() => {
   scratch.remove();
 });
 
+/** A paged spec's pool for a run: the pages its batch reads and three more (undefined: unpaged). */
+function poolPages(graph: AttentionGraph, batch: number, kvLen: number): number | undefined {
+  const pageSize = graph.kvCache?.pageSize;
+  return pageSize === undefined ? undefined : batch * Math.ceil(kvLen / pageSize) + 3;
+}
+
 /**
  * The argv of every run of one spec: q_len 1 and 67 (decode specs 1 and 8) x kv_len 1, 129, 333 x both templates;
  * then the strided and ragged layouts at kv_len 129: BSHD tensors (a token-major pool), and ragged batches (packed
@@ -92,8 +98,7 @@ afterAll(() => {
 function runsFor(graph: AttentionGraph): string[][] {
   const decode = graph.query.shape[2] === 1;
   const kvBlock = graph.blockSize[1];
-  const pageSize = graph.kvCache?.pageSize;
-  const pool = (batch: number, kvLen: number) => (pageSize === undefined ? {} : { numPages: batch * Math.ceil(kvLen / pageSize) + 3 });
+  const pool = (batch: number, kvLen: number) => ({ numPages: poolPages(graph, batch, kvLen) });
   const list: string[][] = [];
   for (const qLen of decode ? [1, 8] : [1, 67]) {
     for (const [i, kvLen] of [1, 129, 333].entries()) {
@@ -133,8 +138,8 @@ describe("ASan + UBSan + LSan over every example spec", () => {
   it.each(graphs)("%s: the vector form of the mods gives the scalar form's bits (--check-mods), sanitized", async (name, graph) => {
     const exe = await builds.get(name)!;
     const qLen = graph.query.shape[2] === 1 ? 8 : 67;
-    const pageSize = graph.kvCache?.pageSize;
-    const pool = pageSize === undefined ? [] : ["--num-pages", String(2 * Math.ceil(333 / pageSize) + 3)];
+    const pages = poolPages(graph, 2, 333);
+    const pool = pages === undefined ? [] : ["--num-pages", String(pages)];
     const run = await slot(() => runHarness(exe, ["--check-mods", "--batch", "2", "--q-len", String(qLen), "--kv-len", "333", ...pool], SANITIZER_ENV), true);
     expect(run.stderr, `${name}: report`).toBe("");
     expect(run.exitCode).toBe(0);
