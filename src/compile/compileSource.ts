@@ -102,7 +102,8 @@ export async function buildTarget(opts: CompileOptions): Promise<BuildTarget> {
   // A compiler that cannot build with -fopenmp builds without it (the kernels then run on one thread), once said.
   const cxxflags = compiler.openmp ? requestedFlags : withoutOpenmp(requestedFlags);
   if (!compiler.openmp) warnNoOpenmp(cxx, requestedFlags, compiler.openmpProblem);
-  return { requestedDir, compiler, argv: compilerArgv(cxx, cxxflags) };
+  // The faster linker the probe found (compilerInfo's FAST_LINKERS): on the command line, so in the cache key too.
+  return { requestedDir, compiler, argv: compilerArgv(cxx, compiler.linker ? [...cxxflags, compiler.linker] : cxxflags) };
 }
 
 /**

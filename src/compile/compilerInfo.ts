@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { delimiter, isAbsolute, join } from "node:path";
 import { CompilerNotFoundError, CompilerProbeError } from "./errors.js";
@@ -21,9 +21,22 @@ export interface CompilerInfo {
   openmp: boolean;
   /** Why OpenMP is unusable: the first lines of the compiler's complaint. Only when `openmp` is false. */
   openmpProblem?: string;
+  /**
+   * The faster linker builds add (`-fuse-ld=gold`), or "" when none links a library with these flags or the flags
+   * choose one themselves (compilerArgv).
+   */
+  linker: string;
 }
 
 export const OPENMP_FLAG = "-fopenmp";
+
+/**
+ * Linkers tried in order of speed, each with `-fuse-ld=`: the first that links a small library with the kernels' flags
+ * is used. GNU ld links an -O0 engine in about 0.15 s of CPU and gold in 0.05 (a third of what is left of a test's
+ * build once the prelude is precompiled; docs/benchmarks.md, "Links by gold"). The library is the same code either way.
+ */
+const FAST_LINKERS = ["mold", "lld", "gold"];
+const LINKER_FLAG = "-fuse-ld=";
 
 /**
  * Macros that name an instruction-set feature or the target architecture. `-march=native` is the same argv on
@@ -61,7 +74,13 @@ async function persistedProbe(cxx: string, cxxflags: readonly string[], cacheDir
   try {
     const stored = JSON.parse(readFileSync(path, "utf8")) as CompilerInfo;
     // A file written before a field existed lacks it: ask again and overwrite.
-    if (typeof stored.version === "string" && typeof stored.cpuFeatures === "string" && typeof stored.family === "string" && typeof stored.openmp === "boolean") {
+    if (
+      typeof stored.version === "string" &&
+      typeof stored.cpuFeatures === "string" &&
+      typeof stored.family === "string" &&
+      typeof stored.openmp === "boolean" &&
+      typeof stored.linker === "string"
+    ) {
       return stored;
     }
   } catch {
@@ -102,12 +121,13 @@ function isFile(path: string): boolean {
 }
 
 async function probeCompiler(cxx: string, cxxflags: readonly string[]): Promise<CompilerInfo> {
-  const [version, macros, openmp] = await Promise.all([
+  const [version, macros, openmp, linker] = await Promise.all([
     runProbe(cxx, ["--version"]),
     runProbe(cxx, [...macroProbeFlags(cxxflags), "-dM", "-E", "-x", "c++", "/dev/null"]),
     probeOpenmp(cxx, cxxflags),
+    probeLinker(cxx, cxxflags),
   ]);
-  return { version: version.trim(), cpuFeatures: featureMacros(macros).join(" "), family: compilerFamily(macros), ...openmp };
+  return { version: version.trim(), cpuFeatures: featureMacros(macros).join(" "), family: compilerFamily(macros), ...openmp, linker };
 }
 
 /**
@@ -155,6 +175,31 @@ async function probeOpenmp(cxx: string, cxxflags: readonly string[]): Promise<Pi
     if (plain.failed) return { openmp: true };
     const complaint = (withOpenmp.stderr || withOpenmp.message || "").trim().split("\n").slice(0, 3).join("\n");
     return { openmp: false, openmpProblem: complaint || `exit status ${withOpenmp.exitCode}` };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The first of FAST_LINKERS with which a small shared library builds under these flags (without `-fopenmp`, which
+ * probeOpenmp judges), as `-fuse-ld=<name>`; "" when none does, when the flags name a linker themselves or build no
+ * shared library. The candidates are tried side by side: a cold probe costs one small build's time.
+ */
+async function probeLinker(cxx: string, cxxflags: readonly string[]): Promise<string> {
+  if (!cxxflags.includes("-shared") || cxxflags.some((flag) => flag.startsWith(LINKER_FLAG))) return "";
+  const dir = await mkdtemp(join(tmpdir(), "minductor-linker-probe-"));
+  try {
+    const { execa } = await import("execa");
+    const links = await Promise.all(
+      FAST_LINKERS.map(async (name) => {
+        // No `-o`, as in probeOpenmp: each writes the default a.out in a dir of its own.
+        await mkdir(join(dir, name));
+        await writeFile(join(dir, name, "plain.cpp"), 'extern "C" int md_plain_probe(void) { return 1; }\n');
+        return execa(cxx, [...withoutOpenmp(cxxflags), `${LINKER_FLAG}${name}`, "plain.cpp"], { cwd: join(dir, name), reject: false, stdin: "ignore" });
+      }),
+    );
+    const index = links.findIndex((link) => !link.failed);
+    return index < 0 ? "" : `${LINKER_FLAG}${FAST_LINKERS[index]}`;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

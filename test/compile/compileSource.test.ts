@@ -1,5 +1,6 @@
-import { readFile, readdir, stat, truncate, writeFile, appendFile, rm } from "node:fs/promises";
+import { appendFile, chmod, readFile, readdir, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { execa } from "execa";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   type CompileProgressEvent,
@@ -10,7 +11,7 @@ import {
   compileSource,
   listCache,
 } from "../../src/compile/index.js";
-import { ANSWER_SOURCE, answerSource, callAnswer, freshDir } from "./helpers.js";
+import { ANSWER_SOURCE, answerSource, callAnswer, expectedLinkerFlags, freshDir } from "./helpers.js";
 
 let cacheDir: string;
 let cleanup: () => Promise<void>;
@@ -78,9 +79,31 @@ describe("compileSource", () => {
     const library = await compileSource(ANSWER_SOURCE, { cacheDir, cxxflags: ["-O2", "-shared", "-fPIC"] });
     const manifest = JSON.parse(await readFile(join(dirname(library.soPath), "manifest.json"), "utf8"));
     expect(manifest.key).toBe(library.key);
-    expect(manifest.argv).toEqual(["g++", "-O2", "-shared", "-fPIC", "-o", "kernel.so", "kernel.cpp"]);
+    expect(manifest.argv).toEqual(["g++", "-O2", "-shared", "-fPIC", ...expectedLinkerFlags(), "-o", "kernel.so", "kernel.cpp"]);
     expect(Object.keys(manifest.checksums).sort()).toEqual(["kernel.cpp", "kernel.so"]);
     expect(manifest.compilerVersion).toMatch(/\d+\.\d+/);
+  });
+
+  it("links with the fastest linker the compiler can use, and keeps one the flags name", async () => {
+    const [linker] = expectedLinkerFlags();
+    const fast = await compileSource(answerSource(81), { cacheDir, cxxflags: ["-O2", "-shared", "-fPIC"] });
+    expect(callAnswer(fast.soPath)).toBe(81);
+    // gold marks what it links with a note section of its own; GNU ld does not
+    const notes = async (so: string) => (await execa("readelf", ["-W", "-S", so])).stdout;
+    if (linker === "-fuse-ld=gold") expect(await notes(fast.soPath)).toContain(".note.gnu.gold-version");
+
+    const named = await compileSource(answerSource(82), { cacheDir, cxxflags: ["-O2", "-shared", "-fPIC", "-fuse-ld=bfd"] });
+    expect(JSON.parse(await readFile(join(dirname(named.soPath), "manifest.json"), "utf8")).argv).toEqual(["g++", "-O2", "-shared", "-fPIC", "-fuse-ld=bfd", "-o", "kernel.so", "kernel.cpp"]);
+    expect(await notes(named.soPath)).not.toContain("gold");
+    expect(callAnswer(named.soPath)).toBe(82);
+
+    // A compiler that knows no other linker builds with its own default
+    const cxx = join(cacheDir, "g++-ld-only");
+    await writeFile(cxx, `#!/bin/sh\ncase " $* " in *" -fuse-ld="*) echo "unrecognized linker" >&2; exit 1 ;; esac\nexec g++ "$@"\n`);
+    await chmod(cxx, 0o755);
+    const plain = await compileSource(answerSource(83), { cacheDir, cxx, cxxflags: ["-O2", "-shared", "-fPIC"] });
+    expect(JSON.parse(await readFile(join(dirname(plain.soPath), "manifest.json"), "utf8")).argv).toEqual([cxx, "-O2", "-shared", "-fPIC", "-o", "kernel.so", "kernel.cpp"]);
+    expect(callAnswer(plain.soPath)).toBe(83);
   });
 
   it("leaves no temp build or lock behind", async () => {

@@ -18,7 +18,7 @@ import {
   TOLERANCE,
   toFloat64,
 } from "../../src/index.js";
-import { answerSource, callAnswer } from "./helpers.js";
+import { answerSource, callAnswer, expectedLinkerFlags } from "./helpers.js";
 
 /**
  * Other compilers than g++: clang (with libomp) through the API and the CLI, and a compiler that cannot build with
@@ -110,7 +110,7 @@ describe.skipIf(!hasClang)("clang++", () => {
     vi.stubEnv("MINDUCTOR_CXXFLAGS", FLAGS.join(" "));
     const kernel = await compile(graph);
     for (const library of [kernel.library.engine, kernel.library.mods]) {
-      expect(manifestOf(library.soPath).argv).toEqual(["clang++", ...FLAGS, "-o", "kernel.so", "kernel.cpp"]);
+      expect(manifestOf(library.soPath).argv).toEqual(["clang++", ...FLAGS, ...expectedLinkerFlags(), "-o", "kernel.so", "kernel.cpp"]);
       expect(manifestOf(library.soPath).compilerVersion).toContain("clang");
     }
     expectBothTemplates(kernel);
@@ -166,7 +166,7 @@ exec g++ "$@"
     expect(warnings[0].message).toContain("one thread");
     const withoutOpenmp = FLAGS.filter((flag) => flag !== "-fopenmp");
     for (const library of [kernel.library.engine, kernel.library.mods]) {
-      expect(manifestOf(library.soPath).argv).toEqual([fake, ...withoutOpenmp, "-o", "kernel.so", "kernel.cpp"]);
+      expect(manifestOf(library.soPath).argv).toEqual([fake, ...withoutOpenmp, ...expectedLinkerFlags(), "-o", "kernel.so", "kernel.cpp"]);
     }
     expect(again.library.soPath).toBe(kernel.library.soPath);
     expect(callAnswer(other.soPath)).toBe(72);
@@ -187,7 +187,7 @@ exec g++ "$@"
     const library = await compileSource(answerSource(73), { cxx: "g++", cxxflags: withoutOpenmp });
     await settle();
     expect(warnings).toEqual([]);
-    expect(manifestOf(library.soPath).argv).toEqual(["g++", ...withoutOpenmp, "-o", "kernel.so", "kernel.cpp"]);
+    expect(manifestOf(library.soPath).argv).toEqual(["g++", ...withoutOpenmp, ...expectedLinkerFlags(), "-o", "kernel.so", "kernel.cpp"]);
     expect(callAnswer(library.soPath)).toBe(73);
     expect(library.threaded).toBe(false);
     expect((await compileSource(answerSource(74), { cxx: "g++", cxxflags: FLAGS })).threaded).toBe(true);

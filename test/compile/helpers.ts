@@ -1,9 +1,20 @@
+import { existsSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { execa } from "execa";
 import * as koffi from "koffi";
+
+/**
+ * The `-fuse-ld=` flag compile() should add on this machine, found independently of its probe: the first of mold, lld
+ * and gold whose `ld.<name>` is on PATH (the compiler drivers look for it there), else none.
+ */
+export function expectedLinkerFlags(): string[] {
+  const dirs = (process.env.PATH ?? "").split(delimiter).filter(Boolean);
+  const name = ["mold", "lld", "gold"].find((linker) => dirs.some((dir) => existsSync(join(dir, `ld.${linker}`))));
+  return name ? [`-fuse-ld=${name}`] : [];
+}
 
 /** The smallest library that proves a compile worked: load it and ask it. */
 export const ANSWER_SOURCE = 'extern "C" int md_answer() { return 42; }\n';
