@@ -1,6 +1,6 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { compile, listCache } from "../../src/index.js";
 import type { AttentionGraph } from "../../src/ir/graph.js";
@@ -11,9 +11,10 @@ import { compareOutputs, TOLERANCE } from "../../src/reference/compareOutputs.js
 import { referenceAttention } from "../../src/reference/referenceAttention.js";
 import { fromFloat64, tensor, toFloat64 } from "../../src/runtime/tensor.js";
 import { expectMatchesReference, kernelFor as kernelWith, prebuild } from "../helpers/checkKernel.js";
+import { exampleCxxflags } from "../helpers/fastBuilds.js";
 import { decodeGraph, DECODING_CXXFLAGS, decodingGraphs, g1, GROUPS, noneGraph, windowGraph } from "./decodingGraphs.js";
 
-/** This file's own configurations build fast (decodingGraphs.ts); the example specs below keep the default flags. */
+/** This file's own configurations build fast (decodingGraphs.ts); the example specs below build as the run has them (exampleCxxflags). */
 const kernelFor = (graph: AttentionGraph) => kernelWith(graph, DECODING_CXXFLAGS);
 
 /**
@@ -43,7 +44,7 @@ async function checkDecode(graph: AttentionGraph, qLen: number, kvLen: number, p
 const exampleDir = join(import.meta.dirname, "..", "..", "examples", "specs");
 const exampleFiles = readdirSync(exampleDir).filter((f) => f.endsWith(".json")).sort();
 prebuild(decodingGraphs(), DECODING_CXXFLAGS);
-prebuild(exampleFiles.map((f) => parseSpec(readFileSync(join(exampleDir, f), "utf8"))));
+for (const f of exampleFiles) prebuild([parseSpec(readFileSync(join(exampleDir, f), "utf8"))], exampleCxxflags(basename(f, ".json")));
 
 // The decode loop's kernel, in a cache of its own (other test files add entries to the shared one meanwhile), starts
 // building now with the others rather than alone at the end of the file.
@@ -150,7 +151,11 @@ describe("every example mod, decode-shaped", () => {
   it.each(specs)("%s with q_len 1 and 4 in flash decoding matches the reference", async (file) => {
     const graph = parseSpec(readFileSync(join(dir, file), "utf8"));
     for (const qLen of [1, 4]) {
-      await expectMatchesReference(graph, { shapes: { qLen, kvLen: 300 }, run: { template: "flash_decoding", partitionSize: graph.blockSize[1] } });
+      await expectMatchesReference(graph, {
+        shapes: { qLen, kvLen: 300 },
+        run: { template: "flash_decoding", partitionSize: graph.blockSize[1] },
+        cxxflags: exampleCxxflags(basename(file, ".json")),
+      });
     }
   });
 });

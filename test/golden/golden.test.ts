@@ -7,6 +7,11 @@ import { renderEngine } from "../../src/codegen/renderKernel.js";
 import { goldenCheck, goldenSource, goldenUpdate } from "../../src/golden/golden.js";
 import { parseSpec } from "../../src/ir/spec.js";
 import { engineSourceHash } from "../../src/kernelLibrary.js";
+import { useFastBuilds } from "../helpers/fastBuilds.js";
+
+// Outputs are compared within the dtype's tolerance, which a fast build meets (test/helpers/fastBuilds.ts): this
+// file's kernels build fast, the example specs among them (their default-flag builds are e2e/examples.test.ts's).
+useFastBuilds();
 
 const root = join(import.meta.dirname, "..", "..");
 const quiet = { out: () => {}, err: () => {}, interactive: false };

@@ -1,3 +1,5 @@
+import { type SweepPart, sweepPart } from "./sweeps.js";
+
 /**
  * -O0 without forced inlining (md_base.h): an engine in about a fifth of the default -O3's g++ time (1.2 s against
  * 6.3 of CPU on the AVX-512 VMs), running the same source: the same intrinsics, no fast-math at either level. The one
@@ -7,12 +9,27 @@
  *
  * Which files build with it: the fuzzer, the bf16 and int8 dot-product tests, the files whose kernels exercise the
  * machinery around the kernel (the bench's plumbing, tuning, cache warming, compile faults) and the e2e files that
- * check configurations of their own (decoding, layouts, IEEE semantics, example specs in another dtype), and the CLI's
- * fp8 specs. The example specs in their own dtype, the CLI's other kernels (an int8 key/value among them) and the
- * TypeScript examples' kernels keep the default flags: the shipping build of every template, dtype, paging, GQA
- * packing and 8-bit key/value is checked against the reference there.
+ * check configurations of their own (decoding, layouts, IEEE semantics, example specs in another dtype), the CLI's
+ * fp8 specs, and in `npm test` the example specs outside SHIPPING_SAMPLE (below). The sampled example specs, the
+ * demo, the CLI's other kernels (an int8 key/value among them) and the TypeScript examples' kernels keep the default
+ * flags: the shipping build of both templates, every dtype, paging, ragged batches, GQA packing and an 8-bit
+ * key/value is checked against the reference in `npm test`, and of every example spec in `npm run test:sweeps`.
  */
 export const FAST_BUILD_CXXFLAGS = ["-O0", "-DMD_NO_FORCED_INLINE", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu++17"];
+
+/**
+ * The example specs whose kernels `npm test` builds at the default flags (-O3), a sweep (test/helpers/sweeps.ts):
+ * bf16 prefill with GQA packing in BSHD, fp32 ragged batches on a paged cache, fp16 paged decode at G 4, D 128.
+ * Their ten engines cost about 60 s of the suite's g++ CPU at -O3 (an engine 5-7 s) against 9 s fast; the others build
+ * fast in `npm test` wherever the suite compiles them (every check of them still runs), and e2e/examples.test.ts
+ * checks them at the default flags in `npm run test:sweeps`.
+ */
+export const SHIPPING_SAMPLE: ReadonlySet<string> = new Set(["bshd_prefill", "ragged_paged", "paged_decode"]);
+
+/** The flags the example spec `name` (file name without `.json`) builds with in this run: undefined for the defaults. */
+export function exampleCxxflags(name: string, part: SweepPart = sweepPart()): readonly string[] | undefined {
+  return part === "sample" && !SHIPPING_SAMPLE.has(name) ? FAST_BUILD_CXXFLAGS : undefined;
+}
 
 /** Sets MINDUCTOR_CXXFLAGS for the rest of this test file's process (and the processes it starts). */
 export function useFastBuilds(): void {

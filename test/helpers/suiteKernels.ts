@@ -5,6 +5,7 @@
  * what is built early, never what is tested.
  */
 import type { CompileOptions } from "../../src/compile/index.js";
+import { demoGraph } from "../../src/demo/demo.js";
 import type { AttentionGraph } from "../../src/ir/graph.js";
 import { parseSpec } from "../../src/ir/spec.js";
 import { DECODING_CXXFLAGS, decodingGraphs } from "../e2e/decodingGraphs.js";
@@ -12,6 +13,7 @@ import { DTYPES, inDType } from "../e2e/dtypeVariants.js";
 import { quantizedKernels } from "../e2e/quantizedKernels.js";
 import { FUZZ_CXXFLAGS, plannedSpecs, suiteSearches } from "../fuzz/runFuzz.js";
 import { exampleGraphs } from "../native/harnessTools.js";
+import { exampleCxxflags } from "./fastBuilds.js";
 
 export interface SuiteKernel {
   graph: AttentionGraph;
@@ -24,9 +26,11 @@ export function suiteKernels(env: Record<string, string | undefined> = process.e
   const kernels: SuiteKernel[] = [
     // e2e/quantized.test.ts
     ...quantizedKernels().map(({ graph, cxxflags }) => ({ graph, options: { cxxflags } })),
-    // e2e/decoding.test.ts, and the example specs at the default flags (e2e/examples, native/harness, ...)
+    // e2e/decoding.test.ts, and the example specs at this run's flags (e2e/examples, native/harness, ...)
     ...decodingGraphs().map((graph) => ({ graph, options: { cxxflags: [...DECODING_CXXFLAGS] } })),
-    ...examples.map(([, graph]) => ({ graph, options: {} })),
+    ...examples.map(([name, graph]) => ({ graph, options: flagsOption(exampleCxxflags(name)) })),
+    // cli/demo.test.ts: what `npm start` builds
+    { graph: demoGraph(), options: {} },
   ];
   // fuzz/kernels.test.ts, unless a longer or replayed search is asked for
   if (env.MINDUCTOR_FUZZ_RUNS === undefined && env.MINDUCTOR_FUZZ_PATH === undefined && env.MINDUCTOR_FUZZ_SEED === undefined && !env.MINDUCTOR_FUZZ_CXXFLAGS?.trim()) {
@@ -39,8 +43,10 @@ export function suiteKernels(env: Record<string, string | undefined> = process.e
   for (const name of ["alibi", "document_mask"]) {
     for (const dtype of DTYPES) {
       const { graph, cxxflags } = inDType(byName.get(name)!, dtype);
-      if (cxxflags) kernels.push({ graph, options: { cxxflags: [...cxxflags] } });
+      if (cxxflags) kernels.push({ graph, options: flagsOption(cxxflags) });
     }
   }
   return kernels;
 }
+
+const flagsOption = (cxxflags: readonly string[] | undefined): CompileOptions => (cxxflags ? { cxxflags: [...cxxflags] } : {});
