@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { delimiter, isAbsolute, join } from "node:path";
 import { CompilerNotFoundError, CompilerProbeError } from "./errors.js";
@@ -32,7 +32,7 @@ export const OPENMP_FLAG = "-fopenmp";
 
 /**
  * Linkers tried in order of speed, each with `-fuse-ld=`: the first that links a small library with the kernels' flags
- * is used. GNU ld links an -O0 engine in about 0.15 s of CPU and gold in 0.05 (a third of what is left of a test's
+ * is used (probeLinker). GNU ld links an -O0 engine in about 0.15 s of CPU and gold in 0.05 (a third of what is left of a test's
  * build once the prelude is precompiled; docs/benchmarks.md, "Links by gold"). The library is the same code either way.
  */
 const FAST_LINKERS = ["mold", "lld", "gold"];
@@ -183,23 +183,24 @@ async function probeOpenmp(cxx: string, cxxflags: readonly string[]): Promise<Pi
 /**
  * The first of FAST_LINKERS with which a small shared library builds under these flags (without `-fopenmp`, which
  * probeOpenmp judges), as `-fuse-ld=<name>`; "" when none does, when the flags name a linker themselves or build no
- * shared library. The candidates are tried side by side: a cold probe costs one small build's time.
+ * shared library. A linker the driver cannot find fails `-Wl,--version` in a few milliseconds, so only one that is
+ * there links the library.
  */
 async function probeLinker(cxx: string, cxxflags: readonly string[]): Promise<string> {
   if (!cxxflags.includes("-shared") || cxxflags.some((flag) => flag.startsWith(LINKER_FLAG))) return "";
+  const { execa } = await import("execa");
   const dir = await mkdtemp(join(tmpdir(), "minductor-linker-probe-"));
   try {
-    const { execa } = await import("execa");
-    const links = await Promise.all(
-      FAST_LINKERS.map(async (name) => {
-        // No `-o`, as in probeOpenmp: each writes the default a.out in a dir of its own.
-        await mkdir(join(dir, name));
-        await writeFile(join(dir, name, "plain.cpp"), 'extern "C" int md_plain_probe(void) { return 1; }\n');
-        return execa(cxx, [...withoutOpenmp(cxxflags), `${LINKER_FLAG}${name}`, "plain.cpp"], { cwd: join(dir, name), reject: false, stdin: "ignore" });
-      }),
-    );
-    const index = links.findIndex((link) => !link.failed);
-    return index < 0 ? "" : `${LINKER_FLAG}${FAST_LINKERS[index]}`;
+    await writeFile(join(dir, "plain.cpp"), 'extern "C" int md_plain_probe(void) { return 1; }\n');
+    for (const name of FAST_LINKERS) {
+      const flag = `${LINKER_FLAG}${name}`;
+      const found = await execa(cxx, [flag, "-Wl,--version"], { cwd: dir, reject: false, stdin: "ignore" });
+      if (found.failed) continue;
+      // No `-o`, as in probeOpenmp: the output is the default a.out in this private dir.
+      const link = await execa(cxx, [...withoutOpenmp(cxxflags), flag, "plain.cpp"], { cwd: dir, reject: false, stdin: "ignore" });
+      if (!link.failed) return flag;
+    }
+    return "";
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
