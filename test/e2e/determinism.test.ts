@@ -1,7 +1,8 @@
 /**
  * Same inputs, same thread count: bit-identical outputs, run after run, for both templates. Neither template may
  * let OpenMP's scheduling decide a reduction order (which thread takes which task must not change any sum), so
- * three runs, synchronous and on koffi's worker thread, agree to the last bit of out and lse.
+ * three runs, synchronous and on koffi's worker thread, agree to the last bit of out and lse. The example specs build
+ * as the run has them (test/helpers/fastBuilds.ts, exampleCxxflags): paged_decode at the default flags in `npm test`.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -11,6 +12,7 @@ import { parseSpec } from "../../src/ir/spec.js";
 import { generateInputs } from "../../src/io/generateInputs.js";
 import type { KernelOutputs } from "../../src/runtime/prepareCall.js";
 import { kernelFor } from "../helpers/checkKernel.js";
+import { exampleCxxflags } from "../helpers/fastBuilds.js";
 
 // A call wakes only the threads its work pays for, so these small shapes would run on one thread whatever they ask
 // for: every call here takes all of them (the engine reads this once, at this process's first call).
@@ -38,7 +40,7 @@ describe("bit-identical outputs across runs at a fixed thread count", () => {
     for (const template of ["flash_attention", "flash_decoding"] as const) {
       it.each([2, 1])(`${c.spec} q=${c.qLen} kv=${c.kvLen} ${template}, %i thread(s)`, async (numThreads) => {
         const graph = spec(c.spec);
-        const kernel = await kernelFor(graph);
+        const kernel = await kernelFor(graph, exampleCxxflags(c.spec));
         let inputs = inputsOf.get(c);
         if (!inputs) inputsOf.set(c, (inputs = generateInputs(graph, 11, { batch: c.batch, qLen: c.qLen, kvLen: c.kvLen })));
         const options = { template, partitionSize: c.partitionSize, numThreads };
@@ -58,7 +60,7 @@ describe("bit-identical outputs across runs at a fixed thread count", () => {
   it.each(["flash_attention", "flash_decoding"] as const)("paged_decode %s: the same bits with 1, 2 and 3 threads", async (template) => {
     const c = CASES[2];
     const graph = spec(c.spec);
-    const kernel = await kernelFor(graph);
+    const kernel = await kernelFor(graph, exampleCxxflags(c.spec));
     let inputs = inputsOf.get(c);
     if (!inputs) inputsOf.set(c, (inputs = generateInputs(graph, 11, { batch: c.batch, qLen: c.qLen, kvLen: c.kvLen })));
     const [one, ...more] = [1, 2, 3].map((numThreads) => bytes(kernel.run(inputs, { template, partitionSize: c.partitionSize, numThreads })));
