@@ -31,9 +31,9 @@ export interface CompilerInfo {
 export const OPENMP_FLAG = "-fopenmp";
 
 /**
- * Linkers tried in order of speed, each with `-fuse-ld=`: the first that links a small library with the kernels' flags
- * is used (probeLinker). GNU ld links an -O0 engine in about 0.15 s of CPU and gold in 0.05 (a third of what is left of a test's
- * build once the prelude is precompiled; docs/benchmarks.md, "Links by gold"). The library is the same code either way.
+ * Linkers tried in order of speed, each with `-fuse-ld=`: the first that links a small library with the kernels'
+ * flags is used (probeLinker). GNU ld links an -O0 engine in about 0.15 s of CPU and gold in 0.05, out of about 0.9 s
+ * for the whole build with the prelude precompiled (docs/benchmarks.md, "Links by gold"). The same code either way.
  */
 const FAST_LINKERS = ["mold", "lld", "gold"];
 const LINKER_FLAG = "-fuse-ld=";
