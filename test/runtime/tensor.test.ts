@@ -1,6 +1,24 @@
+import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import koffi from "koffi";
-import { DTYPES, allocate, fromFloat64, numel, tensor, toFloat64, typedArrayFor } from "../../src/runtime/tensor.js";
+import { DTYPES, HUGE_PAGE_BYTES, adviseHugePages, allocate, fromFloat64, numel, tensor, toFloat64, typedArrayFor } from "../../src/runtime/tensor.js";
+
+const readIfPresent = (path: string) => (existsSync(path) ? readFileSync(path, "utf8") : "");
+
+/** The lines of /proc/self/smaps about the mapping that holds `data`'s first byte. */
+function mappingOf(data: ArrayBufferView): string[] {
+  const at = BigInt(koffi.address(data) as bigint);
+  const lines: string[] = [];
+  let inside = false;
+  for (const line of readIfPresent("/proc/self/smaps").split("\n")) {
+    const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (range) inside = BigInt(`0x${range[1]}`) <= at && at < BigInt(`0x${range[2]}`);
+    else if (inside) lines.push(line);
+  }
+  return lines;
+}
+const hugePagesKiBAt = (data: ArrayBufferView) => Number(/^AnonHugePages:\s+(\d+) kB/m.exec(mappingOf(data).join("\n"))?.[1] ?? -1);
+const vmFlagsAt = (data: ArrayBufferView) => `${mappingOf(data).find((l) => l.startsWith("VmFlags:")) ?? ""} `;
 
 describe("numel", () => {
   it("multiplies the dims; the empty shape is a scalar", () => {
@@ -118,6 +136,33 @@ describe("allocate", () => {
     // tensor() allocates through it
     const t = tensor("float32", [2, 8, 64, 128]);
     expect(addressMod64(t.data)).toBe(0);
+  });
+
+  it("starts storage of 2 MiB and more on a 2 MiB boundary, zero-filled and exactly as long as asked", () => {
+    const data = allocate("bfloat16", 3 * HUGE_PAGE_BYTES + 5);
+    expect(data.length).toBe(3 * HUGE_PAGE_BYTES + 5);
+    expect(BigInt(koffi.address(data) as bigint) % BigInt(HUGE_PAGE_BYTES)).toBe(0n);
+    expect(data.byteOffset).toBeLessThan(HUGE_PAGE_BYTES);
+    expect(data.every((x) => x === 0)).toBe(true);
+  });
+
+  it("asks for huge pages that Linux then gives, where transparent huge pages are enabled", (ctx) => {
+    const setting = /\[(\w+)\]/.exec(readIfPresent("/sys/kernel/mm/transparent_hugepage/enabled"))?.[1];
+    ctx.skip(setting !== "madvise" && setting !== "always", `transparent huge pages are '${setting ?? "absent"}' here`);
+    // V8 maps a WebAssembly memory itself, so unlike malloc's (which GLIBC_TUNABLES in vitest.config.ts may already
+    // advise) its pages are small unless advised: 8 MiB from a 2 MiB boundary in each of two, one advised.
+    const range = () => {
+      const memory = new WebAssembly.Memory({ initial: (10 * HUGE_PAGE_BYTES) / 65536 });
+      const at = BigInt(koffi.address(new Uint8Array(memory.buffer, 0, 1)) as bigint) % BigInt(HUGE_PAGE_BYTES);
+      return new Uint8Array(memory.buffer, Number((BigInt(HUGE_PAGE_BYTES) - at) % BigInt(HUGE_PAGE_BYTES)), 4 * HUGE_PAGE_BYTES);
+    };
+    const [plain, advised] = [range(), range()];
+    expect(adviseHugePages(advised)).toBe(true);
+    for (const r of [plain, advised]) r.fill(1);
+    expect(hugePagesKiBAt(plain)).toBe(0);
+    expect(hugePagesKiBAt(advised)).toBeGreaterThanOrEqual(4096);
+    // the storage allocate() gives is advised too
+    expect(vmFlagsAt(allocate("float32", HUGE_PAGE_BYTES))).toContain(" hg");
   });
 
   it("leaves small storage as a plain typed array of its own", () => {
