@@ -1382,9 +1382,21 @@ MD_INLINE md_vi md_vi_add(md_vi a, md_vi b) { return _mm256_add_epi32(a, b); }
  * Zero padded to ld. NaN for a row that holds a NaN, an infinity or a largest |element| below 2^-100 (its scale
  * would leave the normal range), which keeps the fp32 path; 0 for a row of zeros. */
 MD_INLINE float md_quantize_row_i16(const float* row, int64_t dim, int16_t* out, int64_t ld) {
-  float amax = 0.0f;
-  /* plain comparisons: without -ffinite-math-only g++ calls libm for fmaxf and fminf (3% of an int8 decode call) */
-  for (int64_t d = 0; d < dim; ++d) {
+  /* a vector at a time: v - v is 0 for a finite element and NaN for an infinity or a NaN, and sums to NaN if any is
+   * not finite; max(v, -v) is |v| for a finite one. One element at a time (the scalar loop g++ made of it before),
+   * int8 decode, kv 16, D 128, 2 threads: G 4 11.5 us a call -> 8.9, G 8 18.1 -> 13.0, G 4 B 4 33.0 -> 22.4; kv 1024
+   * G 8 170 -> 164. Plain comparisons in the tail: without -ffinite-math-only g++ calls libm for fmaxf and fminf. */
+  const md_vf zero = md_vset1(0.0f);
+  md_vf vmax = zero, vbad = zero;
+  int64_t d = 0;
+  for (; d + MD_W <= dim; d += MD_W) {
+    const md_vf v = md_vload(row + d);
+    vbad = md_vadd(vbad, md_vsub(v, v));
+    vmax = md_vmax(vmax, md_vmax(v, md_vsub(zero, v)));
+  }
+  if (!(md_vhsum(vbad) == 0.0f)) return NAN;
+  float amax = md_vhmax(vmax);
+  for (; d < dim; ++d) {
     const float v = row[d], a = fabsf(v);
     if (!(v - v == 0.0f)) return NAN;
     amax = a > amax ? a : amax;
