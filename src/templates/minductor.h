@@ -1402,10 +1402,11 @@ MD_INLINE float md_quantize_row_i16(const float* row, int64_t dim, int16_t* out,
     amax = a > amax ? a : amax;
   }
   if (amax != 0.0f && amax < 0x1p-100f) return NAN;
-  int e = 0;
-  if (amax > 0.0f) frexpf(amax, &e); /* amax < 2^e */
-  const float scale = amax > 0.0f ? ldexpf(1.0f, e - 15) : 0.0f; /* amax / scale < 2^15 */
-  const float inv = amax > 0.0f ? ldexpf(1.0f, 15 - e) : 0.0f;
+  /* amax is 0 or normal (2^-100 <= amax < 2^128): 2^(e - 1) <= amax < 2^e for e its biased exponent - 126, and the
+   * powers of two 2^(e - 15) and 2^(15 - e) are normal floats, made from their bits rather than by libm's ldexpf */
+  const int e = (int)(md_bits_from_f32(amax) >> 23) - 126;
+  const float scale = amax > 0.0f ? md_f32_from_bits((uint32_t)(e - 15 + 127) << 23) : 0.0f; /* amax / scale < 2^15 */
+  const float inv = amax > 0.0f ? md_f32_from_bits((uint32_t)(15 - e + 127) << 23) : 0.0f;
   for (int64_t d = 0; d < dim; ++d) {
     const float x = rintf(row[d] * inv);
     out[d] = (int16_t)(x < -32767.0f ? -32767.0f : x > 32767.0f ? 32767.0f : x);

@@ -47,4 +47,11 @@ describe.each([
       expect(r.codes_bf16_checked).toBe(name === "this machine" ? 3 * 256 : 0);
     },
   );
+
+  it.skipIf(name === "this machine" && !CPU_FLAGS.has("avx2"))(
+    `${name === "this machine" ? "checks int8 decode's int16 query rows (this CPU has AVX2)" : "builds no int16 query rows (no AVX2)"}`,
+    () => {
+      expect(r.quantize_i16_checked).toBe(name === "this machine" ? 4005 : 0);
+    },
+  );
 });

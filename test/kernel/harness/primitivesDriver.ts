@@ -8,7 +8,8 @@ import { expect, it } from "vitest";
  * A driver over minductor.h's numeric primitives, printing one `name value` line per check: the vector and scalar
  * exp against libm's double exp, the exact fp16 conversions against the hardware's (F16C, NEON) over every fp16 value
  * and a stride of all float32 values, the vector loads (md_vload_dt) of every 8- and 16-bit code against the scalar
- * loads, every 8-bit code made bf16 by byte lookups, and bf16 rounding on hand-picked ties.
+ * loads, every 8-bit code made bf16 by byte lookups, int8 decode's int16 query rows against libm's frexpf and ldexpf,
+ * and bf16 rounding on hand-picked ties.
  */
 export const PRIMITIVES_DRIVER = String.raw`
 #include "minductor.h"
@@ -27,6 +28,8 @@ static float vexp1(float x) {
   md_vstore(out, md_vexp(md_vload(in)));
   return out[MD_W - 1];
 }
+/* where md_quantize_row_i16's check meets a bad element: in the vector part for some, in the tail for others */
+static int d_odd_at(float x) { return isnan(x) ? 5 : x == INFINITY ? 70 : x < 0 ? 33 : 64; }
 static bool is_nan16(uint16_t h) { return (h & 0x7c00) == 0x7c00 && (h & 0x3ff); }
 #if MD_W == 4
 static float neon_f16_to_f32(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0); }
@@ -164,6 +167,43 @@ int main() {
                                  codes_bf16_mismatches<MD_FP8_E5M2>(&codes_bf16_checked);
   printf("codes_bf16_mismatch %lld\ncodes_bf16_checked %lld\n", (long long)codes_bf16_bad, (long long)codes_bf16_checked);
 
+#if defined(MD_INT8_DOT)
+  /* md_quantize_row_i16 (int8 decode's query rows) against libm: the scale is the smallest power of two s with
+   * max|row| < 32768 s (frexpf, ldexpf), each element rint(x / s) (exact: s is a power of two), zeros to ld; rows of
+   * 72 elements (whole vectors and a tail) with their largest element at each position in turn, over 2^-99..2^120;
+   * a row of zeros gives 0, a row with an infinity or a NaN, or whose largest element is below 2^-100, NaN. */
+  int64_t quantize_bad = 0, quantize_checked = 0;
+  {
+    float row[72];
+    int16_t q[96];
+    for (int t = 0; t < 4000; ++t) {
+      const float top = ldexpf(1.0f + (float)(t % 97) / 97.0f, t % 220 - 99);
+      for (int d = 0; d < 72; ++d) row[d] = top * (float)((d * 37 + t) % 201 - 100) / 128.0f;
+      row[t % 72] = (t % 2 ? -top : top);
+      int e = 0;
+      frexpf(top, &e);
+      const float want = ldexpf(1.0f, e - 15);
+      const float got = md_quantize_row_i16(row, 72, q, 96);
+      quantize_bad += got != want;
+      for (int d = 0; d < 96; ++d) quantize_bad += q[d] != (d < 72 ? (int16_t)fminf(fmaxf(rintf(row[d] / want), -32767.0f), 32767.0f) : 0);
+      ++quantize_checked;
+    }
+    for (int d = 0; d < 72; ++d) row[d] = 0.0f;
+    quantize_bad += md_quantize_row_i16(row, 72, q, 96) != 0.0f;
+    for (int d = 0; d < 96; ++d) quantize_bad += q[d] != 0;
+    const float odds[] = {INFINITY, -INFINITY, NAN, 0x1p-101f};
+    for (const float odd : odds) {
+      for (int d = 0; d < 72; ++d) row[d] = 0x1p-110f;
+      row[d_odd_at(odd)] = odd;
+      quantize_bad += !isnan(md_quantize_row_i16(row, 72, q, 96));
+    }
+    quantize_checked += 5;
+  }
+  printf("quantize_i16_mismatch %lld\nquantize_i16_checked %lld\n", (long long)quantize_bad, (long long)quantize_checked);
+#else
+  printf("quantize_i16_mismatch 0\nquantize_i16_checked 0\n");
+#endif
+
   printf("bf16_tie_to_even %d\n", md_f32_to_bf16(md_f32_from_bits(0x3f808000u)) == 0x3f80 &&
                                    md_f32_to_bf16(md_f32_from_bits(0x3f818000u)) == 0x3f82);
   printf("bf16_round_up %d\n", md_f32_to_bf16(md_f32_from_bits(0x3f808001u)) == 0x3f81);
@@ -213,6 +253,12 @@ export function primitivesTests(results: () => Record<string, number>): void {
     const r = results();
     expect([0, 3 * 256]).toContain(r.codes_bf16_checked);
     expect(r.codes_bf16_mismatch).toBe(0);
+  });
+
+  it("int8 decode's query rows round to int16 at the smallest power-of-two scale that fits (where built: AVX2, AVX-512BW)", () => {
+    const r = results();
+    expect([0, 4005]).toContain(r.quantize_i16_checked);
+    expect(r.quantize_i16_mismatch).toBe(0);
   });
 
   it("bf16 rounds to nearest even and keeps NaN", () => {
