@@ -1878,7 +1878,18 @@ template <int DT>
 MD_INLINE void md_finalize_row(const float* acc, int64_t dim, float m, float l, void* out, float* lse) {
   if (l > 0.0f || l != l) {
     const float inv = 1.0f / l;
-    for (int64_t d = 0; d < dim; ++d) md_store_elem<DT>(out, d, acc[d] * inv);
+    int64_t d = 0;
+#if defined(__F16C__)
+    /* fp16 eight at a time: the same products and the same rounding as md_f32_to_f16's one at a time, which g++
+     * left scalar (the outputs are bit-identical). fp16 decode, kv 16, D 128, 2 threads: G 4 8.4 -> 6.9 us a call,
+     * G 1 5.3 -> 4.8, G 4 B 4 25.4 -> 18.9 (bf16 G 4: 6.5) */
+    if constexpr (DT == MD_FLOAT16) {
+      const __m256 iv = _mm256_set1_ps(inv);
+      for (; d + 8 <= dim; d += 8)
+        _mm_storeu_si128((__m128i*)((uint16_t*)out + d), _mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(acc + d), iv), _MM_FROUND_TO_NEAREST_INT));
+    }
+#endif
+    for (; d < dim; ++d) md_store_elem<DT>(out, d, acc[d] * inv);
     if (lse) *lse = m + logf(l);
   } else {
     for (int64_t d = 0; d < dim; ++d) md_store_elem<DT>(out, d, 0.0f);
