@@ -19,10 +19,10 @@ export const FAST_BUILD_CXXFLAGS = ["-O0", "-DMD_NO_FORCED_INLINE", "-march=nati
 
 /**
  * The example specs whose kernels `npm test` builds at the default flags (-O3), a sweep (test/helpers/sweeps.ts):
- * bf16 prefill with GQA packing in BSHD, fp32 ragged batches on a paged cache, fp16 paged decode at G 4, D 128.
- * Their ten engines cost about 60 s of the suite's g++ CPU at -O3 (an engine 5-7 s) against 9 s fast; the others build
- * fast in `npm test` wherever the suite compiles them (every check of them still runs), and e2e/examples.test.ts
- * checks them at the default flags in `npm run test:sweeps`.
+ * bf16 prefill with GQA packing in BSHD, fp32 ragged batches on a paged cache, fp16 paged decode at G 4, D 128. The
+ * twelve example specs have ten engines, about 60 s of the suite's g++ CPU at -O3 (5-7 s each) against 9 s fast: the
+ * specs outside this list build fast in `npm test` wherever the suite compiles them (every check of them still runs),
+ * and e2e/examples.test.ts checks them at the default flags in `npm run test:sweeps`.
  */
 export const SHIPPING_SAMPLE: ReadonlySet<string> = new Set(["bshd_prefill", "ragged_paged", "paged_decode"]);
 
