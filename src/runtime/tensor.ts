@@ -116,8 +116,8 @@ const PAGE_BYTES = 4096;
  * From 2 MiB on it starts on a 2 MiB boundary instead, and on Linux the range is advised as MADV_HUGEPAGE before
  * anything writes it, so that where transparent huge pages are enabled (`always` or `madvise`) its pages are 2 MiB
  * ones: a decode reading K/V from memory ran 1.5-10% faster on them (kv 16384, 2 threads, interleaved; bf16 G 1, 4
- * and 8 8.8-9.9%; docs/benchmarks.md, "K/V on huge pages"). Best effort: elsewhere, or where the advice fails, the storage is the
- * same, on whatever pages the system gives. The 2 MiB of slack is address space the program never touches.
+ * and 8 8.8-9.9%; docs/benchmarks.md, "K/V on huge pages"). Best effort: elsewhere, or where the advice fails, the
+ * storage is the same, on whatever pages the system gives. The 2 MiB of slack is address space never touched.
  */
 export function allocate<D extends DType>(dtype: D, count: number): DataOf[D] {
   const storage = typedArrayFor(dtype);

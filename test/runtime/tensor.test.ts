@@ -159,7 +159,8 @@ describe("allocate", () => {
     const [plain, advised] = [range(), range()];
     expect(adviseHugePages(advised)).toBe(true);
     for (const r of [plain, advised]) r.fill(1);
-    expect(hugePagesKiBAt(plain)).toBe(0);
+    // with `always` every large enough mapping may get them unasked
+    if (setting === "madvise") expect(hugePagesKiBAt(plain)).toBe(0);
     expect(hugePagesKiBAt(advised)).toBeGreaterThanOrEqual(4096);
     // the storage allocate() gives is advised too
     expect(vmFlagsAt(allocate("float32", HUGE_PAGE_BYTES))).toContain(" hg");
