@@ -328,6 +328,21 @@ template <int DT> MD_INLINE void md_store_elem(void* p, int64_t i, float x) {
   else if constexpr (DT == MD_BFLOAT16) ((uint16_t*)p)[i] = md_f32_to_bf16(x);
   else ((uint16_t*)p)[i] = md_f32_to_f16(x);
 }
+/* p[0..n) = x[0..n) * mul in DT. fp16 eight at a time where F16C converts vectors: the same products and the same
+ * rounding as md_store_elem's one at a time, which g++ leaves scalar (bit-identical outputs). As md_finalize_row's
+ * store, fp16 decode, kv 16, D 128, 2 threads: G 4 8.4 -> 6.9 us a call, G 1 5.3 -> 4.8, G 4 B 4 25.4 -> 18.9 (bf16
+ * G 4: 6.5). */
+template <int DT> MD_INLINE void md_store_scaled(void* p, const float* x, int64_t n, float mul) {
+  int64_t i = 0;
+#if defined(__F16C__)
+  if constexpr (DT == MD_FLOAT16) {
+    const __m256 m = _mm256_set1_ps(mul);
+    for (; i + 8 <= n; i += 8)
+      _mm_storeu_si128((__m128i*)((uint16_t*)p + i), _mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(x + i), m), _MM_FROUND_TO_NEAREST_INT));
+  }
+#endif
+  for (; i < n; ++i) md_store_elem<DT>(p, i, x[i] * mul);
+}
 
 #if defined(__AVX2__)
 /* e4m3fn codes as binary16 in units of 2^-8 (md_kv_unit), from h0 = (int16)(int8)code << 7 per 16-bit lane: the
@@ -1877,19 +1892,7 @@ MD_INLINE bool md_block_next(md_block_cursor* c, int64_t* block, bool* is_full) 
 template <int DT>
 MD_INLINE void md_finalize_row(const float* acc, int64_t dim, float m, float l, void* out, float* lse) {
   if (l > 0.0f || l != l) {
-    const float inv = 1.0f / l;
-    int64_t d = 0;
-#if defined(__F16C__)
-    /* fp16 eight at a time: the same products and the same rounding as md_f32_to_f16's one at a time, which g++
-     * left scalar (the outputs are bit-identical). fp16 decode, kv 16, D 128, 2 threads: G 4 8.4 -> 6.9 us a call,
-     * G 1 5.3 -> 4.8, G 4 B 4 25.4 -> 18.9 (bf16 G 4: 6.5) */
-    if constexpr (DT == MD_FLOAT16) {
-      const __m256 iv = _mm256_set1_ps(inv);
-      for (; d + 8 <= dim; d += 8)
-        _mm_storeu_si128((__m128i*)((uint16_t*)out + d), _mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(acc + d), iv), _MM_FROUND_TO_NEAREST_INT));
-    }
-#endif
-    for (; d < dim; ++d) md_store_elem<DT>(out, d, acc[d] * inv);
+    md_store_scaled<DT>(out, acc, dim, 1.0f / l);
     if (lse) *lse = m + logf(l);
   } else {
     for (int64_t d = 0; d < dim; ++d) md_store_elem<DT>(out, d, 0.0f);

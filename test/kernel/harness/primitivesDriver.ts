@@ -28,8 +28,6 @@ static float vexp1(float x) {
   md_vstore(out, md_vexp(md_vload(in)));
   return out[MD_W - 1];
 }
-/* where md_quantize_row_i16's check meets a bad element: in the vector part for some, in the tail for others */
-static int d_odd_at(float x) { return isnan(x) ? 5 : x == INFINITY ? 70 : x < 0 ? 33 : 64; }
 static bool is_nan16(uint16_t h) { return (h & 0x7c00) == 0x7c00 && (h & 0x3ff); }
 #if MD_W == 4
 static float neon_f16_to_f32(uint16_t h) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0); }
@@ -191,10 +189,11 @@ int main() {
     for (int d = 0; d < 72; ++d) row[d] = 0.0f;
     quantize_bad += md_quantize_row_i16(row, 72, q, 96) != 0.0f;
     for (int d = 0; d < 96; ++d) quantize_bad += q[d] != 0;
-    const float odds[] = {INFINITY, -INFINITY, NAN, 0x1p-101f};
-    for (const float odd : odds) {
+    /* each bad element where the check meets it in the vector part for some, in the tail for others */
+    const struct { float value; int at; } odds[] = {{INFINITY, 70}, {-INFINITY, 33}, {NAN, 5}, {0x1p-101f, 64}};
+    for (const auto& odd : odds) {
       for (int d = 0; d < 72; ++d) row[d] = 0x1p-110f;
-      row[d_odd_at(odd)] = odd;
+      row[odd.at] = odd.value;
       quantize_bad += !isnan(md_quantize_row_i16(row, 72, q, 96));
     }
     quantize_checked += 5;
