@@ -10,10 +10,11 @@ import { type SweepPart, sweepPart } from "./sweeps.js";
  * Which files build with it: the fuzzer, the bf16 and int8 dot-product tests, the files whose kernels exercise the
  * machinery around the kernel (the bench's plumbing, tuning, cache warming, compile faults) and the e2e files that
  * check configurations of their own (decoding, layouts, IEEE semantics, example specs in another dtype), the CLI's
- * fp8 specs, and in `npm test` the example specs outside SHIPPING_SAMPLE (below). The sampled example specs, the
- * demo, the CLI's other kernels (an int8 key/value among them) and the TypeScript examples' kernels keep the default
- * flags: the shipping build of both templates, every dtype, paging, ragged batches, GQA packing and an 8-bit
- * key/value is checked against the reference in `npm test`, and of every example spec in `npm run test:sweeps`.
+ * fp8 specs, and in `npm test` the example specs outside SHIPPING_SAMPLE (below) and the TypeScript examples. The
+ * sampled example specs, the demo and the CLI's other kernels (an int8 key/value among them) keep the default flags:
+ * the shipping build of both templates, every dtype, paging, ragged batches, GQA packing and an 8-bit key/value is
+ * checked against the reference in `npm test`, and of every example spec and TypeScript example in
+ * `npm run test:sweeps`.
  */
 export const FAST_BUILD_CXXFLAGS = ["-O0", "-DMD_NO_FORCED_INLINE", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=gnu++17"];
 
