@@ -2,9 +2,22 @@ import { join } from "node:path";
 import { defineConfig } from "vitest/config";
 import { compilerEnv } from "./src/compile/options.js";
 
+/**
+ * Files that neither build nor load a kernel, start a process or change the environment for the files after them:
+ * they run in one worker that is reused from file to file (`isolate: false`), which saves the half second of CPU each
+ * of them spent starting a worker and importing its modules anew. Any other file runs isolated, as vitest does by
+ * default.
+ */
+const SHARED_WORKER_FILES = [
+  "bench/benchPieces", "bench/benchReport", "cli/layouts", "codegen/precompiledTemplates", "compile/compilerSlots",
+  "docs/apiDocumented", "error/badSpecs", "error/injection", "fuzz/conditionedMods", "io/generateInputs", "io/npy",
+  "io/random", "ir/evalInt64", "ir/examples", "ir/intervals", "ir/parseAndTrace", "ir/simplify", "ir/specLayout",
+  "reference/referenceAttention", "runtime/blockMask", "runtime/createBlockMask", "runtime/dtypes", "runtime/tensor",
+  "runtime/validateInputs", "runtime/view", "runtime/viewInputs", "select/callCost", "select/selectTemplate", "tune/layering",
+].map((name) => `test/${name}.test.ts`);
+
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     // Kernels are content-addressed: one compile cache inside the checkout serves the whole suite,
     // and a clean clone starts cold.
     env: {
@@ -20,8 +33,6 @@ export default defineConfig({
       // sanitizer and cross builds, warning checks) get them too.
       ...compilerEnv(),
     },
-    // A cold cache: the kernels of the heaviest files build in the background while the first files run.
-    globalSetup: ["test/globalSetup.ts"],
     testTimeout: 180_000,
     hookTimeout: 180_000,
     pool: "forks",
@@ -31,5 +42,18 @@ export default defineConfig({
     // both cores stay busy to the end). Files start their own builds together, one g++ per core each
     // (test/helpers/checkKernel.ts, prebuild).
     maxWorkers: 2,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "isolated",
+          include: ["test/**/*.test.ts"],
+          exclude: SHARED_WORKER_FILES,
+          // A cold cache: the kernels of the heaviest files build in the background while the first files run.
+          globalSetup: ["test/globalSetup.ts"],
+        },
+      },
+      { extends: true, test: { name: "shared worker", include: SHARED_WORKER_FILES, isolate: false } },
+    ],
   },
 });
