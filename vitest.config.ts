@@ -3,17 +3,18 @@ import { defineConfig } from "vitest/config";
 import { compilerEnv } from "./src/compile/options.js";
 
 /**
- * Files that neither build nor load a kernel, start a process or change the environment for the files after them:
- * they run in one worker that is reused from file to file (`isolate: false`), which saves the half second of CPU each
- * of them spent starting a worker and importing its modules anew. Any other file runs isolated, as vitest does by
- * default.
+ * Files that neither build nor load a kernel, start a process or change the environment for the files after them
+ * (test/helpers/unchangedEnvironment.setup.ts checks the last): they run in one worker that is reused from file to
+ * file (`isolate: false`), which saves the half second of CPU each of them spent starting a worker and importing its
+ * modules anew. Any other file, a new one too, runs isolated, as vitest does by default.
  */
 const SHARED_WORKER_FILES = [
   "bench/benchPieces", "bench/benchReport", "cli/layouts", "codegen/precompiledTemplates", "compile/compilerSlots",
   "docs/apiDocumented", "error/badSpecs", "error/injection", "fuzz/conditionedMods", "io/generateInputs", "io/npy",
   "io/random", "ir/evalInt64", "ir/examples", "ir/intervals", "ir/parseAndTrace", "ir/simplify", "ir/specLayout",
   "reference/referenceAttention", "runtime/blockMask", "runtime/createBlockMask", "runtime/dtypes", "runtime/tensor",
-  "runtime/validateInputs", "runtime/view", "runtime/viewInputs", "select/callCost", "select/selectTemplate", "tune/layering",
+  "runtime/validateInputs", "runtime/view", "runtime/viewInputs", "select/callCost", "select/selectTemplate",
+  "tune/layering",
 ].map((name) => `test/${name}.test.ts`);
 
 export default defineConfig({
@@ -53,7 +54,15 @@ export default defineConfig({
           globalSetup: ["test/globalSetup.ts"],
         },
       },
-      { extends: true, test: { name: "shared worker", include: SHARED_WORKER_FILES, isolate: false } },
+      {
+        extends: true,
+        test: {
+          name: "shared worker",
+          include: SHARED_WORKER_FILES,
+          isolate: false,
+          setupFiles: ["test/helpers/unchangedEnvironment.setup.ts"],
+        },
+      },
     ],
   },
 });
