@@ -125,7 +125,8 @@ export function allocate<D extends DType>(dtype: D, count: number): DataOf[D] {
   if (bytes < ALIGN_FROM_BYTES) return new storage(count);
   const align = bytes >= HUGE_PAGE_BYTES ? HUGE_PAGE_BYTES : CACHE_LINE;
   const buffer = new ArrayBuffer(bytes + align);
-  const offset = Number((BigInt(align) - (koffi.address(new Uint8Array(buffer, 0, 1)) % BigInt(align))) % BigInt(align));
+  const past = Number(koffi.address(new Uint8Array(buffer, 0, 1)) % BigInt(align));
+  const offset = (align - past) % align;
   if (offset % storage.BYTES_PER_ELEMENT !== 0) return new storage(count);
   if (align === HUGE_PAGE_BYTES) adviseHugePages(new Uint8Array(buffer, offset, bytes - (bytes % PAGE_BYTES)));
   return new storage(buffer, offset, count);
