@@ -116,19 +116,26 @@ function prepareVariant(kernel: Kernel, v: VariantRequest, turns: InputTurns) {
       numThreads: v.numThreads ?? choice.numThreads ?? 0,
     };
   }
-  // Every call after the first writes into the first call's outputs, as an engine writes into buffers it owns: a
-  // fresh output per call would time its allocation and the page faults of its first touch (a prefill's output is
-  // tens of MB) along with the kernel. The first call is timeInterleaved's untimed warm-up.
+  const run = intoFirstOutputs(kernel, options, inputs, () => turns.sets[turns.turn++ % turns.sets.length]);
+  return { resolved, run };
+}
+
+/**
+ * A runner of `kernel` whose calls after the first write into the first call's outputs, as an engine writes into
+ * buffers it owns: a fresh output per call would time its allocation and the page faults of its first touch (a
+ * prefill's output is tens of MB) along with the kernel. The first call, on `first`, is timeInterleaved's untimed
+ * warm-up; the others take their inputs from `next`.
+ */
+function intoFirstOutputs(kernel: Kernel, options: RunOptions, first: KernelInputs, next: () => KernelInputs = () => first): () => void {
   let outputs: Pick<RunOptions, "out" | "lse"> | undefined;
-  const run = () => {
+  return () => {
     if (outputs) {
-      kernel.run(turns.sets[turns.turn++ % turns.sets.length], { ...options, ...outputs });
+      kernel.run(next(), { ...options, ...outputs });
       return;
     }
-    const first = kernel.run(inputs, options);
-    outputs = { out: first.out, ...(first.lse ? { lse: first.lse } : {}) };
+    const result = kernel.run(first, options);
+    outputs = { out: result.out, ...(result.lse ? { lse: result.lse } : {}) };
   };
-  return { resolved, run };
 }
 
 async function measureCodegen(request: Extract<CaseRequest, { kind: "codegen" }>): Promise<ResultOf<"codegen">> {
@@ -227,11 +234,15 @@ async function measureRagged(request: Extract<CaseRequest, { kind: "ragged" }>):
   const kernel = await compile(graph, { tuning: false });
   const inputs = raggedBenchInputs(graph, request.sequences, request.seed);
   const template = (i: KernelInputs) => kernel.choiceFor(i).template;
+  // Into outputs of their own, as every other case calls (intoFirstOutputs): the split calls write theirs too.
+  const runMixed = intoFirstOutputs(kernel, {}, inputs.mixed);
+  const runDecode = intoFirstOutputs(kernel, {}, inputs.decode);
+  const runPrefill = intoFirstOutputs(kernel, {}, inputs.prefill);
   const runners = [
-    () => void kernel.run(inputs.mixed),
+    runMixed,
     () => {
-      kernel.run(inputs.decode);
-      kernel.run(inputs.prefill);
+      runDecode();
+      runPrefill();
     },
   ];
   const [mixed, split] = timeInterleaved(runners, request.timing).map((s, i) => {
