@@ -11,6 +11,9 @@ export function formatProbe(p: MachineProbe): string {
   if (p.bf16DotPeakGflops) {
     rows.push(["bf16 dot-product peak (GFLOP/s)", figure(p.bf16DotPeakGflops.oneThread), figure(p.bf16DotPeakGflops.allThreads)]);
   }
+  if (p.amxBf16PeakGflops) {
+    rows.push(["AMX-BF16 tile peak (GFLOP/s)", figure(p.amxBf16PeakGflops.oneThread), figure(p.amxBf16PeakGflops.allThreads)]);
+  }
   if (p.int16DotPeakGflops) {
     rows.push(["int16 dot-product peak (GOP/s)", figure(p.int16DotPeakGflops.oneThread), figure(p.int16DotPeakGflops.allThreads)]);
   }

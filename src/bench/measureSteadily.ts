@@ -30,6 +30,7 @@ export async function measureSteadily(soPath: string, settings: ProbeSettings): 
       fmaPeakGflops: bestPair(best.fmaPeakGflops, again.fmaPeakGflops),
       ...(best.bf16DotPeakGflops && again.bf16DotPeakGflops ? { bf16DotPeakGflops: bestPair(best.bf16DotPeakGflops, again.bf16DotPeakGflops) } : {}),
       ...(best.int16DotPeakGflops && again.int16DotPeakGflops ? { int16DotPeakGflops: bestPair(best.int16DotPeakGflops, again.int16DotPeakGflops) } : {}),
+      ...(best.amxBf16PeakGflops && again.amxBf16PeakGflops ? { amxBf16PeakGflops: bestPair(best.amxBf16PeakGflops, again.amxBf16PeakGflops) } : {}),
       offCpu: Math.min(best.offCpu, again.offCpu),
     };
   }

@@ -10,7 +10,7 @@ import type { PrefillRow } from "./benchResults.js";
 import { type AttentionShape, DTYPE_SHORT, benchSpec } from "./benchSpecs.js";
 import { formatTable, ms, num, pct, ratio, spread } from "./formatTable.js";
 import type { MachineProbe } from "./probeCache.js";
-import { bf16DotFlops, formatRoofline, roofline } from "./roofline.js";
+import { amxTileFlops, bf16DotFlops, formatRoofline, roofline } from "./roofline.js";
 
 interface PrefillCase {
   shape: AttentionShape;
@@ -72,8 +72,10 @@ function prefillRow(c: PrefillCase, result: ResultOf<"kernel">, probe: MachinePr
   const [auto, other, naive] = result.variants;
   if (!auto.stats) throw new Error(`${result.id}: the selector's choice failed: ${auto.error}`);
   const dotFlops = bf16DotFlops(auto.template, c.shape.dtype, c.shape.dtype, result.work.flops);
-  // The peak of the instructions the selected path uses: bf16 dot products where it runs on them.
-  const peakGflops = dotFlops > 0 && probe.bf16DotPeakGflops ? probe.bf16DotPeakGflops.allThreads : probe.fmaPeakGflops.allThreads;
+  const tileFlops = amxTileFlops(auto.template, c.shape.dtype, c.shape.dtype, result.work.flops, c.shape.headDim, probe);
+  // The peak of the instructions the selected path uses: AMX tiles or bf16 dot products where it runs on them.
+  const peakGflops =
+    tileFlops > 0 ? probe.amxBf16PeakGflops!.allThreads : dotFlops > 0 && probe.bf16DotPeakGflops ? probe.bf16DotPeakGflops.allThreads : probe.fmaPeakGflops.allThreads;
   const gflops = result.work.flops / (auto.stats.medianMs * 1e6);
   const vs = (v: VariantResult) => (v.stats ? v.stats.medianMs / auto.stats!.medianMs : null);
   return {
@@ -94,7 +96,7 @@ function prefillRow(c: PrefillCase, result: ResultOf<"kernel">, probe: MachinePr
     otherTemplate: other.template,
     vsOther: vs(other),
     vsNaive: vs(naive),
-    roofline: roofline(result.work.minBytes, result.work.flops, auto.stats.medianMs, probe, dotFlops),
+    roofline: roofline(result.work.minBytes, result.work.flops, auto.stats.medianMs, probe, dotFlops, 0, tileFlops),
     ...(other.error ? { otherError: other.error } : {}),
     ...(naive.error ? { naiveError: naive.error } : {}),
   };
@@ -145,7 +147,7 @@ export function formatPrefill(rows: readonly PrefillRow[]): string {
     ...bf16Speedups(rows).map(({ row, speedup }) => `bf16 vs fp32, ${row.causal ? "causal" : "full"} L${row.qLen}: bf16 ${ratio(speedup)} ${speedup >= 1 ? "faster" : "as fast (slower)"} (target ${row.roofline.dot ? `>= ${PREFILL_TARGETS.bf16DotSpeedup.toFixed(2)}x` : "> 1.00x"})`),
   ];
   return [
-    "Prefill (GFLOP/s over the computed blocks; % of the probe's peak for the path, all threads: fp32 FMA, or bf16 dot products for bf16 where the probe found them; x/chosen: time of x over time of the chosen template, same process, interleaved)",
+    "Prefill (GFLOP/s over the computed blocks; % of the probe's peak for the path, all threads: fp32 FMA, or for bf16 AMX-BF16 tiles or else bf16 dot products where the probe found them; x/chosen: time of x over time of the chosen template, same process, interleaved)",
     table,
     ...pairs.map((p) => `  ${p}`),
   ].join("\n");

@@ -55,6 +55,7 @@ export async function probeMachine(opts: ProbeOptions = {}): Promise<MachineProb
       fmaPeakGflops: measured.fmaPeakGflops,
       ...(measured.bf16DotPeakGflops ? { bf16DotPeakGflops: measured.bf16DotPeakGflops } : {}),
       ...(measured.int16DotPeakGflops ? { int16DotPeakGflops: measured.int16DotPeakGflops } : {}),
+      ...(measured.amxBf16PeakGflops ? { amxBf16PeakGflops: measured.amxBf16PeakGflops } : {}),
       ...(measured.byteLookups ? { bf16ByteLookups: true as const } : {}),
       threads: measured.threads,
       cpu: identity.cpu,

@@ -8,7 +8,7 @@ import { z } from "zod";
 import type { MachineIdentity } from "../tune/machineIdentity.js";
 
 /** Bumped when the measurement changes meaning, so figures of an older probe are measured again. */
-export const PROBE_FORMAT_VERSION = 4;
+export const PROBE_FORMAT_VERSION = 5;
 
 export type ProbeMode = "quick" | "full";
 
@@ -22,6 +22,8 @@ export interface MachineProbe {
   bf16DotPeakGflops?: { oneThread: number; allThreads: number };
   /** 16-bit integer dot products (VPDPWSSD or VPMADDWD), an int32 lane counting 4 ops, where the flags target AVX2 or AVX-512BW. */
   int16DotPeakGflops?: { oneThread: number; allThreads: number };
+  /** AMX-BF16 tiles (TDPBF16PS, a product of tiles counting 16384 flops), where the kernel flags target AMX and Linux grants the tiles. */
+  amxBf16PeakGflops?: { oneThread: number; allThreads: number };
   /** The kernel flags target AVX512-BF16 and AVX512-VBMI: 8-bit K/V decode (bf16 query) runs on bf16 dot products. */
   bf16ByteLookups?: true;
   /** The OpenMP team that measured the all-threads figures. */
@@ -40,6 +42,7 @@ const machineProbeSchema: z.ZodType<MachineProbe> = z.object({
   fmaPeakGflops: pair,
   bf16DotPeakGflops: pair.optional(),
   int16DotPeakGflops: pair.optional(),
+  amxBf16PeakGflops: pair.optional(),
   bf16ByteLookups: z.literal(true).optional(),
   threads: z.number().int().positive(),
   cpu: z.string(),

@@ -37,7 +37,7 @@ export const QUICK_SETTINGS: ProbeSettings = {
 };
 
 /** The `MD_PROBE_VERSION` of probe.cpp this binding matches. */
-export const PROBE_LIBRARY_VERSION = 5;
+export const PROBE_LIBRARY_VERSION = 6;
 
 export interface FigurePair {
   oneThread: number;
@@ -58,6 +58,11 @@ export interface ProbeMeasurement {
    * build targets neither AVX2 nor AVX-512BW. int8 decoding multiplies q . k with it.
    */
   int16DotPeakGflops?: FigurePair;
+  /**
+   * The AMX-BF16 peak (TDPBF16PS on tiles, a product of tiles counting 16384 flops); absent where the build has no AMX
+   * or Linux refuses the process the tiles. bf16 prefill multiplies on tiles where it is present.
+   */
+  amxBf16PeakGflops?: FigurePair;
   /** The build targets AVX512-BF16 and AVX512-VBMI: decoding over 8-bit K/V with a bf16 query runs on bf16 dot products. */
   byteLookups: boolean;
   /** The largest share of wall time a measuring thread spent waiting for a core: near 0 on a quiet machine. */
@@ -109,7 +114,7 @@ interface FmaResult {
 }
 
 const STATUS_MEANING: Record<number, string> = { 1: "could not allocate the read buffer", 2: "bad argument" };
-/** md_probe_bf16_dot_peak's and md_probe_int16_dot_peak's answer where the build lacks their instructions. */
+/** md_probe_bf16_dot_peak's, md_probe_int16_dot_peak's and md_probe_amx_bf16_peak's answer where the build lacks their instructions. */
 const STATUS_UNSUPPORTED = 3;
 
 /** The probe's C++ source as shipped with the package. */
@@ -140,6 +145,7 @@ export async function measureWithLibrary(soPath: string, settings: ProbeSettings
   const fmaPeak = library.func("md_probe_fma_peak", "int32_t", ["double", "int32_t", koffi.out(koffi.pointer(FMA_RESULT))]);
   const dotPeak = library.func("md_probe_bf16_dot_peak", "int32_t", ["double", "int32_t", koffi.out(koffi.pointer(FMA_RESULT))]);
   const intDotPeak = library.func("md_probe_int16_dot_peak", "int32_t", ["double", "int32_t", koffi.out(koffi.pointer(FMA_RESULT))]);
+  const amxPeak = library.func("md_probe_amx_bf16_peak", "int32_t", ["double", "int32_t", koffi.out(koffi.pointer(FMA_RESULT))]);
 
   // One after the other: run together they would compete for the same cores.
   const read = await callAsync<ReadResult>(readBandwidth, settings.readBytes, settings.readReps);
@@ -158,6 +164,12 @@ export async function measureWithLibrary(soPath: string, settings: ProbeSettings
   const intDot = await callAsync<FmaResult>(intDotPeak, settings.fmaMinSeconds, settings.fmaReps);
   const hasIntDot = intDot.status !== STATUS_UNSUPPORTED;
   if (hasIntDot) checkStatus("md_probe_int16_dot_peak", intDot.status);
+  const amx = await callAsync<FmaResult>(amxPeak, settings.fmaMinSeconds, settings.fmaReps);
+  const hasAmx = amx.status !== STATUS_UNSUPPORTED;
+  if (hasAmx) {
+    checkStatus("md_probe_amx_bf16_peak", amx.status);
+    if (!Number.isFinite(amx.sink)) throw new ProbeError(`AMX chains diverged (sink ${amx.sink})`);
+  }
 
   const figures = {
     "one-thread read bandwidth": read.one_thread_gbs,
@@ -166,6 +178,7 @@ export async function measureWithLibrary(soPath: string, settings: ProbeSettings
     "all-threads FMA peak": fma.all_threads_gflops,
     ...(hasDot ? { "one-thread bf16 dot-product peak": dot.one_thread_gflops, "all-threads bf16 dot-product peak": dot.all_threads_gflops } : {}),
     ...(hasIntDot ? { "one-thread int16 dot-product peak": intDot.one_thread_gflops, "all-threads int16 dot-product peak": intDot.all_threads_gflops } : {}),
+    ...(hasAmx ? { "one-thread AMX-BF16 peak": amx.one_thread_gflops, "all-threads AMX-BF16 peak": amx.all_threads_gflops } : {}),
   };
   for (const [name, value] of Object.entries(figures)) {
     // A zero-length timed pass (a clock that did not advance) would show up here as Infinity.
@@ -180,7 +193,8 @@ export async function measureWithLibrary(soPath: string, settings: ProbeSettings
     fmaLanes: fma.lanes,
     ...(hasDot ? { bf16DotPeakGflops: { oneThread: dot.one_thread_gflops, allThreads: dot.all_threads_gflops } } : {}),
     ...(hasIntDot ? { int16DotPeakGflops: { oneThread: intDot.one_thread_gflops, allThreads: intDot.all_threads_gflops } } : {}),
-    offCpu: Math.max(read.off_cpu, fma.off_cpu, hasDot ? dot.off_cpu : 0, hasIntDot ? intDot.off_cpu : 0),
+    ...(hasAmx ? { amxBf16PeakGflops: { oneThread: amx.one_thread_gflops, allThreads: amx.all_threads_gflops } } : {}),
+    offCpu: Math.max(read.off_cpu, fma.off_cpu, hasDot ? dot.off_cpu : 0, hasIntDot ? intDot.off_cpu : 0, hasAmx ? amx.off_cpu : 0),
   };
 }
 

@@ -5,7 +5,8 @@
  * each once; FLOPs are 2 * (D + Dv) per computed position. FLOPs run at the fp32 FMA peak, except those a bf16 kernel
  * does on VDPBF16PS where the probe found AVX512-BF16 (`dotFlops`), which run at the bf16 dot-product peak, and the
  * q . k of int8 decoding on 16-bit integer dot products (`intDotFlops`), which run at the probe's int16 dot-product
- * peak.
+ * peak, and those a bf16 prefill does on AMX-BF16 tiles where the probe found them (`tileFlops`), which run at the
+ * AMX peak.
  */
 import type { TensorDType } from "../ir/graph.js";
 import type { MachineProbe } from "./probeCache.js";
@@ -19,6 +20,8 @@ export interface Roofline {
   pct: number;
   /** Set when some of the FLOPs were counted at a dot-product peak (bf16 or int16). */
   dot?: true;
+  /** Set when some of the FLOPs were counted at the AMX-BF16 peak. */
+  tile?: true;
 }
 
 /**
@@ -29,16 +32,35 @@ export function atCaseBandwidth(probe: MachineProbe, readGBs: number | undefined
   return readGBs === undefined ? probe : { ...probe, readBandwidthGBs: { ...probe.readBandwidthGBs, allThreads: readGBs } };
 }
 
-export function roofline(bytes: number, flops: number, medianMs: number, probe: MachineProbe, dotFlops = 0, intDotFlops = 0): Roofline {
+/** tileFlops are taken first, then dotFlops from what is left: a prefill on tiles counts all its FLOPs in both. */
+export function roofline(bytes: number, flops: number, medianMs: number, probe: MachineProbe, dotFlops = 0, intDotFlops = 0, tileFlops = 0): Roofline {
   const memoryMs = bytes / (probe.readBandwidthGBs.allThreads * 1e6);
-  const dot = probe.bf16DotPeakGflops && dotFlops > 0 ? Math.min(dotFlops, flops) : 0;
-  const intDot = probe.int16DotPeakGflops && intDotFlops > 0 ? Math.min(intDotFlops, flops - dot) : 0;
+  const tile = probe.amxBf16PeakGflops && tileFlops > 0 ? Math.min(tileFlops, flops) : 0;
+  const dot = probe.bf16DotPeakGflops && dotFlops > 0 ? Math.min(dotFlops, flops - tile) : 0;
+  const intDot = probe.int16DotPeakGflops && intDotFlops > 0 ? Math.min(intDotFlops, flops - tile - dot) : 0;
   const computeMs =
-    (flops - dot - intDot) / (probe.fmaPeakGflops.allThreads * 1e6) +
+    (flops - tile - dot - intDot) / (probe.fmaPeakGflops.allThreads * 1e6) +
+    (tile > 0 ? tile / (probe.amxBf16PeakGflops!.allThreads * 1e6) : 0) +
     (dot > 0 ? dot / (probe.bf16DotPeakGflops!.allThreads * 1e6) : 0) +
     (intDot > 0 ? intDot / (probe.int16DotPeakGflops!.allThreads * 1e6) : 0);
   const ms = Math.max(memoryMs, computeMs);
-  return { ms, bound: memoryMs >= computeMs ? "memory" : "compute", pct: (100 * ms) / medianMs, ...(dot + intDot > 0 ? { dot: true as const } : {}) };
+  return {
+    ms,
+    bound: memoryMs >= computeMs ? "memory" : "compute",
+    pct: (100 * ms) / medianMs,
+    ...(dot + intDot > 0 ? { dot: true as const } : {}),
+    ...(tile > 0 ? { tile: true as const } : {}),
+  };
+}
+
+/**
+ * The FLOPs of a call that the kernel does on AMX-BF16 tiles where the probe found them: all those of a prefill that
+ * bf16DotFlops counts (bf16 K/V, or a bf16 query with 8-bit K/V) when the head dim comes in 32s (flash_attention.cpp.njk's
+ * MD_FA_AMX; the q and kv tiles of the bench's block sizes fit); otherwise none.
+ */
+export function amxTileFlops(template: string | undefined, qDtype: TensorDType, kvDtype: TensorDType | string, flops: number, qDim: number, probe: MachineProbe): number {
+  if (!probe.amxBf16PeakGflops || template !== "flash_attention" || qDim % 32 !== 0) return 0;
+  return bf16DotFlops(template, qDtype, kvDtype, flops);
 }
 
 /** A decode call's shape, for the part of an 8-bit cache's FLOPs that its decode does on VDPBF16PS. */
@@ -76,7 +98,7 @@ export function int16DotFlops(template: string | undefined, qDtype: TensorDType,
   return template === "flash_decoding" && kvDtype === "int8" && qDtype !== "float32" ? (flops * qDim) / (qDim + vDim) : 0;
 }
 
-/** "0.912 mem" / "12.3 fma" / "6.20 dot": the roofline time and its bound, for a table cell. */
+/** "0.912 mem" / "12.3 fma" / "6.20 dot" / "1.50 amx": the roofline time and its bound, for a table cell. */
 export function formatRoofline(r: Roofline, ms: (x: number) => string): string {
-  return `${ms(r.ms)} ${r.bound === "memory" ? "mem" : r.dot ? "dot" : "fma"}`;
+  return `${ms(r.ms)} ${r.bound === "memory" ? "mem" : r.tile ? "amx" : r.dot ? "dot" : "fma"}`;
 }

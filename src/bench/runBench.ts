@@ -72,7 +72,7 @@ export function formatMachine(m: MachineSummary): string {
   const p = m.probe;
   return [
     `machine  ${p.cpu}, ${m.cores} core(s), ${p.isa}; kernels run ${m.threads} thread(s)`,
-    `probe    read ${figure(p.readBandwidthGBs.allThreads)} GB/s (1 thread ${figure(p.readBandwidthGBs.oneThread)}), fp32 FMA ${figure(p.fmaPeakGflops.allThreads)} GFLOP/s (1 thread ${figure(p.fmaPeakGflops.oneThread)}), ${p.bf16DotPeakGflops ? `bf16 dot ${figure(p.bf16DotPeakGflops.allThreads)} GFLOP/s (1 thread ${figure(p.bf16DotPeakGflops.oneThread)}), ` : ""}${p.int16DotPeakGflops ? `int16 dot ${figure(p.int16DotPeakGflops.allThreads)} GOP/s (1 thread ${figure(p.int16DotPeakGflops.oneThread)}), ` : ""}measured ${p.measuredAt}`,
+    `probe    read ${figure(p.readBandwidthGBs.allThreads)} GB/s (1 thread ${figure(p.readBandwidthGBs.oneThread)}), fp32 FMA ${figure(p.fmaPeakGflops.allThreads)} GFLOP/s (1 thread ${figure(p.fmaPeakGflops.oneThread)}), ${p.bf16DotPeakGflops ? `bf16 dot ${figure(p.bf16DotPeakGflops.allThreads)} GFLOP/s (1 thread ${figure(p.bf16DotPeakGflops.oneThread)}), ` : ""}${p.amxBf16PeakGflops ? `AMX-BF16 ${figure(p.amxBf16PeakGflops.allThreads)} GFLOP/s (1 thread ${figure(p.amxBf16PeakGflops.oneThread)}), ` : ""}${p.int16DotPeakGflops ? `int16 dot ${figure(p.int16DotPeakGflops.allThreads)} GOP/s (1 thread ${figure(p.int16DotPeakGflops.oneThread)}), ` : ""}measured ${p.measuredAt}`,
     `software ${m.compiler}, node ${m.node}`,
     `load     ${m.loadAverage.toFixed(1)} (1-minute average) on ${m.cores} core(s)${isBusy(m) ? ": BUSY, other processes compete for the cores, so figures will be low and noisy" : ""}`,
   ].join("\n");

@@ -13,7 +13,7 @@ import type { LayoutRow, QuantizedRow, RaggedRow, ServingRows, TargetCheck } fro
 import { benchSpec } from "./benchSpecs.js";
 import { formatTable, mark, ms, num, pct, ratio, spread } from "./formatTable.js";
 import type { MachineProbe } from "./probeCache.js";
-import { atCaseBandwidth, bf16DotFlops, formatRoofline, int16DotFlops, roofline } from "./roofline.js";
+import { amxTileFlops, atCaseBandwidth, bf16DotFlops, formatRoofline, int16DotFlops, roofline } from "./roofline.js";
 import type { TimingStats } from "./timingStats.js";
 
 const DECODE_TIMING: Record<"quick" | "full", TimingSettings> = {
@@ -144,7 +144,8 @@ function quantizedRows(result: ResultOf<"kernel">, kind: "decode" | "prefill", g
       speedupVsBf16: baseline.medianMs / stats.medianMs,
       roofline: roofline(bytes, result.work.flops, stats.medianMs, probe,
         bf16DotFlops(v.template, QUERY_DTYPE, v.label, result.work.flops, { byteLookups: probe.bf16ByteLookups === true, g: group, qDim: HEAD_DIM, vDim: HEAD_DIM }),
-        int16DotFlops(v.template, QUERY_DTYPE, v.label, result.work.flops, HEAD_DIM, HEAD_DIM)),
+        int16DotFlops(v.template, QUERY_DTYPE, v.label, result.work.flops, HEAD_DIM, HEAD_DIM),
+        amxTileFlops(v.template, QUERY_DTYPE, v.label, result.work.flops, HEAD_DIM, probe)),
     };
   });
 }

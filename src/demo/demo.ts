@@ -22,6 +22,8 @@ export interface DemoMachine {
   fmaPeakGflops: number;
   /** Where the CPU has AVX512-BF16: the peak of VDPBF16PS, on which a bf16 prefill does its products. */
   bf16DotPeakGflops?: number;
+  /** Where the CPU has AMX-BF16 and Linux grants the tiles: their peak, on which a bf16 prefill then does its products. */
+  amxBf16PeakGflops?: number;
 }
 
 export interface DemoResult {
@@ -79,11 +81,14 @@ function appendToCache(pool: { key: Tensor; value: Tensor }, table: Int32Array, 
 
 /**
  * The peak a prefill is measured against, as the bench's roofline takes it (src/bench/roofline.ts, bf16DotFlops): the
- * bf16 dot products' where the machine has them and the call runs its products on them (bf16 K/V: both templates run
- * all their products there), else the fp32 FMA peak.
+ * AMX tiles' where the machine has them and the prefill runs on them (bf16 K/V, head dims in 32s), else the bf16 dot
+ * products' where the machine has them and the call runs its products on them (bf16 K/V: both templates run all their
+ * products there), else the fp32 FMA peak.
  */
 export function prefillPeak(machine: DemoMachine, graph: AttentionGraph): { name: string; gflops: number } {
   const onDot = machine.bf16DotPeakGflops !== undefined && graph.key.dtype === "bfloat16";
+  const onTiles = machine.amxBf16PeakGflops !== undefined && graph.key.dtype === "bfloat16" && graph.query.shape[3] % 32 === 0;
+  if (onTiles) return { name: "AMX-BF16 tile", gflops: machine.amxBf16PeakGflops! };
   return onDot ? { name: "bf16 dot-product (VDPBF16PS)", gflops: machine.bf16DotPeakGflops! } : { name: "fp32 FMA", gflops: machine.fmaPeakGflops };
 }
 

@@ -35,7 +35,7 @@ static int omp_get_num_threads(void) { return 1; }
 /* Team sizes are only read by the pragmas, which a build without OpenMP ignores. */
 #define MD_PROBE_TEAM_SIZE_USED(threads) (void)(threads)
 
-#define MD_PROBE_VERSION 5
+#define MD_PROBE_VERSION 6
 
 /* Read-bandwidth blocks are reduced one at a time: small enough that fp32 lane sums of 1.0f stay exact, so the
  * checksum proves every byte was read; large enough that the per-block reduction costs nothing. */
@@ -95,6 +95,10 @@ int32_t md_probe_bf16_dot_peak(double min_seconds, int32_t reps, md_probe_fma_re
 /* VPDPWSSD (AVX512-VNNI, AVX-VNNI) or VPMADDWD + VPADDD, as minductor.h's md_vi_dot; MD_PROBE_UNSUPPORTED where the
  * build targets neither AVX2 nor AVX-512BW. `lanes` are the int32 lanes of one instruction, each counting 4 ops. */
 int32_t md_probe_int16_dot_peak(double min_seconds, int32_t reps, md_probe_fma_result* out);
+
+/* The AMX-BF16 peak (TDPBF16PS, an fp32 accumulator counting 64 flops per product of tiles: 32 products, 32
+ * additions); MD_PROBE_UNSUPPORTED where the build lacks AMX or Linux refuses the process the tiles. */
+int32_t md_probe_amx_bf16_peak(double min_seconds, int32_t reps, md_probe_fma_result* out);
 
 }  // extern "C"
 
@@ -409,6 +413,60 @@ static double bf16_dot_chains(int64_t iterations, float seed) {
 }
 #endif
 
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__linux__)
+#define MD_PROBE_AMX 1
+#include <sys/syscall.h>
+#include <unistd.h>
+/*
+ * AMX-BF16 chains: four accumulator tiles (16 x 16 fp32), each TDPBF16PS adding a 16 x 32 by 32 x 16 bf16 product
+ * (16384 flops); MD_PROBE_CHAINS products per iteration, three rounds over the four. A holds the pairs (0.5, -0.5) and
+ * B (0.25, 0.25), so every product adds exactly 0 and the tiles keep their value. The tile configuration is this
+ * thread's own, loaded here and released at the end; the tiles need the process's permission (arch_prctl
+ * ARCH_REQ_XCOMP_PERM, asked by md_probe_amx_bf16_peak).
+ */
+static double amx_bf16_chains(int64_t iterations, float seed) {
+  struct alignas(64) {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+  } config = {};
+  config.palette = 1;
+  for (int t = 0; t < 6; t++) {
+    config.colsb[t] = 64;
+    config.rows[t] = 16;
+  }
+  alignas(64) uint32_t a[16 * 16], b[16 * 16];
+  alignas(64) float c[16 * 16];
+  for (int i = 0; i < 16 * 16; i++) {
+    a[i] = 0xbf003f00u;
+    b[i] = 0x3e803e80u;
+    c[i] = seed;
+  }
+  _tile_loadconfig(&config);
+  _tile_loadd(4, a, 64);
+  _tile_loadd(5, b, 64);
+  _tile_loadd(0, c, 64);
+  _tile_loadd(1, c, 64);
+  _tile_loadd(2, c, 64);
+  _tile_loadd(3, c, 64);
+  static_assert(MD_PROBE_CHAINS % 4 == 0, "the AMX chains run in rounds of four tiles");
+  for (int64_t i = 0; i < iterations; i++)
+    for (int round = 0; round < MD_PROBE_CHAINS / 4; round++) {
+      _tile_dpbf16ps(0, 4, 5);
+      _tile_dpbf16ps(1, 4, 5);
+      _tile_dpbf16ps(2, 4, 5);
+      _tile_dpbf16ps(3, 4, 5);
+    }
+  double total = 0;
+  _tile_stored(0, c, 64);
+  for (int i = 0; i < 16 * 16; i++) total += c[i];
+  _tile_stored(3, c, 64);
+  for (int i = 0; i < 16 * 16; i++) total += c[i];
+  _tile_release();
+  return total;
+}
+#endif
+
 #if (defined(__AVX512BW__) && defined(__AVX512VL__)) || (defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__))
 #define MD_PROBE_INT16_DOT 1
 #if defined(__AVX512BW__)
@@ -502,6 +560,19 @@ int32_t md_probe_bf16_dot_peak(double min_seconds, int32_t reps, md_probe_fma_re
   if (out == NULL) return MD_PROBE_BAD_ARGUMENT;
 #if defined(__AVX512BF16__)
   return measure_peak(min_seconds, reps, bf16_dot_chains, 16 * 4.0, 16, out);
+#else
+  (void)min_seconds;
+  (void)reps;
+  return out->status = MD_PROBE_UNSUPPORTED;
+#endif
+}
+
+int32_t md_probe_amx_bf16_peak(double min_seconds, int32_t reps, md_probe_fma_result* out) {
+  if (out == NULL) return MD_PROBE_BAD_ARGUMENT;
+#if defined(MD_PROBE_AMX)
+  /* ARCH_REQ_XCOMP_PERM (0x1023) for XFEATURE_XTILEDATA (18): without the permission there are no tiles to time */
+  if (syscall(SYS_arch_prctl, 0x1023, 18) != 0) return out->status = MD_PROBE_UNSUPPORTED;
+  return measure_peak(min_seconds, reps, amx_bf16_chains, 16.0 * 16 * 32 * 2, 256, out);
 #else
   (void)min_seconds;
   (void)reps;

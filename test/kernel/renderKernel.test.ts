@@ -133,9 +133,9 @@ describe("renderKernel", () => {
 describe("the C/C++ sources compile on their own", () => {
   const dir = mkdtempSync(join(tmpdir(), "md-render-"));
 
-  it("minductor.h and md_base.h are standalone headers for AVX-512, AVX2, AVX2 without F16C and scalar targets", async () => {
+  it("minductor.h and md_base.h are standalone headers for AVX-512 (with AMX too), AVX2, AVX2 without F16C and scalar targets", async () => {
     const header = join(templatesDir(), "minductor.h");
-    for (const march of [["-march=native"], ["-march=skylake-avx512"], ["-march=haswell", "-mno-f16c"], ["-march=x86-64"]])
+    for (const march of [["-march=native"], ["-march=skylake-avx512"], ["-march=sapphirerapids"], ["-march=haswell", "-mno-f16c"], ["-march=x86-64"]])
       await run("g++", ["-std=gnu++17", "-fopenmp", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-x", "c++", ...march, header]);
     await run("g++", ["-std=gnu++17", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-x", "c++", join(templatesDir(), "md_base.h")]);
   });
@@ -162,10 +162,11 @@ describe("the C/C++ sources compile on their own", () => {
       writeFileSync(path, cpp);
       // The self-contained kernel is the engine and the mods in one unit: its AVX-512 build covers how they link, and
       // the engine's whole AVX-512 code. An engine also compiles as its two units (the cache builds them at once where
-      // cores are free), and whole for the baseline x86-64.
+      // cores are free), and whole for the baseline x86-64. Sapphire Rapids adds AVX512-BF16, AVX512-FP16 and the AMX
+      // tiles of bf16 prefill, whatever this machine has.
       const engineUnits = [["-march=skylake-avx512", "-DMD_UNIT=1"], ["-march=skylake-avx512", "-DMD_UNIT=2"]];
       const targets = {
-        kernel: [["-march=skylake-avx512"]],
+        kernel: [["-march=skylake-avx512"], ["-march=sapphirerapids"]],
         engine: [["-march=x86-64"], ...engineUnits],
         mods: [["-march=skylake-avx512"], ["-march=haswell"], ["-march=x86-64"]],
       }[name]!;

@@ -16,7 +16,9 @@ export function registerDemo(program: Command, io: CliIO): void {
       if (opts.probe) {
         say("measuring this machine (read bandwidth and arithmetic peaks; cached after the first run) ...");
         probe = await probeMachine();
-        const dot = probe.bf16DotPeakGflops ? `, bf16 dot products ${probe.bf16DotPeakGflops.allThreads.toFixed(0)} GFLOP/s` : "";
+        const dot =
+          (probe.bf16DotPeakGflops ? `, bf16 dot products ${probe.bf16DotPeakGflops.allThreads.toFixed(0)} GFLOP/s` : "") +
+          (probe.amxBf16PeakGflops ? `, AMX-BF16 tiles ${probe.amxBf16PeakGflops.allThreads.toFixed(0)} GFLOP/s` : "");
         say(`  ${probe.threads} thread(s), ${probe.isa}: read ${probe.readBandwidthGBs.allThreads.toFixed(1)} GB/s, fp32 FMA ${probe.fmaPeakGflops.allThreads.toFixed(0)} GFLOP/s${dot}`);
       }
       const reporter: DemoReporter = {
@@ -35,6 +37,7 @@ export function registerDemo(program: Command, io: CliIO): void {
           readBandwidthGBs: probe.readBandwidthGBs.allThreads,
           fmaPeakGflops: probe.fmaPeakGflops.allThreads,
           ...(probe.bf16DotPeakGflops ? { bf16DotPeakGflops: probe.bf16DotPeakGflops.allThreads } : {}),
+          ...(probe.amxBf16PeakGflops ? { amxBf16PeakGflops: probe.amxBf16PeakGflops.allThreads } : {}),
         },
       );
       if (opts.json) printJson(io, { probe, ...result });
