@@ -36,11 +36,13 @@ export function checkTargets(r: Figures): TargetCheck[] {
 
   const bf16 = bf16Speedups(r.prefill);
   const wb = worst(bf16, (b) => b.speedup);
-  const dot = bf16.some((b) => b.row.roofline.dot);
+  // bf16 products on dedicated instructions (VDPBF16PS or AMX tiles) owe the issue's 1.7x; on fp32 FMA, only a gain
+  const dot = bf16.some((b) => b.row.roofline.dot || b.row.roofline.tile);
+  const tiles = bf16.some((b) => b.row.roofline.tile);
   const bf16Target = dot ? PREFILL_TARGETS.bf16DotSpeedup : 1;
   checks.push({
     name: "bf16 vs fp32 (prefill)",
-    target: dot ? `>= ${bf16Target}x the fp32 speed (bf16 dot products)` : "fp32 time / bf16 time > 1",
+    target: dot ? `>= ${bf16Target}x the fp32 speed (${tiles ? "AMX-BF16 tiles" : "bf16 dot products"})` : "fp32 time / bf16 time > 1",
     measured: wb ? `worst ${ratio(wb.speedup)} (${wb.row.causal ? "causal" : "full"})` : "-",
     met: wb ? bf16.every((b) => (dot ? b.speedup >= bf16Target : b.speedup > 1)) : null,
   });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { benchInputs } from "../../src/bench/benchInputs.js";
 import { COLD_BYTES, MAX_COPIES, coldCopies, inputBytes, setsFor } from "../../src/bench/coldInputs.js";
 import { type BenchResults, emptyResults, resultsFileName, writeResults } from "../../src/bench/benchResults.js";
-import { bf16DotFlops, formatRoofline, int16DotFlops, roofline } from "../../src/bench/roofline.js";
+import { amxTileFlops, bf16DotFlops, formatRoofline, int16DotFlops, roofline } from "../../src/bench/roofline.js";
 import { quantile, timingStats } from "../../src/bench/timingStats.js";
 import { callWork } from "../../src/bench/workCount.js";
 import { parseSpec } from "../../src/ir/spec.js";
@@ -54,6 +54,22 @@ describe("roofline", () => {
     expect(formatRoofline(roofline(1e7, 4e8, 5, withDot, 3e8), (x) => x.toFixed(2))).toBe("2.50 dot");
     // without a measured dot-product peak every FLOP counts at the FMA peak
     expect(roofline(1e7, 4e8, 8, probe, 3e8)).toEqual({ ms: 4, bound: "compute", pct: 50 });
+  });
+
+  it("counts a bf16 prefill's FLOPs on AMX tiles at the tile peak, where the probe measured one, and not again as dot-product FLOPs", () => {
+    const withTiles = { ...probe, bf16DotPeakGflops: { oneThread: 120, allThreads: 200 }, amxBf16PeakGflops: { oneThread: 1000, allThreads: 2000 } };
+    // 4e9 FLOPs of a D 128 bf16 prefill, all on tiles: 2 ms at 2000 GFLOP/s
+    const tiles = amxTileFlops("flash_attention", "bfloat16", "bfloat16", 4e9, 128, withTiles);
+    expect(tiles).toBe(4e9);
+    const r = roofline(1e7, 4e9, 4, withTiles, bf16DotFlops("flash_attention", "bfloat16", "bfloat16", 4e9), 0, tiles);
+    expect(r).toEqual({ ms: 2, bound: "compute", pct: 50, tile: true });
+    expect(formatRoofline(r, (x) => x.toFixed(2))).toBe("2.00 amx");
+    // a bf16 query over 8-bit K/V too; not decoding, an fp32 call, a head dim the tiles do not take, or no tile peak
+    expect(amxTileFlops("flash_attention", "bfloat16", "int8", 1000, 128, withTiles)).toBe(1000);
+    expect(amxTileFlops("flash_decoding", "bfloat16", "bfloat16", 1000, 128, withTiles)).toBe(0);
+    expect(amxTileFlops("flash_attention", "float32", "float32", 1000, 128, withTiles)).toBe(0);
+    expect(amxTileFlops("flash_attention", "bfloat16", "bfloat16", 1000, 72, withTiles)).toBe(0);
+    expect(amxTileFlops("flash_attention", "bfloat16", "bfloat16", 1000, 128, probe)).toBe(0);
   });
 
   it("counts int8 decoding's q . k at the int16 dot-product peak, where the probe measured one", () => {
