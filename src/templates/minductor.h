@@ -162,12 +162,9 @@ MD_INLINE md_vf md_vexp(md_vf x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(MD_EXP_P4));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(MD_EXP_P5));
   const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-  const __m512i ni = _mm512_cvtps_epi32(n);
-  const __m512i h = _mm512_srai_epi32(ni, 1);
-  const __m512i bias = _mm512_set1_epi32(127);
-  const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(h, bias), 23));
-  const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_sub_epi32(ni, h), bias), 23));
-  return _mm512_mul_ps(_mm512_mul_ps(y, s1), s2);
+  /* y * 2^n in one VSCALEFPS: exact where the result is normal, one rounding where it is subnormal, as the two exact
+   * multiplications by 2^(n/2) of the other widths */
+  return _mm512_scalef_ps(y, n);
 }
 #elif MD_W == 8
 MD_INLINE md_vf md_vexp(md_vf x) {
