@@ -640,7 +640,13 @@ template <int DT> MD_INLINE __m256i md_bf16x16(const void* row, int64_t i, __mma
 
 /* dst[0 .. md_pairs(DIM)) = a bf16 row as pairs (NULL: zeros). */
 template <int64_t DIM> MD_INLINE void md_pack_pairs_row(const void* row, uint32_t* dst) {
-  for (int64_t p = 0; p < md_pairs(DIM); ++p) dst[p] = row ? md_pair_word<MD_BFLOAT16, DIM>(row, p) : 0u;
+  if (!row) {
+    memset(dst, 0, (size_t)md_pairs(DIM) * sizeof(uint32_t));
+    return;
+  }
+  /* the row's own bytes: element 2p is the low half of word p on a little-endian CPU */
+  memcpy(dst, row, (size_t)(DIM / 2) * sizeof(uint32_t));
+  if (DIM % 2) dst[DIM / 2] = md_pair_word<MD_BFLOAT16, DIM>(row, DIM / 2);
 }
 
 /* K-style packing in pairs: the panel matrix [md_pairs(DIM) x ncols] of words holds word p of row j at (p, j) for
@@ -829,10 +835,14 @@ MD_INLINE void md_amx_block(const uint32_t* a, int64_t lda, const uint32_t* b, i
 
 /* md_gemm on AMX tiles, between md_amx_begin() and md_amx_end(): C[m x ncols] = (row_scale ? C * row_scale : 0) +
  * A[m x k] B[k x ncols] for A rows of bf16 pairs and B panels of words (md_panel_index, k rows), ncols a multiple of
- * 16 and k of 16 pairs. Rows m .. m rounded up to 16 of A and C are read and written too. Not inlined, as md_gemm. */
+ * 16 and k of 16 pairs. Rows m .. m rounded up to 16 of A and C are read and written too. With row_end (a causal
+ * diagonal), the rows of block r (rows 32 r ..) need only the columns (SKIP_COLS: S = Q K^T, whose panels from
+ * row_end[r] on are not computed and keep whatever they held) or the k terms (P V: P is zero from there) below
+ * row_end[r], as md_gemm_limited. Not inlined, as md_gemm. */
+template <bool SKIP_COLS>
 static __attribute__((noinline)) void md_amx_gemm(const uint32_t* a, int64_t lda, const uint32_t* b, float* c,
                                                   int64_t ldc, int64_t m, int64_t ncols, int64_t k,
-                                                  const float* row_scale) {
+                                                  const float* row_scale, const int64_t* row_end = nullptr) {
   if (row_scale)
     for (int64_t i = 0; i < m; ++i) {
       const __m512 s = _mm512_set1_ps(row_scale[i]);
@@ -843,14 +853,17 @@ static __attribute__((noinline)) void md_amx_gemm(const uint32_t* a, int64_t lda
     const int64_t width = md_min(32, ncols - c0);
     const uint32_t* panel = b + c0 * k;
     for (int64_t r = 0; r < mt; r += 32) {
+      const int64_t end = row_end ? row_end[r / 32] : (SKIP_COLS ? ncols : 2 * k);
+      if (SKIP_COLS && end <= c0) continue;
+      const int64_t kk = SKIP_COLS ? k : md_min(k, md_round_up(md_pairs(end), 16));
       const uint32_t* ar = a + r * lda;
       float* cr = c + r * ldc + c0;
       if (r + 32 <= mt) {
-        if (width == 32) md_amx_block<2, 2>(ar, lda, panel, width, cr, ldc, k, row_scale != nullptr);
-        else md_amx_block<2, 1>(ar, lda, panel, width, cr, ldc, k, row_scale != nullptr);
+        if (width == 32) md_amx_block<2, 2>(ar, lda, panel, width, cr, ldc, kk, row_scale != nullptr);
+        else md_amx_block<2, 1>(ar, lda, panel, width, cr, ldc, kk, row_scale != nullptr);
       } else {
-        if (width == 32) md_amx_block<1, 2>(ar, lda, panel, width, cr, ldc, k, row_scale != nullptr);
-        else md_amx_block<1, 1>(ar, lda, panel, width, cr, ldc, k, row_scale != nullptr);
+        if (width == 32) md_amx_block<1, 2>(ar, lda, panel, width, cr, ldc, kk, row_scale != nullptr);
+        else md_amx_block<1, 1>(ar, lda, panel, width, cr, ldc, kk, row_scale != nullptr);
       }
     }
   }
