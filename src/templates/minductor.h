@@ -718,12 +718,18 @@ MD_INLINE bool md_pack_pairs_interleaved(const void* const* rows, int64_t n, uin
 }
 
 /* dst[i][0 .. md_pairs(n)) = s[i][0..n) rounded to bf16 (nearest even), as pairs, for i < rows; an odd n ends with a
- * zero element. What s holds past n is not read. */
-MD_INLINE void md_round_pairs(const float* s, int64_t lds, int64_t rows, int64_t n, uint32_t* dst, int64_t ldd) {
+ * zero element. What s holds past n is not read. With col_scale, s[i][j] * col_scale[j] is rounded instead (the fp32
+ * product, as md_scale_columns stores it, in the same pass). */
+MD_INLINE void md_round_pairs(const float* s, int64_t lds, int64_t rows, int64_t n, uint32_t* dst, int64_t ldd,
+                              const float* col_scale = nullptr) {
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < n; j += 32) {
-      const __m512 lo = _mm512_maskz_loadu_ps(md_lanes16(n - j), s + i * lds + j);
-      const __m512 hi = _mm512_maskz_loadu_ps(md_lanes16(n - j - 16), s + i * lds + j + 16);
+      __m512 lo = _mm512_maskz_loadu_ps(md_lanes16(n - j), s + i * lds + j);
+      __m512 hi = _mm512_maskz_loadu_ps(md_lanes16(n - j - 16), s + i * lds + j + 16);
+      if (col_scale) {
+        lo = _mm512_mul_ps(lo, _mm512_maskz_loadu_ps(md_lanes16(n - j), col_scale + j));
+        hi = _mm512_mul_ps(hi, _mm512_maskz_loadu_ps(md_lanes16(n - j - 16), col_scale + j + 16));
+      }
       const __m512bh w = _mm512_cvtne2ps_pbh(hi, lo);
       _mm512_mask_storeu_epi32(dst + i * ldd + j / 2, md_lanes16(md_pairs(n - j)), (__m512i)w);
     }
