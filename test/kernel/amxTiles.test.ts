@@ -5,8 +5,9 @@
  * blocks the tiles compute whole), a 16-wide V panel, mods, fully masked rows, 8-bit K/V with a bf16 query, and inf
  * and NaN in V (those tiles take the fp32 path). Proof that the tiles run: the library's prefill holds TDPBF16PS, the
  * build with -DMD_NO_AMX holds none, and their outputs differ; a head dim the tiles do not take (72) gives exactly the
- * -DMD_NO_AMX output. Runs only where the CPU has amx_bf16 and amx_tile; elsewhere each test is skipped with that
- * reason.
+ * -DMD_NO_AMX output. Decoding with GQA on such a CPU keeps fp32 FMA instead of VDPBF16PS (no faster there than
+ * FMA): its decode functions hold none, -DMD_DEC_BF16_DOT puts them back, and both stay within the bound. Runs only
+ * where the CPU has amx_bf16 and amx_tile; elsewhere each test is skipped with that reason.
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
@@ -27,6 +28,9 @@ const SKIP = CPU_FLAGS.has("amx_bf16") && CPU_FLAGS.has("amx_tile") ? undefined 
 
 const FLAGS = FAST_BUILD_CXXFLAGS;
 const NO_AMX = [...FLAGS, "-DMD_NO_AMX"];
+const DEC_DOT = [...FLAGS, "-DMD_DEC_BF16_DOT"];
+/** The decode functions, with the helpers -DMD_NO_FORCED_INLINE may leave apart. */
+const DECODE_FUNCTIONS = /md_dec_task|md_dot_rows|md_dot_block|md_axpy/;
 /** Functions of the prefill path, by (mangled) name. */
 const PREFILL_FUNCTIONS = /md_flash_attention|md_fa_|md_amx_gemm|md_amx_block/;
 
@@ -56,6 +60,9 @@ const CASES: Case[] = [
 const UNTILED: Case = { name: "D 72", hq: 2, hkv: 1, d: 72, dv: 72, lq: 40, lkv: 70, block: [32, 32], vmax: 1 };
 const NONFINITE: Case = { name: "nonfinite", hq: 2, hkv: 1, d: 32, dv: 32, lq: 40, lkv: 70, block: [32, 32], vmax: 1, maskMod: "kv_idx % 9 != 4" };
 const EIGHT_BIT: Case = { name: "8-bit", hq: 4, hkv: 2, d: 64, dv: 64, lq: 131, lkv: 131, block: [64, 64], vmax: 1, maskMod: "q_idx >= kv_idx" };
+/** Decoding with GQA (G 4): on fp32 FMA where the CPU has AMX; G 1 keeps VDPBF16PS. */
+const DECODE_G4: Case = { name: "decode G 4", hq: 8, hkv: 2, d: 64, dv: 64, lq: 1, lkv: 300, block: [32, 32], vmax: 1 };
+const DECODE_G1: Case = { name: "decode G 1", hq: 2, hkv: 2, d: 64, dv: 64, lq: 1, lkv: 300, block: [32, 32], vmax: 1 };
 const FORMATS: QuantizedDType[] = ["int8", "float8_e4m3fn"];
 
 function specOf(c: Case, kvDtype: string = "bfloat16"): Record<string, unknown> {
@@ -107,6 +114,11 @@ if (SKIP === undefined) {
     kernelOf(UNTILED, NO_AMX),
     kernelOf(NONFINITE, FLAGS),
     ...FORMATS.map((dtype) => kernelOf(EIGHT_BIT, FLAGS, dtype)),
+    kernelOf(DECODE_G4, FLAGS),
+    kernelOf(DECODE_G4, DEC_DOT),
+    kernelOf(DECODE_G1, FLAGS),
+    kernelOf(DECODE_G4, FLAGS, "int8"),
+    kernelOf(DECODE_G4, DEC_DOT, "int8"),
   ];
   for (const build of builds) build.catch(() => {});
 }
@@ -138,6 +150,33 @@ describe("prefill on AMX tiles", () => {
     const a = bf16Out(amx, inputs).out;
     expectWithinBound(a, want.out, UNTILED.vmax, "D 72");
     expect(Array.from(a)).toEqual(Array.from(bf16Out(noAmx, inputs).out));
+  });
+});
+
+describe("decoding on a CPU with AMX", () => {
+  const vdpbf16psIn = (k: Kernel) =>
+    [...instructionsPerFunction(k.library.engine.soPath, /\bvdpbf16ps\b/)].filter(([fn]) => DECODE_FUNCTIONS.test(fn)).reduce((n, [, c]) => n + c, 0);
+
+  it("with GQA keeps fp32 FMA (bf16 and int8 K/V), -DMD_DEC_BF16_DOT keeps VDPBF16PS, G 1 keeps it: all within the bound", async (ctx) => {
+    ctx.skip(SKIP !== undefined, SKIP);
+    const [fma, dot, g1, int8Fma, int8Dot] = await Promise.all([
+      kernelOf(DECODE_G4, FLAGS), kernelOf(DECODE_G4, DEC_DOT), kernelOf(DECODE_G1, FLAGS), kernelOf(DECODE_G4, FLAGS, "int8"), kernelOf(DECODE_G4, DEC_DOT, "int8"),
+    ]);
+    expect(vdpbf16psIn(fma), "VDPBF16PS in the decode functions of bf16 G 4").toBe(0);
+    expect(vdpbf16psIn(int8Fma), "VDPBF16PS in the decode functions of int8 G 4").toBe(0);
+    expect(vdpbf16psIn(dot), "bf16 G 4 with -DMD_DEC_BF16_DOT").toBeGreaterThan(0);
+    expect(vdpbf16psIn(int8Dot), "int8 G 4 with -DMD_DEC_BF16_DOT").toBeGreaterThan(0);
+    expect(vdpbf16psIn(g1), "bf16 G 1").toBeGreaterThan(0);
+    for (const [k, c] of [[fma, DECODE_G4], [dot, DECODE_G4], [g1, DECODE_G1]] as const) {
+      const inputs = inputsOf(c, 9);
+      const want = referenceAttention(k.graph, inputs);
+      expectWithinBound(fromBfloat16(k.run(inputs, { template: "flash_decoding" }).out.data as Uint16Array), want.out, c.vmax, c.name);
+    }
+    // on fp32 FMA the weights are not rounded to bf16: the two builds' outputs differ
+    const inputs = inputsOf(DECODE_G4, 9);
+    const a = fromBfloat16(fma.run(inputs, { template: "flash_decoding" }).out.data as Uint16Array);
+    const b = fromBfloat16(dot.run(inputs, { template: "flash_decoding" }).out.data as Uint16Array);
+    expect(a.some((x, i) => x !== b[i]), "outputs identical to the dot-product build's").toBe(true);
   });
 });
 

@@ -33,8 +33,10 @@ const SKIP_LOOKUPS = SKIP ?? (CPU_FLAGS.has("avx512vbmi") ? undefined : "this CP
 /*
  * The suite's fast builds (-O0, the helpers left to the compiler's inlining; test/helpers/fastBuilds.ts): the same arithmetic, built faster.
  * A helper that is not inlined keeps its own name, so the instruction counts below look in the helpers of each path too.
+ * -DMD_DEC_BF16_DOT keeps decoding on the dot products on a CPU with AMX too, which otherwise decodes with GQA on fp32
+ * FMA (test/kernel/amxTiles.test.ts checks that choice): the paths below are tested wherever the CPU has them.
  */
-const FLAGS = FAST_BUILD_CXXFLAGS;
+const FLAGS = [...FAST_BUILD_CXXFLAGS, "-DMD_DEC_BF16_DOT"];
 /** Functions of the prefill path (its tile products) and of the decode path (its dot products), by (mangled) name. */
 const PREFILL_FUNCTIONS = /md_flash_attention|md_fa_|md_gemm|md_micro_gemm/;
 const DECODE_FUNCTIONS = /md_dec_task|md_dot_rows|md_dot_block/;
