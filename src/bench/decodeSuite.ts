@@ -89,7 +89,13 @@ function decodeRow(c: DecodeCase, result: ResultOf<"kernel">, runProbe: MachineP
     bandwidthPct: (100 * gbs) / bandwidthGBs,
     vsFlashAttention: attention.stats ? attention.stats.medianMs / auto.stats.medianMs : null,
     roofline: roofline(result.work.minBytes, result.work.flops, auto.stats.medianMs, probe,
-      bf16DotFlops(auto.template, c.shape.dtype, c.shape.dtype, result.work.flops)),
+      bf16DotFlops(auto.template, c.shape.dtype, c.shape.dtype, result.work.flops, {
+        byteLookups: probe.bf16ByteLookups === true,
+        gqaOnFma: probe.amxBf16PeakGflops !== undefined,
+        g: c.shape.hq / c.shape.hkv,
+        qDim: c.shape.headDim,
+        vDim: c.shape.headDim,
+      })),
   };
 }
 

@@ -63,10 +63,15 @@ export function amxTileFlops(template: string | undefined, qDtype: TensorDType, 
   return bf16DotFlops(template, qDtype, kvDtype, flops);
 }
 
-/** A decode call's shape, for the part of an 8-bit cache's FLOPs that its decode does on VDPBF16PS. */
+/** A decode call's shape, for the part of its FLOPs that its decode does on VDPBF16PS. */
 export interface DecodeDotShape {
   /** Whether the kernel flags give 8-bit codes to the bf16 dot products by byte lookups (probe.bf16ByteLookups). */
   byteLookups: boolean;
+  /**
+   * Whether decoding with GQA keeps fp32 FMA on this machine: the CPU has AMX (probe.amxBf16PeakGflops), whose cores
+   * issue VDPBF16PS no faster than FMA (flash_decoding.cpp.njk's MD_DEC_FMA).
+   */
+  gqaOnFma?: boolean;
   /** Query heads per kv head. */
   g: number;
   qDim: number;
@@ -77,15 +82,17 @@ export interface DecodeDotShape {
  * The FLOPs of a call that the kernel does on VDPBF16PS where the CPU has it: with a bf16 key/value, all of them
  * (q . k and P V, in both templates); with a bf16 query and an 8-bit key/value, all of a prefill's (the codes packed
  * as bf16), and in decoding, where the codes become bf16 by byte lookups, all of an fp8 cache's and the P V of an int8
- * cache's when G > 1 (Dv of every D + Dv: its q . k runs on integer dot products, int16DotFlops); otherwise none.
+ * cache's when G > 1 (Dv of every D + Dv: its q . k runs on integer dot products, int16DotFlops); otherwise none. On
+ * a machine that decodes with GQA on fp32 FMA (decode.gqaOnFma), a bf16 cache's and an int8 cache's with G > 1 none.
  */
 export function bf16DotFlops(template: string | undefined, qDtype: TensorDType, kvDtype: TensorDType | string, flops: number, decode?: DecodeDotShape): number {
   const eightBit = kvDtype === "int8" || kvDtype === "float8_e4m3fn" || kvDtype === "float8_e5m2";
+  const gqaOnFma = decode?.gqaOnFma === true && decode.g > 1;
   if (template === "flash_attention" && (kvDtype === "bfloat16" || (eightBit && qDtype === "bfloat16"))) return flops;
-  if (template === "flash_decoding" && kvDtype === "bfloat16") return flops;
+  if (template === "flash_decoding" && kvDtype === "bfloat16") return gqaOnFma ? 0 : flops;
   if (template === "flash_decoding" && eightBit && qDtype === "bfloat16" && decode?.byteLookups) {
     if (kvDtype !== "int8") return flops;
-    return decode.g > 1 ? (flops * decode.vDim) / (decode.qDim + decode.vDim) : 0;
+    return decode.g > 1 && !gqaOnFma ? (flops * decode.vDim) / (decode.qDim + decode.vDim) : 0;
   }
   return 0;
 }

@@ -143,7 +143,7 @@ function quantizedRows(result: ResultOf<"kernel">, kind: "decode" | "prefill", g
       bandwidthPct: (100 * gbs) / probe.readBandwidthGBs.allThreads,
       speedupVsBf16: baseline.medianMs / stats.medianMs,
       roofline: roofline(bytes, result.work.flops, stats.medianMs, probe,
-        bf16DotFlops(v.template, QUERY_DTYPE, v.label, result.work.flops, { byteLookups: probe.bf16ByteLookups === true, g: group, qDim: HEAD_DIM, vDim: HEAD_DIM }),
+        bf16DotFlops(v.template, QUERY_DTYPE, v.label, result.work.flops, { byteLookups: probe.bf16ByteLookups === true, gqaOnFma: probe.amxBf16PeakGflops !== undefined, g: group, qDim: HEAD_DIM, vDim: HEAD_DIM }),
         int16DotFlops(v.template, QUERY_DTYPE, v.label, result.work.flops, HEAD_DIM, HEAD_DIM),
         amxTileFlops(v.template, QUERY_DTYPE, v.label, result.work.flops, HEAD_DIM, probe)),
     };

@@ -105,6 +105,12 @@ describe("roofline", () => {
     expect(bf16DotFlops("flash_decoding", "bfloat16", "int8", 1000, { ...lookups, g: 1 })).toBe(0);
     expect(bf16DotFlops("flash_decoding", "bfloat16", "float8_e5m2", 1000, { ...lookups, byteLookups: false })).toBe(0);
     expect(bf16DotFlops("flash_decoding", "float16", "float8_e5m2", 1000, lookups)).toBe(0);
+    // where the CPU has AMX, decoding with GQA keeps fp32 FMA for bf16 K/V and int8's P V; fp8 and G 1 keep the dot products
+    const onFma = { ...lookups, gqaOnFma: true };
+    expect(bf16DotFlops("flash_decoding", "bfloat16", "bfloat16", 1000, onFma)).toBe(0);
+    expect(bf16DotFlops("flash_decoding", "bfloat16", "int8", 1000, onFma)).toBe(0);
+    expect(bf16DotFlops("flash_decoding", "bfloat16", "float8_e4m3fn", 1000, onFma)).toBe(1000);
+    expect(bf16DotFlops("flash_decoding", "bfloat16", "bfloat16", 1000, { ...onFma, g: 1 })).toBe(1000);
     // int8 at G 4 over D = 3 Dv: P V (1e8) at the bf16 dot peak, q . k (3e8) at the int16 peak
     const withBoth = { ...probe, bf16DotPeakGflops: { oneThread: 60, allThreads: 100 }, int16DotPeakGflops: { oneThread: 150, allThreads: 300 } };
     const flops = 4e8;
