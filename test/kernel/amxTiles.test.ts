@@ -14,7 +14,6 @@ import { describe, expect, it } from "vitest";
 import { compile, type Kernel } from "../../src/index.js";
 import { compareOutputs, TOLERANCE } from "../../src/reference/compareOutputs.js";
 import { referenceAttention } from "../../src/reference/referenceAttention.js";
-import { rng } from "../../src/io/random.js";
 import type { QuantizedDType } from "../../src/ir/graph.js";
 import { fromBfloat16, toBfloat16 } from "../../src/runtime/dtypes.js";
 import { quantizeKv } from "../../src/runtime/quantize.js";
@@ -22,6 +21,7 @@ import { tensor, toFloat64 } from "../../src/runtime/tensor.js";
 import type { KernelInputs } from "../../src/runtime/validateInputs.js";
 import { FAST_BUILD_CXXFLAGS } from "../helpers/fastBuilds.js";
 import { instructionsPerFunction } from "../helpers/objdump.js";
+import { type Bf16Case, bf16InputsOf, bf16SpecOf, expectWithinBf16Bound } from "../helpers/bf16Bound.js";
 
 const CPU_FLAGS = new Set(readFileSync("/proc/cpuinfo", "utf8").match(/^flags\s*:(.*)$/m)?.[1].trim().split(/\s+/) ?? []);
 const SKIP = CPU_FLAGS.has("amx_bf16") && CPU_FLAGS.has("amx_tile") ? undefined : "this CPU has no amx_bf16 and amx_tile (/proc/cpuinfo), so no build here takes the AMX tile path";
@@ -34,20 +34,7 @@ const DECODE_FUNCTIONS = /md_dec_task|md_dot_rows|md_dot_block|md_axpy/;
 /** Functions of the prefill path, by (mangled) name. */
 const PREFILL_FUNCTIONS = /md_flash_attention|md_fa_|md_amx_gemm|md_amx_block/;
 
-interface Case {
-  name: string;
-  hq: number;
-  hkv: number;
-  d: number;
-  dv: number;
-  lq: number;
-  lkv: number;
-  block: [number, number];
-  /** Values are uniform in [-vmax, vmax]: the bound scales with max |v|. */
-  vmax: number;
-  scoreMod?: string;
-  maskMod?: string;
-}
+type Case = Bf16Case;
 
 const WHOLE: Case = { name: "D 128, GQA 2, whole tiles and a partial last tile, |v| <= 4", hq: 4, hkv: 2, d: 128, dv: 128, lq: 150, lkv: 300, block: [128, 128], vmax: 4 };
 const CASES: Case[] = [
@@ -65,37 +52,11 @@ const DECODE_G4: Case = { name: "decode G 4", hq: 8, hkv: 2, d: 64, dv: 64, lq: 
 const DECODE_G1: Case = { name: "decode G 1", hq: 2, hkv: 2, d: 64, dv: 64, lq: 1, lkv: 300, block: [32, 32], vmax: 1 };
 const FORMATS: QuantizedDType[] = ["int8", "float8_e4m3fn"];
 
-function specOf(c: Case, kvDtype: string = "bfloat16"): Record<string, unknown> {
-  return {
-    name: "amx_tiles",
-    query: { shape: [1, c.hq, c.lq, c.d], dtype: "bfloat16" },
-    key: { shape: [1, c.hkv, c.lkv, c.d], dtype: kvDtype },
-    value: { shape: [1, c.hkv, c.lkv, c.dv], dtype: kvDtype },
-    blockSize: c.block,
-    returnLse: true,
-    ...(c.scoreMod ? { scoreMod: c.scoreMod } : {}),
-    ...(c.maskMod ? { maskMod: c.maskMod } : {}),
-  };
-}
+const specOf = (c: Case, kvDtype: string = "bfloat16") => bf16SpecOf(c, "amx_tiles", kvDtype);
 
-function inputsOf(c: Case, seed: number): KernelInputs {
-  const r = rng(seed);
-  const uniform = (shape: number[], max: number) =>
-    tensor("bfloat16", shape, toBfloat16(Float32Array.from({ length: shape.reduce((x, y) => x * y) }, () => (r.float() * 2 - 1) * max)));
-  return { query: uniform([1, c.hq, c.lq, c.d], 1), key: uniform([1, c.hkv, c.lkv, c.d], 1), value: uniform([1, c.hkv, c.lkv, c.dv], c.vmax) };
-}
+const inputsOf = bf16InputsOf;
 
-/**
- * The bound of docs/spec.md ("bfloat16 dot products"): 2^-8 max|v| (P rounded to bf16) + 2^-8 |exact| (the output
- * rounded to bf16) + float32's tolerance times max|v| (the fp32 accumulation).
- */
-function expectWithinBound(got: Float32Array, want: Float64Array, vmax: number, what: string): void {
-  const fp32 = TOLERANCE.float32.atol * vmax;
-  for (let i = 0; i < want.length; i++) {
-    const bound = 2 ** -8 * vmax + 2 ** -8 * Math.abs(want[i]) + fp32;
-    if (!(Math.abs(got[i] - want[i]) <= bound)) expect.fail(`${what}: out[${i}] = ${got[i]}, reference ${want[i]}, bound ${bound}`);
-  }
-}
+const expectWithinBound = expectWithinBf16Bound;
 
 const kernels = new Map<string, Promise<Kernel>>();
 function kernelOf(c: Case, flags: string[], kvDtype: string = "bfloat16"): Promise<Kernel> {

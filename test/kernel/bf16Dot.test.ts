@@ -17,7 +17,6 @@ import { describe, expect, it } from "vitest";
 import { compile, type Kernel } from "../../src/index.js";
 import { compareOutputs, TOLERANCE } from "../../src/reference/compareOutputs.js";
 import { referenceAttention } from "../../src/reference/referenceAttention.js";
-import { rng } from "../../src/io/random.js";
 import type { QuantizedDType, TemplateName } from "../../src/ir/graph.js";
 import { fromBfloat16, toBfloat16 } from "../../src/runtime/dtypes.js";
 import { quantizeKv } from "../../src/runtime/quantize.js";
@@ -25,6 +24,7 @@ import { tensor, toFloat64 } from "../../src/runtime/tensor.js";
 import type { KernelInputs } from "../../src/runtime/validateInputs.js";
 import { FAST_BUILD_CXXFLAGS } from "../helpers/fastBuilds.js";
 import { instructionsPerFunction } from "../helpers/objdump.js";
+import { type Bf16Case, bf16InputsOf, bf16SpecOf, expectWithinBf16Bound } from "../helpers/bf16Bound.js";
 
 const CPU_FLAGS = new Set(readFileSync("/proc/cpuinfo", "utf8").match(/^flags\s*:(.*)$/m)?.[1].trim().split(/\s+/) ?? []);
 const SKIP = CPU_FLAGS.has("avx512_bf16") ? undefined : "this CPU has no avx512_bf16 (/proc/cpuinfo), so no build here takes the bf16 dot-product path";
@@ -46,20 +46,7 @@ const NO_LOOKUPS = [...FLAGS, "-DMD_NO_FP8_BYTE_LOOKUP"];
 /** The decode functions, with the P V helpers that -DMD_NO_FORCED_INLINE may leave apart. */
 const DECODE_PV_FUNCTIONS = /md_dec_task|md_dot_rows|md_dot_block|md_axpy/;
 
-interface Case {
-  name: string;
-  hq: number;
-  hkv: number;
-  d: number;
-  dv: number;
-  lq: number;
-  lkv: number;
-  block: [number, number];
-  /** Values are uniform in [-vmax, vmax]: the bound scales with max |v|. */
-  vmax: number;
-  scoreMod?: string;
-  maskMod?: string;
-}
+type Case = Bf16Case;
 
 const CASES: Case[] = [
   { name: "D 128, GQA 2, whole tiles and a partial last tile, |v| <= 8", hq: 4, hkv: 2, d: 128, dv: 128, lq: 150, lkv: 300, block: [128, 128], vmax: 8 },
@@ -68,39 +55,11 @@ const CASES: Case[] = [
   { name: "D 64, a sparse mask with fully masked rows", hq: 2, hkv: 2, d: 64, dv: 64, lq: 70, lkv: 90, block: [32, 32], vmax: 1, maskMod: "(q_idx + 2 * kv_idx) % 7 != 0 && q_idx % 11 != 3" },
 ];
 
-function specOf(c: Case, kvDtype: string = "bfloat16"): Record<string, unknown> {
-  return {
-    name: "bf16_dot",
-    query: { shape: [1, c.hq, c.lq, c.d], dtype: "bfloat16" },
-    key: { shape: [1, c.hkv, c.lkv, c.d], dtype: kvDtype },
-    value: { shape: [1, c.hkv, c.lkv, c.dv], dtype: kvDtype },
-    blockSize: c.block,
-    returnLse: true,
-    ...(c.scoreMod ? { scoreMod: c.scoreMod } : {}),
-    ...(c.maskMod ? { maskMod: c.maskMod } : {}),
-  };
-}
+const specOf = (c: Case, kvDtype: string = "bfloat16") => bf16SpecOf(c, "bf16_dot", kvDtype);
 
-function inputsOf(c: Case, seed: number): KernelInputs {
-  const r = rng(seed);
-  const uniform = (shape: number[], max: number) =>
-    tensor("bfloat16", shape, toBfloat16(Float32Array.from({ length: shape.reduce((x, y) => x * y) }, () => (r.float() * 2 - 1) * max)));
-  return { query: uniform([1, c.hq, c.lq, c.d], 1), key: uniform([1, c.hkv, c.lkv, c.d], 1), value: uniform([1, c.hkv, c.lkv, c.dv], c.vmax) };
-}
+const inputsOf = bf16InputsOf;
 
-/**
- * The bound of docs/spec.md: |out - exact| <= 2^-8 max|v| (P rounded to bf16, relative 2^-8 per weight: half an ulp
- * of 8 significant bits; the sum of weights from the unrounded fp32 P) + 2^-8 |exact| (the output rounded to bf16) +
- * the fp32 accumulation, taken as
- * float32's tolerance times max|v|.
- */
-function expectWithinBound(got: Float32Array, want: Float64Array, vmax: number, what: string): void {
-  const fp32 = TOLERANCE.float32.atol * vmax;
-  for (let i = 0; i < want.length; i++) {
-    const bound = 2 ** -8 * vmax + 2 ** -8 * Math.abs(want[i]) + fp32;
-    if (!(Math.abs(got[i] - want[i]) <= bound)) expect.fail(`${what}: out[${i}] = ${got[i]}, reference ${want[i]}, bound ${bound}`);
-  }
-}
+const expectWithinBound = expectWithinBf16Bound;
 
 /** Count of VDPBF16PS instructions in each function of a shared library that has any. */
 const vdpbf16psPerFunction = (so: string) => instructionsPerFunction(so, /\bvdpbf16ps\b/);
