@@ -141,36 +141,6 @@ describe("prefill on bf16 dot products (AVX512-BF16)", () => {
 
 });
 
-describe("prefill's cache of packed K/V tiles", () => {
-  /** B 2, GQA 4, 3 q blocks of 32, a causal mask (diagonal tiles packed apart), a partial last tile, 8-bit K/V too. */
-  const c: Case = { name: "tile cache", hq: 8, hkv: 2, d: 64, dv: 64, lq: 80, lkv: 80, block: [32, 32], vmax: 1, maskMod: "q_idx >= kv_idx" };
-  const spec = (kvDtype: string) => ({ ...specOf(c, kvDtype), query: { shape: [2, c.hq, c.lq, c.d], dtype: "bfloat16" }, key: { shape: [2, c.hkv, c.lkv, c.d], dtype: kvDtype }, value: { shape: [2, c.hkv, c.lkv, c.dv], dtype: kvDtype } });
-
-  it.for(["bfloat16", "int8"])("%s K/V: the outputs of a build without it (-DMD_NO_TILE_CACHE), bit for bit, on 1 and 2 threads", async (kvDtype, ctx) => {
-    ctx.skip(SKIP !== undefined, SKIP);
-    const [cached, uncached] = await Promise.all([
-      compile(spec(kvDtype), { cxxflags: FLAGS, tuning: false }),
-      compile(spec(kvDtype), { cxxflags: [...FLAGS, "-DMD_NO_TILE_CACHE"], tuning: false }),
-    ]);
-    const both = { ...c, lq: 2 * c.lq, lkv: 2 * c.lkv }; // two sequences' worth of values, reshaped to B 2
-    const flat = inputsOf(both, 17);
-    const at = (x: KernelInputs["query"], h: number, l: number, d: number) => tensor("bfloat16", [2, h, l, d], x.data as Uint16Array);
-    let inputs: KernelInputs = { query: at(flat.query, c.hq, c.lq, c.d), key: at(flat.key, c.hkv, c.lkv, c.d), value: at(flat.value, c.hkv, c.lkv, c.dv) };
-    if (kvDtype === "int8") {
-      const key = quantizeKv(inputs.key, "int8"), value = quantizeKv(inputs.value, "int8");
-      inputs = { ...inputs, key: key.codes, value: value.codes, keyScale: key.scale, valueScale: value.scale };
-    }
-    const want = referenceAttention(cached.graph, inputs);
-    for (const numThreads of [1, 2]) {
-      const a = cached.run(inputs, { template: "flash_attention", numThreads });
-      const b = uncached.run(inputs, { template: "flash_attention", numThreads });
-      expect(Array.from(a.out.data as Uint16Array), `${numThreads} thread(s)`).toEqual(Array.from(b.out.data as Uint16Array));
-      const cmp = compareOutputs(toFloat64(a.out), want.out, TOLERANCE.bfloat16);
-      expect(cmp.ok, JSON.stringify(cmp.firstFailure)).toBe(true);
-    }
-  });
-});
-
 describe.each(CASES)("bf16 dot products: $name", (c) => {
   it("stays within the stated bound of the float64 reference and differs from the fp32 path", async (ctx) => {
     ctx.skip(SKIP !== undefined, SKIP);
