@@ -108,9 +108,10 @@ MD_INLINE float md_vhmax(md_vf v) { return v; }
 
 /* ------------------------------------------------------------------------------------------------------------ */
 /* exp. Range-reduced polynomial (Cody-Waite split of ln 2, Cephes degree-6 minimax on [-ln2/2, ln2/2]), about
- * 1 ulp. The input is clamped to [-110, 89] first; 2^n is applied as two factors 2^(n/2) * 2^(n-n/2) so the
- * clamped range needs no special cases: exp(-inf) and anything below about -103.9 round to exactly 0, subnormal
- * results are produced by one final rounding, and inputs above ln(FLT_MAX) give +inf. NaN propagates. */
+ * 1 ulp. The input is clamped to [-110, 89] first; 2^n is applied as two factors 2^(n/2) * 2^(n-n/2) (on AVX-512 by
+ * one VSCALEFPS, with the same result) so the clamped range needs no special cases: exp(-inf) and anything below
+ * about -103.9 round to exactly 0, subnormal results are produced by one final rounding, and inputs above
+ * ln(FLT_MAX) give +inf. NaN propagates. */
 #define MD_EXP_LO (-110.0f)
 #define MD_EXP_HI (89.0f)
 #define MD_LOG2E 1.44269504088896341f

@@ -1,4 +1,5 @@
 import { expect } from "vitest";
+import { compile, type Kernel } from "../../src/index.js";
 import { rng } from "../../src/io/random.js";
 import { TOLERANCE } from "../../src/reference/compareOutputs.js";
 import { toBfloat16 } from "../../src/runtime/dtypes.js";
@@ -57,4 +58,18 @@ export function expectWithinBf16Bound(got: Float32Array, want: Float64Array, vma
     const bound = 2 ** -8 * vmax + 2 ** -8 * Math.abs(want[i]) + fp32;
     if (!(Math.abs(got[i] - want[i]) <= bound)) expect.fail(`${what}: out[${i}] = ${got[i]}, reference ${want[i]}, bound ${bound}`);
   }
+}
+
+/**
+ * A memoised compile() of a file's cases (spec name `name`): one build per case, K/V dtype and flags, started when first
+ * asked for, so a file can start all its builds at import and its tests share them.
+ */
+export function bf16Kernels(name: string): (c: Bf16Case, flags: string[], kvDtype?: string) => Promise<Kernel> {
+  const kernels = new Map<string, Promise<Kernel>>();
+  return (c, flags, kvDtype = "bfloat16") => {
+    const key = `${c.name}|${kvDtype}|${flags.join(" ")}`;
+    let k = kernels.get(key);
+    if (!k) kernels.set(key, (k = compile(bf16SpecOf(c, name, kvDtype), { cxxflags: flags, tuning: false })));
+    return k;
+  };
 }

@@ -11,7 +11,7 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { compile, type Kernel } from "../../src/index.js";
+import type { Kernel } from "../../src/index.js";
 import { compareOutputs, TOLERANCE } from "../../src/reference/compareOutputs.js";
 import { referenceAttention } from "../../src/reference/referenceAttention.js";
 import type { QuantizedDType } from "../../src/ir/graph.js";
@@ -21,7 +21,7 @@ import { tensor, toFloat64 } from "../../src/runtime/tensor.js";
 import type { KernelInputs } from "../../src/runtime/validateInputs.js";
 import { FAST_BUILD_CXXFLAGS } from "../helpers/fastBuilds.js";
 import { instructionsPerFunction } from "../helpers/objdump.js";
-import { type Bf16Case, bf16InputsOf, bf16SpecOf, expectWithinBf16Bound } from "../helpers/bf16Bound.js";
+import { type Bf16Case, bf16InputsOf, bf16Kernels, expectWithinBf16Bound } from "../helpers/bf16Bound.js";
 
 const CPU_FLAGS = new Set(readFileSync("/proc/cpuinfo", "utf8").match(/^flags\s*:(.*)$/m)?.[1].trim().split(/\s+/) ?? []);
 const SKIP = CPU_FLAGS.has("amx_bf16") && CPU_FLAGS.has("amx_tile") ? undefined : "this CPU has no amx_bf16 and amx_tile (/proc/cpuinfo), so no build here takes the AMX tile path";
@@ -52,19 +52,9 @@ const DECODE_G4: Case = { name: "decode G 4", hq: 8, hkv: 2, d: 64, dv: 64, lq: 
 const DECODE_G1: Case = { name: "decode G 1", hq: 2, hkv: 2, d: 64, dv: 64, lq: 1, lkv: 300, block: [32, 32], vmax: 1 };
 const FORMATS: QuantizedDType[] = ["int8", "float8_e4m3fn"];
 
-const specOf = (c: Case, kvDtype: string = "bfloat16") => bf16SpecOf(c, "amx_tiles", kvDtype);
-
 const inputsOf = bf16InputsOf;
-
 const expectWithinBound = expectWithinBf16Bound;
-
-const kernels = new Map<string, Promise<Kernel>>();
-function kernelOf(c: Case, flags: string[], kvDtype: string = "bfloat16"): Promise<Kernel> {
-  const key = `${c.name}|${kvDtype}|${flags.join(" ")}`;
-  let k = kernels.get(key);
-  if (!k) kernels.set(key, (k = compile(specOf(c, kvDtype), { cxxflags: flags, tuning: false })));
-  return k;
-}
+const kernelOf = bf16Kernels("amx_tiles");
 
 /* Every kernel of the file starts building at import (compile() runs one g++ per core), only where the tests run. */
 if (SKIP === undefined) {

@@ -14,7 +14,7 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { compile, type Kernel } from "../../src/index.js";
+import type { Kernel } from "../../src/index.js";
 import { compareOutputs, TOLERANCE } from "../../src/reference/compareOutputs.js";
 import { referenceAttention } from "../../src/reference/referenceAttention.js";
 import type { QuantizedDType, TemplateName } from "../../src/ir/graph.js";
@@ -24,7 +24,7 @@ import { tensor, toFloat64 } from "../../src/runtime/tensor.js";
 import type { KernelInputs } from "../../src/runtime/validateInputs.js";
 import { FAST_BUILD_CXXFLAGS } from "../helpers/fastBuilds.js";
 import { instructionsPerFunction } from "../helpers/objdump.js";
-import { type Bf16Case, bf16InputsOf, bf16SpecOf, expectWithinBf16Bound } from "../helpers/bf16Bound.js";
+import { type Bf16Case, bf16InputsOf, bf16Kernels, expectWithinBf16Bound } from "../helpers/bf16Bound.js";
 
 const CPU_FLAGS = new Set(readFileSync("/proc/cpuinfo", "utf8").match(/^flags\s*:(.*)$/m)?.[1].trim().split(/\s+/) ?? []);
 const SKIP = CPU_FLAGS.has("avx512_bf16") ? undefined : "this CPU has no avx512_bf16 (/proc/cpuinfo), so no build here takes the bf16 dot-product path";
@@ -55,10 +55,7 @@ const CASES: Case[] = [
   { name: "D 64, a sparse mask with fully masked rows", hq: 2, hkv: 2, d: 64, dv: 64, lq: 70, lkv: 90, block: [32, 32], vmax: 1, maskMod: "(q_idx + 2 * kv_idx) % 7 != 0 && q_idx % 11 != 3" },
 ];
 
-const specOf = (c: Case, kvDtype: string = "bfloat16") => bf16SpecOf(c, "bf16_dot", kvDtype);
-
 const inputsOf = bf16InputsOf;
-
 const expectWithinBound = expectWithinBf16Bound;
 
 /** Count of VDPBF16PS instructions in each function of a shared library that has any. */
@@ -83,13 +80,7 @@ const DECODE_NONFINITE_CASE: Case = {
 const EIGHT_BIT_CASE: Case = { name: "8-bit", hq: 4, hkv: 2, d: 72, dv: 40, lq: 131, lkv: 131, block: [64, 64], vmax: 1, maskMod: "q_idx >= kv_idx && kv_idx % 9 != 4" };
 const FORMATS: QuantizedDType[] = ["int8", "float8_e4m3fn", "float8_e5m2"];
 
-const kernels = new Map<string, Promise<Kernel>>();
-function kernelOf(c: Case, flags: string[], kvDtype: string = "bfloat16"): Promise<Kernel> {
-  const key = `${c.name}|${kvDtype}|${flags.join(" ")}`;
-  let k = kernels.get(key);
-  if (!k) kernels.set(key, (k = compile(specOf(c, kvDtype), { cxxflags: flags, tuning: false })));
-  return k;
-}
+const kernelOf = bf16Kernels("bf16_dot");
 
 /*
  * Every kernel of the file starts building at import, so the builds run side by side (compile() runs one g++ per core)
