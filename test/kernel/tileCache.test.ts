@@ -3,8 +3,9 @@
  * path, on every machine (fp32 panels, or bf16 pairs where the CPU has AVX512-BF16, on AMX tiles where it has those),
  * against a build without it (-DMD_NO_TILE_CACHE), bit for bit, on one and two threads, and within the dtype's
  * tolerance of the float64 reference. B 2 (the cache's owner changes with the sequence), GQA 4 and 3 q blocks (tiles
- * shared across heads and q blocks), causal (diagonal tiles packed apart), a partial last tile; int8 K/V with a bf16
- * query (cached scales).
+ * shared across heads and q blocks), a partial last tile; int8 K/V with a bf16 query (cached scales). Two masks: causal,
+ * whose diagonal tiles keep every position (packed whole, so cached), and causal shifted by 4, whose diagonal tiles
+ * keep fewer positions than the tile holds (packed apart, not cached), and whose first query rows keep none.
  */
 import { describe, expect, it } from "vitest";
 import { compile } from "../../src/index.js";
@@ -22,23 +23,25 @@ const CASES = [
   { dtype: "bfloat16", kv: "int8" },
 ] as const;
 
-function specOf(dtype: string, kv: string): Record<string, unknown> {
+const MASKS = ["q_idx >= kv_idx", "q_idx >= kv_idx + 4"];
+
+function specOf(dtype: string, kv: string, maskMod: string): Record<string, unknown> {
   return {
     name: "tile_cache",
     query: { shape: [2, 8, 80, 64], dtype },
     key: { shape: [2, 2, 80, 64], dtype: kv },
     value: { shape: [2, 2, 80, 64], dtype: kv },
     blockSize: [32, 32],
-    maskMod: "q_idx >= kv_idx",
+    maskMod,
     returnLse: true,
   };
 }
 
 describe.each(CASES)("prefill's cache of packed tiles, $dtype query, $kv K/V", ({ dtype, kv }) => {
-  it("gives the outputs of a build without it (-DMD_NO_TILE_CACHE), bit for bit, on 1 and 2 threads", async () => {
+  it.each(MASKS)("gives the outputs of a build without it (-DMD_NO_TILE_CACHE), bit for bit, on 1 and 2 threads: %s", async (maskMod) => {
     const [cached, uncached] = await Promise.all([
-      compile(specOf(dtype, kv), { cxxflags: FAST_BUILD_CXXFLAGS, tuning: false }),
-      compile(specOf(dtype, kv), { cxxflags: [...FAST_BUILD_CXXFLAGS, "-DMD_NO_TILE_CACHE"], tuning: false }),
+      compile(specOf(dtype, kv, maskMod), { cxxflags: FAST_BUILD_CXXFLAGS, tuning: false }),
+      compile(specOf(dtype, kv, maskMod), { cxxflags: [...FAST_BUILD_CXXFLAGS, "-DMD_NO_TILE_CACHE"], tuning: false }),
     ]);
     // int8 K/V come quantized from random values, with per-(token, head) scales
     const inputs: KernelInputs = generateInputs(cached.graph, 23);
