@@ -15,6 +15,7 @@ import { sha256 } from "./cacheKey.js";
 import type { CompilerInfo } from "./compilerInfo.js";
 import { withCompilerSlot } from "./compilerSlots.js";
 import { tempPrefix } from "./entryLayout.js";
+import { withLock } from "./lock.js";
 import { compilerEnv } from "./options.js";
 
 /** A header a source includes first, by name; its text is part of the including entry's cache key. */
@@ -67,10 +68,23 @@ export function precompiledPrelude(
   return result;
 }
 
+/**
+ * The .gch in `dir`, made now if no process has made it. One process at a time makes it (a lock beside the directory,
+ * `<dir>.lock`), and the others wait and then find it: processes that each compile their first kernel of the same
+ * flags at once (the test files, `cache warm` beside a server) otherwise each made their own, of which one was kept
+ * (a cold `npm test` made the -O0 prelude 9 times, 1.5 s of g++ each).
+ */
 async function findOrPrecompile(cacheDir: string, dir: string, prelude: Prelude, argv: readonly string[], background: boolean): Promise<string | undefined> {
   const gch = join(dir, `${prelude.name}.gch`);
   if (await exists(gch)) return gch;
   await mkdir(pchRoot(cacheDir), { recursive: true });
+  return withLock(`${dir}.lock`, () => precompile(cacheDir, dir, prelude, argv, background));
+}
+
+async function precompile(cacheDir: string, dir: string, prelude: Prelude, argv: readonly string[], background: boolean): Promise<string | undefined> {
+  const gch = join(dir, `${prelude.name}.gch`);
+  // Whoever held the lock before us may have just made it.
+  if (await exists(gch)) return gch;
   await mkdir(join(cacheDir, "tmp"), { recursive: true });
   const build = await mkdtemp(tempPrefix(cacheDir, "pch"));
   try {

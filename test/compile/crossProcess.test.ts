@@ -74,6 +74,19 @@ describe("the disk cache across processes", () => {
     expect(callAnswer(libraries[0].soPath)).toBe(42);
   });
 
+  it("precompiles a prelude once when two processes build with it at the same time", async () => {
+    const countFile = join(root, "count");
+    const prelude = { name: "answer_prelude.h", text: "static inline int md_prelude_answer(int x) { return x; }\n" };
+    const withPrelude = (value: number) => `#include "answer_prelude.h"\nextern "C" int md_answer() { return md_prelude_answer(${value}); }\n`;
+    // Two libraries of different keys build side by side (one second each), then both want the prelude's .gch: one
+    // makes it while the other waits for the lock and finds it.
+    const env = { MD_TEST_COUNT: countFile, MD_TEST_SLEEP: "1" };
+    const [a, b] = await Promise.all([child(withPrelude(47), env, prelude), child(withPrelude(48), env, prelude)]);
+    expect([JSON.parse(a.stdout).fromCache, JSON.parse(b.stdout).fromCache]).toEqual(["compiled", "compiled"]);
+    expect(await builds(countFile)).toBe(3);
+    expect((await readdir(join(cacheDir, "pch"))).filter((name) => /^[0-9a-f]{64}$/.test(name))).toHaveLength(1);
+  });
+
   it("leaves nothing loadable when a build is killed, and the next run rebuilds", async () => {
     const hangFile = join(root, "hang-pid");
     const doomed = child(answerSource(43), { MD_TEST_HANG: hangFile });
@@ -108,7 +121,8 @@ describe("the disk cache across processes", () => {
       await doomed.catch(() => undefined);
       return before;
     };
-    const pchCount = async () => (await readdir(join(cacheDir, "pch")).catch(() => [])).length;
+    // Published preludes: a precompilation killed while it held its lock leaves the lock (`<key>.lock`) beside them.
+    const pchCount = async () => (await readdir(join(cacheDir, "pch")).catch(() => [])).filter((name) => /^[0-9a-f]{64}$/.test(name)).length;
     // No .gch yet: the library build itself dies.
     expect(await kill(44, join(root, "hang-build"))).toEqual((await listCache(cacheDir)).map((e) => e.key));
     expect(await pchCount()).toBe(0);
