@@ -1928,17 +1928,47 @@ MD_INLINE void md_scale_row(float* s, int64_t n, float scale) {
   for (; j < n; ++j) s[j] *= scale;
 }
 
+/* Where md_softmax_row puts the weights p: back into the scores (md_p_in_place), or, for the bf16 products, rounded
+ * into bf16 pairs (md_p_as_pairs below). vec stores the vector of p at j; the row's last n % MD_W weights are always
+ * written to s, and `end` takes them from there. (Member functions: implicitly inline, and a few instructions.) */
+struct md_p_in_place {
+  void vec(float* s, int64_t j, md_vf p) const { md_vstore(s + j, p); }
+  void end(const float*, int64_t, int64_t) const {}
+};
+
+#if defined(MD_BF16_DOT)
+/* p (times col_scale[j] when given) rounded to bf16 into out[0..n), with a zero at out[n] for an odd n: the bf16
+ * pairs md_round_pairs makes of the same values, by the same instructions, without storing p as fp32 and reading it
+ * back (bf16 prefill, a tile of scores is 64 KB: more than L1 holds). */
+struct md_p_as_pairs {
+  uint16_t* out;
+  const float* col_scale;
+  void vec(float*, int64_t j, __m512 p) const {
+    if (col_scale) p = _mm512_mul_ps(p, _mm512_loadu_ps(col_scale + j));
+    _mm256_storeu_si256((__m256i*)(out + j), (__m256i)_mm512_cvtneps_pbh(p));
+  }
+  void end(const float* s, int64_t from, int64_t n) const {
+    for (int64_t j = from; j < n; j += 16) {
+      __m512 p = _mm512_maskz_loadu_ps(md_lanes16(n - j), s + j);
+      if (col_scale) p = _mm512_mul_ps(p, _mm512_maskz_loadu_ps(md_lanes16(n - j), col_scale + j));
+      _mm256_mask_storeu_epi16(out + j, (__mmask16)md_lanes16(n - j), (__m256i)_mm512_cvtneps_pbh(p));
+    }
+    if (n % 2) out[n] = 0;
+  }
+};
+#endif
+
 /* Online softmax update of one row against n new scores s[0..n) (masked = -inf). When SCALE_FIRST the values are
  * raw q.k and are multiplied by scale here (the caller had nothing to apply between scaling and softmax); with a
  * positive scale max(s * scale) == max(s) * scale exactly (rounding is monotonic), so the multiplication moves into
- * the exp pass and the max pass only reads. On return s[0..n) holds p = exp(s - m_new), *m and *l are updated and
- * the result is the factor exp(m_old - m_new) that the row's output accumulator must be multiplied by. A row that
- * is still fully masked keeps m = -inf, l = 0, p = 0. */
-template <bool SCALE_FIRST>
-MD_INLINE float md_softmax_row(float* s, int64_t n, float scale, float* m, float* l) {
+ * the exp pass and the max pass only reads. On return the weights p = exp(s - m_new) are where `out` puts them (by
+ * default s[0..n)), *m and *l are updated and the result is the factor exp(m_old - m_new) that the row's output
+ * accumulator must be multiplied by. A row that is still fully masked keeps m = -inf, l = 0, p = 0. */
+template <bool SCALE_FIRST, class Out = md_p_in_place>
+MD_INLINE float md_softmax_row(float* s, int64_t n, float scale, float* m, float* l, const Out& out = Out{}) {
   if (SCALE_FIRST && !(scale > 0.0f)) {
     md_scale_row(s, n, scale);
-    return md_softmax_row<false>(s, n, 1.0f, m, l);
+    return md_softmax_row<false>(s, n, 1.0f, m, l, out);
   }
   const int64_t nv = n / MD_W * MD_W;
   md_vf vmax = md_vset1(-INFINITY);
@@ -1956,6 +1986,7 @@ MD_INLINE float md_softmax_row(float* s, int64_t n, float scale, float* m, float
       nan |= s[j] != s[j];
       s[j] = 0.0f;
     }
+    out.end(s, 0, n);
     if (nan) *l = NAN;
     return 1.0f;
   }
@@ -1965,7 +1996,7 @@ MD_INLINE float md_softmax_row(float* s, int64_t n, float scale, float* m, float
     md_vf x = md_vload(s + j);
     if (SCALE_FIRST) x = md_vmul(x, sv);
     const md_vf p = md_vexp(md_vsub(x, mv));
-    md_vstore(s + j, p);
+    out.vec(s, j, p);
     vsum = md_vadd(vsum, p);
   }
   float sum = md_vhsum(vsum);
@@ -1974,6 +2005,7 @@ MD_INLINE float md_softmax_row(float* s, int64_t n, float scale, float* m, float
     s[j] = p;
     sum += p;
   }
+  out.end(s, nv, n);
   const float alpha = m_old == -INFINITY ? 0.0f : md_exp_scalar(m_old - m_new);
   *l = *l * alpha + sum;
   *m = m_new;

@@ -152,6 +152,31 @@ describe.each(CASES)("bf16 dot products: $name", (c) => {
   });
 });
 
+describe("bf16 prefill: P rounded in the softmax's pass", () => {
+  /*
+   * Rows that call no mod get their weights rounded to bf16 pairs as the softmax computes them (md_fa_softmax_pairs);
+   * rows whose score_mod runs are rounded from S afterwards (md_round_pairs). A score_mod that changes no value but is
+   * not the identity sends every tile the second way: the outputs must be the same bits. No mask_mod, so that every
+   * tile is full (a causal diagonal's prefix rows sum their weights in another order than a row of the whole tile).
+   */
+  const plain: Case = { name: "plain", hq: 4, hkv: 2, d: 72, dv: 40, lq: 150, lkv: 173, block: [64, 64], vmax: 2 };
+  const throughMods: Case = { ...plain, name: "through mods", scoreMod: "where(kv_idx < 1000000, score, 0.0)" };
+  it.for(["bfloat16", "int8"])("gives the bits of rounding after the softmax, %s K/V", async (kvDtype, ctx) => {
+    ctx.skip(SKIP !== undefined, SKIP);
+    const [fused, after] = await Promise.all([kernelOf(plain, FLAGS, kvDtype), kernelOf(throughMods, FLAGS, kvDtype)]);
+    const inputs = inputsOf(plain, 5);
+    if (kvDtype === "int8") {
+      const [key, value] = [quantizeKv(inputs.key, "int8"), quantizeKv(inputs.value, "int8")];
+      Object.assign(inputs, { key: key.codes, value: value.codes, keyScale: key.scale, valueScale: value.scale });
+    }
+    const a = fused.run(inputs, { template: "flash_attention" });
+    const b = after.run(inputs, { template: "flash_attention" });
+    expect(Array.from(a.out.data)).toEqual(Array.from(b.out.data));
+    expect(Array.from(a.lse!.data)).toEqual(Array.from(b.lse!.data));
+    expectWithinBound(fromBfloat16(a.out.data as Uint16Array), referenceAttention(fused.graph, inputs).out, plain.vmax, kvDtype);
+  });
+});
+
 /**
  * Case c against the reference with inf and NaN written into V: one element of every ninth position from `masked` on
  * (positions the mask drops) and +inf at column 3 of position `attended`; checks the kernel's output, returns the
