@@ -718,22 +718,31 @@ MD_INLINE bool md_pack_pairs_interleaved(const void* const* rows, int64_t n, uin
   return nonfinite == 0;
 }
 
-/* dst[i][0 .. md_pairs(n)) = s[i][0..n) rounded to bf16 (nearest even), as pairs, for i < rows; an odd n ends with a
- * zero element. What s holds past n is not read. With col_scale, s[i][j] * col_scale[j] is rounded instead (the fp32
- * product, as md_scale_columns stores it, in the same pass). */
+/* Weights p (times col_scale[j] when given: the fp32 product, as md_scale_columns stores it) rounded to bf16 (nearest
+ * even) into out[0..n), with a zero at out[n] for an odd n: bf16 pairs for P V. As an output of md_softmax_row, vec
+ * rounds each vector of p as the softmax computes it, without storing it as fp32 and reading it back (bf16 prefill: a
+ * tile of scores is 64 KB, more than L1 holds); end rounds s[from..n), which it reads no further than n. */
+struct md_p_as_pairs {
+  uint16_t* out;
+  const float* col_scale;
+  void vec(float*, int64_t j, __m512 p) const {
+    if (col_scale) p = _mm512_mul_ps(p, _mm512_loadu_ps(col_scale + j));
+    _mm256_storeu_si256((__m256i*)(out + j), (__m256i)_mm512_cvtneps_pbh(p));
+  }
+  void end(const float* s, int64_t from, int64_t n) const {
+    for (int64_t j = from; j < n; j += 16) {
+      __m512 p = _mm512_maskz_loadu_ps(md_lanes16(n - j), s + j);
+      if (col_scale) p = _mm512_mul_ps(p, _mm512_maskz_loadu_ps(md_lanes16(n - j), col_scale + j));
+      _mm256_mask_storeu_epi16(out + j, (__mmask16)md_lanes16(n - j), (__m256i)_mm512_cvtneps_pbh(p));
+    }
+    if (n % 2) out[n] = 0;
+  }
+};
+
+/* dst[i][0 .. md_pairs(n)) = s[i][0..n) (times col_scale) rounded to bf16 pairs, for i < rows (md_p_as_pairs). */
 MD_INLINE void md_round_pairs(const float* s, int64_t lds, int64_t rows, int64_t n, uint32_t* dst, int64_t ldd,
                               const float* col_scale = nullptr) {
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < n; j += 32) {
-      __m512 lo = _mm512_maskz_loadu_ps(md_lanes16(n - j), s + i * lds + j);
-      __m512 hi = _mm512_maskz_loadu_ps(md_lanes16(n - j - 16), s + i * lds + j + 16);
-      if (col_scale) {
-        lo = _mm512_mul_ps(lo, _mm512_maskz_loadu_ps(md_lanes16(n - j), col_scale + j));
-        hi = _mm512_mul_ps(hi, _mm512_maskz_loadu_ps(md_lanes16(n - j - 16), col_scale + j + 16));
-      }
-      const __m512bh w = _mm512_cvtne2ps_pbh(hi, lo);
-      _mm512_mask_storeu_epi32(dst + i * ldd + j / 2, md_lanes16(md_pairs(n - j)), (__m512i)w);
-    }
+  for (int64_t i = 0; i < rows; ++i) md_p_as_pairs{(uint16_t*)(dst + i * ldd), col_scale}.end(s + i * lds, 0, n);
 }
 
 /* md_micro_gemm on bf16 pairs: A rows and B strips of words, k pairs, fp32 accumulators. */
@@ -1929,34 +1938,12 @@ MD_INLINE void md_scale_row(float* s, int64_t n, float scale) {
 }
 
 /* Where md_softmax_row puts the weights p: back into the scores (md_p_in_place), or, for the bf16 products, rounded
- * into bf16 pairs (md_p_as_pairs below). vec stores the vector of p at j; the row's last n % MD_W weights are always
+ * into bf16 pairs (md_p_as_pairs). vec stores the vector of p at j; the row's last n % MD_W weights are always
  * written to s, and `end` takes them from there. (Member functions: implicitly inline, and a few instructions.) */
 struct md_p_in_place {
   void vec(float* s, int64_t j, md_vf p) const { md_vstore(s + j, p); }
   void end(const float*, int64_t, int64_t) const {}
 };
-
-#if defined(MD_BF16_DOT)
-/* p (times col_scale[j] when given) rounded to bf16 into out[0..n), with a zero at out[n] for an odd n: the bf16
- * pairs md_round_pairs makes of the same values, by the same instructions, without storing p as fp32 and reading it
- * back (bf16 prefill, a tile of scores is 64 KB: more than L1 holds). */
-struct md_p_as_pairs {
-  uint16_t* out;
-  const float* col_scale;
-  void vec(float*, int64_t j, __m512 p) const {
-    if (col_scale) p = _mm512_mul_ps(p, _mm512_loadu_ps(col_scale + j));
-    _mm256_storeu_si256((__m256i*)(out + j), (__m256i)_mm512_cvtneps_pbh(p));
-  }
-  void end(const float* s, int64_t from, int64_t n) const {
-    for (int64_t j = from; j < n; j += 16) {
-      __m512 p = _mm512_maskz_loadu_ps(md_lanes16(n - j), s + j);
-      if (col_scale) p = _mm512_mul_ps(p, _mm512_maskz_loadu_ps(md_lanes16(n - j), col_scale + j));
-      _mm256_mask_storeu_epi16(out + j, (__mmask16)md_lanes16(n - j), (__m256i)_mm512_cvtneps_pbh(p));
-    }
-    if (n % 2) out[n] = 0;
-  }
-};
-#endif
 
 /* Online softmax update of one row against n new scores s[0..n) (masked = -inf). When SCALE_FIRST the values are
  * raw q.k and are multiplied by scale here (the caller had nothing to apply between scaling and softmax); with a

@@ -82,6 +82,15 @@ const FORMATS: QuantizedDType[] = ["int8", "float8_e4m3fn", "float8_e5m2"];
 
 const kernelOf = bf16Kernels("bf16_dot");
 
+/** bf16 inputs of case `of` with K and V quantized: int8 per (token, head) scales, fp8 uneven per-head scales. */
+function quantizedInputs(dtype: QuantizedDType, seed: number, of: Case = EIGHT_BIT_CASE): KernelInputs {
+  const inputs = inputsOf(of, seed);
+  const options = dtype === "int8" ? {} : { scale: [0.5, 1.25].slice(0, of.hkv) };
+  const key = quantizeKv(inputs.key, dtype, options);
+  const value = quantizeKv(inputs.value, dtype, options);
+  return { ...inputs, key: key.codes, value: value.codes, keyScale: key.scale, valueScale: value.scale };
+}
+
 /*
  * Every kernel of the file starts building at import, so the builds run side by side (compile() runs one g++ per core)
  * instead of one after another as the tests reach them; a failed build surfaces in its test. Only where the tests run.
@@ -164,11 +173,7 @@ describe("bf16 prefill: P rounded in the softmax's pass", () => {
   it.for(["bfloat16", "int8"])("gives the bits of rounding after the softmax, %s K/V", async (kvDtype, ctx) => {
     ctx.skip(SKIP !== undefined, SKIP);
     const [fused, after] = await Promise.all([kernelOf(plain, FLAGS, kvDtype), kernelOf(throughMods, FLAGS, kvDtype)]);
-    const inputs = inputsOf(plain, 5);
-    if (kvDtype === "int8") {
-      const [key, value] = [quantizeKv(inputs.key, "int8"), quantizeKv(inputs.value, "int8")];
-      Object.assign(inputs, { key: key.codes, value: value.codes, keyScale: key.scale, valueScale: value.scale });
-    }
+    const inputs = kvDtype === "int8" ? quantizedInputs("int8", 5, plain) : inputsOf(plain, 5);
     const a = fused.run(inputs, { template: "flash_attention" });
     const b = after.run(inputs, { template: "flash_attention" });
     expect(Array.from(a.out.data)).toEqual(Array.from(b.out.data));
@@ -215,15 +220,6 @@ describe("bf16 dot products: inf and NaN in V", () => {
 
 describe("bf16 dot products: 8-bit K/V with a bf16 query", () => {
   const c = EIGHT_BIT_CASE;
-
-  /** bf16 inputs with K and V quantized: int8 per (token, head) scales, fp8 uneven per-head scales. */
-  function quantizedInputs(dtype: QuantizedDType, seed: number, of: Case = c): KernelInputs {
-    const inputs = inputsOf(of, seed);
-    const options = dtype === "int8" ? {} : { scale: [0.5, 1.25].slice(0, of.hkv) };
-    const key = quantizeKv(inputs.key, dtype, options);
-    const value = quantizeKv(inputs.value, dtype, options);
-    return { ...inputs, key: key.codes, value: value.codes, keyScale: key.scale, valueScale: value.scale };
-  }
 
   /** max |scale * code| of a quantized value tensor [1, Hkv, L, Dv]. */
   function maxAbsValue(value: KernelInputs["value"], scale: KernelInputs["valueScale"], dtype: QuantizedDType, of: Case = c): number {
