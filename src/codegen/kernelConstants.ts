@@ -80,9 +80,9 @@ const MAX_KV_TILE = 128;
  * softmax work while keeping two tiles of scores (the software pipeline) small.
  * fp32 K/V on AVX-512 (engine.cpp.njk picks it where vectors hold 16 floats) decode 128 positions a tile: 64 KB of
  * each of K and V a step at D 128. Interleaved against 64 on an AMD AVX-512 VM (kv 16384, D 128, Hkv 8, B 1), G 1
- * took 0.90-0.95x the time on one thread and 0.93-0.95x on two, G 4 0.98-1.02x; the same tile made bf16 G 1 and G 4
- * 3-9% slower (their dot products decode from 16 KB of each stream a step), fp16 G 1 2-5% faster and 8-bit K/V no
- * different, so only fp32 takes it.
+ * took 0.90-0.95x the time on one thread and 0.86-0.95x on two, G 4 0.97-1.02x; the same tile made bf16 up to 9%
+ * slower (its dot products decode from 16 KB of each stream a step), fp16 G 1 2-5% faster and 8-bit K/V no
+ * different, so only fp32 takes it (docs/benchmarks.md, "The AMD VM kind, a second session").
  */
 const MAX_DECODE_KV_TILE = 64;
 const MAX_DECODE_KV_TILE_WIDE = 128;
